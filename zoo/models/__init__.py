@@ -1,0 +1,1 @@
+"""One file per model: its config dataclass and its keras.Model subclass."""

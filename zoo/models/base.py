@@ -1,0 +1,72 @@
+"""What every zoo model shares: config handling, loss trackers, and the hooks that the
+trainer, the evaluator and the exporter call."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+
+from zoo import ZooError
+
+
+def check_positive(name, value):
+    if not isinstance(value, (int, np.integer)) or value < 1:
+        raise ZooError(f"{name} must be a positive integer, got {value!r}")
+
+
+class ZooModel(keras.Model):
+    """Base class. Subclasses set ``Config`` (a dataclass) and ``tracked`` (names of the
+    Mean metrics their ``train_step``/``test_step`` report), and implement:
+
+    - ``signatures()``: the inference methods the exporter turns into SavedModel/TFLite
+      signatures (``zoo.export.Signature``), serving_default first;
+    - ``evaluate_arrays(images, labels)``: model-specific numbers for the card;
+    - ``pictures(images, labels)``: name → image grid for the export folder;
+    - ``preview()``: a small image grid drawn at the end of every epoch.
+    """
+
+    Config = None
+    tracked = ("loss",)
+
+    def __init__(self, config=None, **kwargs):
+        name = kwargs.pop("name", None) or type(self).__name__.lower()
+        super().__init__(name=name, **kwargs)
+        if isinstance(config, dict):
+            config = self.Config(**config)
+        self.config = config or self.Config()
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in self.tracked}
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def update_trackers(self, **values):
+        for name, value in values.items():
+            self.trackers[name].update_state(value)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def get_config(self):
+        return {"config": dataclasses.asdict(self.config), "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def config_dict(self):
+        return dataclasses.asdict(self.config)
+
+    def compile_default(self, learning_rate):
+        """The optimizer a recipe trains with (models with two optimizers override this)."""
+        self.compile(optimizer=keras.optimizers.Adam(learning_rate))
+
+    # Hooks with neutral defaults.
+    def evaluate_arrays(self, images, labels):
+        return {}
+
+    def pictures(self, images, labels):
+        return {}
+
+    def preview(self):
+        return None
