@@ -146,7 +146,7 @@ def load(name, split, data_dir=None) -> tf.data.Dataset:
         images, labels = mnist5k(split)
         return tf.data.Dataset.from_tensor_slices((images, labels))
     builder = _tfds_builder(name, data_dir)
-    if split not in builder.info.splits:
+    if builder.info.splits and split not in builder.info.splits:
         raise DataError(f"dataset {name!r} has splits {sorted(builder.info.splits)}, not {split!r}")
     ds = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
     return ds.map(_to_unit_float, num_parallel_calls=tf.data.AUTOTUNE)

@@ -74,7 +74,7 @@ class Input:
 
     def check(self, signature, x):
         """In-graph validation; returns ``x`` with its static shape restored."""
-        where = f"{signature}: input '{self.name}'"
+        where = f"{signature}: input {self.name}"
         if not self.batched:
             checks = [tf.debugging.assert_rank(x, 0, message=f"{where} must be a scalar")]
             if self.kind == "count":

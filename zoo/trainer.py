@@ -65,7 +65,7 @@ class Trainer:
                 with self.strategy.scope():
                     self.manager.checkpoint.restore(path).assert_existing_objects_matched()
                 return int(self.epoch.numpy())
-            except (tf.errors.OpError, ValueError, AssertionError) as e:
+            except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:
                 reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
                 print(f"zoo: skipping unreadable checkpoint {path} ({reason})")
         return 0
@@ -106,6 +106,10 @@ class Trainer:
         """Train on ``dataset`` (batched with the global batch, repeated, drop_remainder)."""
         if steps_per_epoch < 1:
             raise ZooError("the training split is smaller than one global batch; lower --batch-size")
+        batch_size = dataset.element_spec[0].shape[0]
+        if batch_size is None:
+            raise ZooError("Trainer.fit needs a dataset batched with drop_remainder=True, so every "
+                           "step sees the full global batch on every replica")
         model = self.model
         if self._train_function is None:
             self._train_function = self._make_function(model.train_step)
@@ -115,7 +119,6 @@ class Trainer:
         )
         model.stop_training = False
         iterator = self._distribute(dataset)
-        batch_size = None
         callbacks.on_train_begin()
         logs = {}
         for epoch in range(initial_epoch, epochs):
@@ -132,7 +135,6 @@ class Trainer:
                 if model.stop_training:
                     break
             self.seconds += time.perf_counter() - start
-            batch_size = batch_size or int(dataset.element_spec[0].shape[0])
             self.images += (step + 1) * batch_size
             logs = self._metric_logs()
             if validation_data is not None:

@@ -1,0 +1,39 @@
+"""Test set-up: two logical CPU devices (for MirroredStrategy on one CPU), fast helpers."""
+
+import os
+import subprocess
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+# Must run before TensorFlow initialises its devices.
+_cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    _cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+)
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_python(code_or_args, cwd=None, timeout=600, env=None, isolated=False):
+    """Run Python in a fresh process. ``isolated``: zoo cannot be imported there."""
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    if isinstance(code_or_args, str):
+        if isolated:
+            code_or_args = (
+                "import sys\n"
+                "sys.modules['zoo'] = None  # any `import zoo` now fails\n" + code_or_args
+            )
+        args = [sys.executable, "-c", code_or_args]
+    else:
+        args = [sys.executable, *code_or_args]
+    return subprocess.run(args, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)

@@ -1,0 +1,208 @@
+"""The exported VAE, checked the way users meet it: in processes that cannot import zoo."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import REPO, run_python
+from zoo import ZooError, export
+from zoo.models.vae import VAE, VAEConfig
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("vae_recipe")
+    result = run_python([os.path.join(REPO, "recipes", "vae.py"), "--epochs", "1", "--verbose", "0",
+                         "--out", str(root / "exported"), "--runs-dir", str(root / "runs")], cwd=root)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    return root / "exported" / "vae", result.stdout
+
+
+def test_recipe_writes_the_contract_layout_and_summary(exported):
+    target, stdout = exported
+    assert sorted(os.listdir(target)) == ["interpolation.png", "model_card.json", "reconstructions.png",
+                                          "samples.png", "serving", "vae.tflite"]
+    assert os.listdir(target / "serving") == ["1"]
+    card = json.loads((target / "model_card.json").read_text())
+    for key in ("model", "version", "created", "versions", "data", "config", "training", "metrics",
+                "feature_extractor", "signatures", "tflite"):
+        assert key in card
+    assert card["model"] == "vae" and card["version"] == 1
+    assert card["data"]["name"] == "mnist5k" and card["data"]["size"] == 4000
+    assert card["config"]["latent_dim"] == 16
+    assert set(card["versions"]) == {"zoo", "tensorflow", "keras", "python"}
+    for key in ("epochs", "steps", "seconds", "images_per_second", "strategy", "replicas", "final_losses"):
+        assert key in card["training"]
+    assert card["training"]["steps"] == 4000 // 64
+    assert card["metrics"]["nll_iw"] < -card["metrics"]["elbo"]  # IWAE bound is tighter
+    assert list(card["signatures"]) == ["decode", "encode", "reconstruct", "sample", "elbo"]
+    lite = card["tflite"]["vae.tflite"]
+    assert lite["bytes"] == os.path.getsize(target / "vae.tflite")
+    assert 0 <= lite["max_abs_difference"]["decode"] <= 1e-4
+    # the card also travels inside the version folder
+    assert json.loads((target / "serving" / "1" / "assets.extra" / "model_card.json").read_text())["version"] == 1
+    # 8×8 grid of 28×28 digits with 2-pixel padding, scaled ×2
+    assert Image.open(target / "samples.png").size == (2 * (8 * 30 + 2),) * 2
+    assert "=== vae: done ===" in stdout and "nll_iw" in stdout and "vae.tflite" in stdout
+
+
+SERVE = """
+import json, sys
+import numpy as np, tensorflow as tf
+try:
+    import zoo
+    raise SystemExit("zoo should not be importable here")
+except ImportError:
+    pass
+m = tf.saved_model.load(sys.argv[1])
+out = {"signatures": sorted(m.signatures.keys())}
+rng = np.random.default_rng(0)
+images = tf.constant(rng.uniform(0, 1, (3, 28, 28, 1)), tf.float32)
+dec = m.signatures["decode"](latent=tf.constant(rng.normal(size=(3, 16)), tf.float32))["images"]
+default = m.signatures["serving_default"](latent=tf.zeros([2, 16]))["images"]
+enc = m.signatures["encode"](images=images)
+rec = m.signatures["reconstruct"](images=images)["images"]
+s1 = m.signatures["sample"](num=tf.constant(4), seed=tf.constant(7))["images"].numpy()
+s2 = m.signatures["sample"](num=tf.constant(4), seed=tf.constant(7))["images"].numpy()
+elbo = m.signatures["elbo"](images=images)["elbo"]
+out.update(decode=list(dec.shape), default=list(default.shape), mean=list(enc["mean"].shape),
+           log_var=list(enc["log_var"].shape), reconstruct=list(rec.shape), sample=list(s1.shape),
+           sample_same=bool(np.array_equal(s1, s2)), elbo=elbo.numpy().tolist(),
+           in_range=bool(0 <= dec.numpy().min() and dec.numpy().max() <= 1))
+errors = {}
+bad = {
+    "latent_width": lambda: m.signatures["decode"](latent=tf.zeros([2, 8])),
+    "latent_rank": lambda: m.signatures["decode"](latent=tf.zeros([16])),
+    "latent_nan": lambda: m.signatures["decode"](latent=tf.fill([1, 16], float("nan"))),
+    "image_range": lambda: m.signatures["encode"](images=images * 255),
+    "image_shape": lambda: m.signatures["encode"](images=tf.zeros([1, 32, 32, 1])),
+    "num_zero": lambda: m.signatures["sample"](num=tf.constant(0), seed=tf.constant(0)),
+}
+for name, call in bad.items():
+    try:
+        call()
+        errors[name] = None
+    except tf.errors.InvalidArgumentError as e:
+        errors[name] = e.message
+out["errors"] = errors
+print("RESULT" + json.dumps(out))
+"""
+
+
+def test_saved_model_serves_every_signature_without_zoo(exported):
+    target, _ = exported
+    result = run_python(SERVE.replace("sys.argv[1]", repr(str(target / "serving" / "1"))), cwd="/", isolated=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.split("RESULT", 1)[1])
+    assert {"decode", "encode", "reconstruct", "sample", "elbo", "serving_default"} <= set(out["signatures"])
+    assert out["decode"] == [3, 28, 28, 1] and out["default"] == [2, 28, 28, 1] and out["in_range"]
+    assert out["mean"] == [3, 16] and out["log_var"] == [3, 16] and out["reconstruct"] == [3, 28, 28, 1]
+    assert out["sample"] == [4, 28, 28, 1] and out["sample_same"]
+    assert len(out["elbo"]) == 3 and all(e < 0 for e in out["elbo"])
+    errors = out["errors"]
+    assert "decode: input latent must have shape [N, 16]" in errors["latent_width"] and "[8]" in errors["latent_width"]
+    assert "expected shape [?,16]" in errors["latent_rank"]  # caught by EnsureShape
+    assert "NaN or Inf" in errors["latent_nan"]
+    assert "must be in [0, 1]" in errors["image_range"]
+    assert "must have shape [N, 28, 28, 1]" in errors["image_shape"]
+    assert "must be at least 1" in errors["num_zero"]
+
+
+def test_saved_model_cli_lists_the_signatures(exported):
+    target, _ = exported
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    out = subprocess.run([cli, "show", "--all", "--dir", str(target / "serving" / "1")],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    for name in ("serving_default", "decode", "encode", "reconstruct", "sample", "elbo"):
+        assert f"signature_def['{name}']" in out.stdout
+
+
+LITE = """
+import json, sys
+import numpy as np, tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
+interpreter = Interpreter(model_path=sys.argv[1])
+assert list(interpreter.get_signature_list()) == ["decode"], interpreter.get_signature_list()
+runner = interpreter.get_signature_runner("decode")
+latent = np.random.default_rng(1).normal(size=(64, 16)).astype(np.float32)
+lite = runner(latent=latent)["images"]
+one = Interpreter(model_path=sys.argv[1]).get_signature_runner("decode")(latent=latent[:1])["images"]
+ref = tf.saved_model.load(sys.argv[2]).signatures["decode"](latent=tf.constant(latent))["images"].numpy()
+print("RESULT" + json.dumps({"shape": list(lite.shape), "diff": float(np.abs(lite - ref).max()),
+                             "diff1": float(np.abs(one - ref[:1]).max())}))
+"""
+
+
+def test_tflite_decode_matches_saved_model_without_zoo(exported):
+    target, _ = exported
+    code = LITE.replace("sys.argv[1]", repr(str(target / "vae.tflite"))).replace(
+        "sys.argv[2]", repr(str(target / "serving" / "1")))
+    result = run_python(code, cwd="/", isolated=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.split("RESULT", 1)[1])
+    assert out["shape"] == [64, 28, 28, 1]
+    assert out["diff"] <= 1e-4 and out["diff1"] <= 1e-4
+
+
+def _tree_hash(path):
+    h = hashlib.sha256()
+    for root, _, files in sorted(os.walk(path)):
+        for f in sorted(files):
+            h.update(f.encode())
+            h.update(open(os.path.join(root, f), "rb").read())
+    return h.hexdigest()
+
+
+SMALL = dict(latent_dim=4, filters=(4, 8), hidden=16)
+
+
+def test_new_export_takes_the_next_version_and_never_touches_older_ones(tmp_path):
+    model = VAE(VAEConfig(**SMALL))
+    written, card = export.export(model, str(tmp_path), card={"metrics": {}})
+    assert card["version"] == 1 and written["saved_model"].endswith(os.path.join("serving", "1"))
+    before = _tree_hash(tmp_path / "vae" / "serving" / "1")
+    _, card2 = export.export(model, str(tmp_path), card={"metrics": {}})
+    assert card2["version"] == 2
+    assert sorted(os.listdir(tmp_path / "vae" / "serving")) == ["1", "2"]
+    assert _tree_hash(tmp_path / "vae" / "serving" / "1") == before
+    assert json.loads((tmp_path / "vae" / "model_card.json").read_text())["version"] == 2
+
+
+def test_interrupted_export_leaves_nothing_half_written(tmp_path, monkeypatch):
+    model = VAE(VAEConfig(**SMALL))
+    export.export(model, str(tmp_path), card={"metrics": {}})
+    card_before = (tmp_path / "vae" / "model_card.json").read_text()
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export, "compare_tflite", crash)
+    with pytest.raises(KeyboardInterrupt):
+        export.export(model, str(tmp_path), card={"metrics": {}})
+    assert sorted(os.listdir(tmp_path / "vae" / "serving")) == ["1"]
+    assert not [f for f in os.listdir(tmp_path / "vae") if f.startswith(".tmp")]
+    assert (tmp_path / "vae" / "model_card.json").read_text() == card_before
+
+
+def test_tflite_disagreement_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(export, "compare_tflite", lambda *a, **k: {"decode": 0.5})
+    with pytest.raises(ZooError, match="disagrees with the SavedModel by 0.5"):
+        export.export(VAE(VAEConfig(**SMALL)), str(tmp_path), card={"metrics": {}})
+    assert not (tmp_path / "vae" / "serving" / "1").exists()
+
+
+def test_output_folder_checks(tmp_path):
+    target = tmp_path / "a_file"
+    target.write_text("x")
+    with pytest.raises(ZooError, match="is a file"):
+        export.prepare_output_dir(str(target))
+    with pytest.raises(ZooError, match="not a writable folder"):
+        export.prepare_output_dir(str(target / "below"))
+    assert export.prepare_output_dir(str(tmp_path / "new")) == str(tmp_path / "new")

@@ -1,0 +1,76 @@
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from zoo.models.vae import VAE, VAEConfig
+from zoo.trainer import NonFiniteLoss, Trainer
+
+SMALL = dict(latent_dim=4, filters=(4, 8), hidden=16)
+
+
+def dataset(n=64, batch=16):
+    images = np.random.default_rng(0).uniform(0, 1, (n, 28, 28, 1)).astype(np.float32)
+    return tf.data.Dataset.from_tensor_slices((images, np.zeros(n, np.int32))).repeat().batch(batch, drop_remainder=True)
+
+
+class ExplodingVAE(VAE):
+    """Its loss turns NaN from the 6th step on (epoch 2 with 4 steps per epoch)."""
+
+    def train_step(self, data):
+        logs = super().train_step(data)
+        bad = self.optimizer.iterations > 5
+        return {**logs, "loss": tf.where(bad, tf.constant(np.nan, tf.float32), logs["loss"])}
+
+
+def make(cls, ckpt):
+    model = cls(VAEConfig(**SMALL))
+    model.compile_default(1e-3)
+    trainer = Trainer(model, tf.distribute.get_strategy(), checkpoint_dir=str(ckpt))
+    trainer.build()
+    return model, trainer
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    model, trainer = make(ExplodingVAE, tmp_path)
+    with pytest.raises(NonFiniteLoss) as e:
+        trainer.fit(dataset(), epochs=5, steps_per_epoch=4, verbose=0)
+    message = str(e.value)
+    assert "epoch 2, step 2" in message and "nan" in message and "ckpt-1" in message
+    assert trainer.manager.latest_checkpoint.endswith("ckpt-1")
+
+
+def test_restore_continues_from_the_saved_epoch(tmp_path):
+    model, trainer = make(VAE, tmp_path)
+    trainer.fit(dataset(), epochs=2, steps_per_epoch=3, verbose=0)
+    weights = model.get_weights()
+    resumed, trainer2 = make(VAE, tmp_path)
+    assert trainer2.restore() == 2
+    for a, b in zip(weights, resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert int(resumed.optimizer.iterations.numpy()) == 6
+    history = trainer2.fit(dataset(), epochs=3, steps_per_epoch=3, initial_epoch=2, verbose=0)
+    assert len(history.history["loss"]) == 1 and int(resumed.optimizer.iterations.numpy()) == 9
+
+
+def test_half_written_checkpoint_falls_back_to_the_previous_one(tmp_path, capsys):
+    model, trainer = make(VAE, tmp_path)
+    trainer.fit(dataset(), epochs=2, steps_per_epoch=2, verbose=0)
+    data_files = [f for f in os.listdir(tmp_path) if f.startswith("ckpt-2.data")]
+    for f in data_files:  # truncate as a crash mid-write would
+        with open(tmp_path / f, "r+b") as fh:
+            fh.truncate(10)
+    _, trainer2 = make(VAE, tmp_path)
+    assert trainer2.restore() == 1
+    assert "skipping unreadable checkpoint" in capsys.readouterr().out
+
+
+def test_fit_rejects_datasets_with_partial_batches():
+    model = VAE(VAEConfig(**SMALL))
+    model.compile_default(1e-3)
+    trainer = Trainer(model, tf.distribute.get_strategy())
+    ds = dataset().unbatch().batch(16)
+    with pytest.raises(Exception, match="drop_remainder=True"):
+        trainer.fit(ds, epochs=1, steps_per_epoch=1, verbose=0)
