@@ -186,6 +186,7 @@ class VAE(ZooModel):
         return grid(self.sample(64, 0).numpy(), rows=8)
 
     def pictures(self, images, labels):
+        images = images[np.random.default_rng(0).permutation(len(images))]  # mix the classes
         originals = images[:64]
         recon = self.decode(self.encode_stats(tf.constant(originals))[0]).numpy()
         pairs = np.concatenate([np.stack([originals[i:i + 16], recon[i:i + 16]]) for i in range(0, 64, 16)])
