@@ -13,17 +13,16 @@ from zoo.models.vae import VAE, VAEConfig
 
 
 def kerasio_vae(seed=0):
-    model = VAE(VAEConfig(latent_dim=2, seed=seed), name="kerasio_vae")
     inputs = keras.Input((28, 28, 1))
     x = layers.Conv2D(32, 3, activation="relu", strides=2, padding="same")(inputs)
     x = layers.Conv2D(64, 3, activation="relu", strides=2, padding="same")(x)
     x = layers.Flatten()(x)
     x = layers.Dense(16, activation="relu")(x)
-    model.encoder = keras.Model(inputs, layers.Dense(4)(x), name="encoder")  # mean, log_var
+    encoder = keras.Model(inputs, layers.Dense(4)(x), name="encoder")  # mean, log_var
     latent = keras.Input((2,))
     x = layers.Dense(7 * 7 * 64, activation="relu")(latent)
     x = layers.Reshape((7, 7, 64))(x)
     x = layers.Conv2DTranspose(64, 3, activation="relu", strides=2, padding="same")(x)
     x = layers.Conv2DTranspose(32, 3, activation="relu", strides=2, padding="same")(x)
-    model.decoder = keras.Model(latent, layers.Conv2DTranspose(1, 3, padding="same")(x), name="decoder")
-    return model
+    decoder = keras.Model(latent, layers.Conv2DTranspose(1, 3, padding="same")(x), name="decoder")
+    return VAE(VAEConfig(latent_dim=2, seed=seed), encoder=encoder, decoder=decoder, name="kerasio_vae")

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import ZooError, data, distribute, export, images
+from zoo import ZooError, data, distribute, export, images, metrics
 from zoo.trainer import Trainer
 
 RUNS_DIR = "runs"
@@ -45,7 +45,7 @@ def positive_float(text):
     return value
 
 
-def parser(description, *, epochs, batch_size, learning_rate):
+def parser(description, *, epochs, batch_size, learning_rate, jit_compile=True):
     p = argparse.ArgumentParser(description=description,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", default="mnist5k",
@@ -60,7 +60,7 @@ def parser(description, *, epochs, batch_size, learning_rate):
                         "multi_worker reads TF_CONFIG")
     p.add_argument("--mixed-precision", action="store_true",
                    help="compute in float16 with float32 weights and loss scaling (GPUs)")
-    p.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=True,
+    p.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=jit_compile,
                    help="compile the train step with XLA")
     p.add_argument("--out", default="exported", help="export folder: writes OUT/<model>/")
     p.add_argument("--seed", type=int, default=0, help="seed for weights, data order and noise")
@@ -68,6 +68,12 @@ def parser(description, *, epochs, batch_size, learning_rate):
                    help="continue the latest unfinished run of this model from its last checkpoint")
     p.add_argument("--runs-dir", default=RUNS_DIR, help="where runs/<model>/<timestamp>/ go")
     p.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress output")
+    p.add_argument("--eval-extractor", default="auto",
+                   choices=("auto", "zoo_mnist_classifier", "inception_v3", "none"),
+                   help="network behind FID/KID/IS/precision/recall; auto: the zoo classifier for "
+                        "28×28×1 images, InceptionV3 otherwise; none: skip the feature metrics")
+    p.add_argument("--eval-every", type=int, default=0, metavar="N",
+                   help="also compute the feature metrics every N epochs during training (0: off)")
     return p
 
 
@@ -145,20 +151,31 @@ class Result:
     run_dir: str
 
 
-def run(model_name, build, p, argv=None, evaluate=None):
-    """Parse flags, train ``build(args, info)`` under the chosen strategy, evaluate, export.
-
-    ``evaluate(model, args, test_images, test_labels)`` may add metrics (e.g. FID) to the card.
-    """
+def run(model_name, build, p, argv=None):
+    """Parse flags, train ``build(args, info)`` under the chosen strategy, evaluate, export."""
     args = p.parse_args(argv)
     try:
-        return _run(model_name, build, args, evaluate)
+        return _run(model_name, build, args)
     except ZooError as e:
         print(f"\n{p.prog}: error: {e}", file=sys.stderr)
         sys.exit(2)
 
 
-def _run(model_name, build, args, evaluate):
+def _feature_metrics(model, args, test_images, test_labels):
+    """The feature metrics of the model's samples against the test split, or why not."""
+    if args.eval_extractor == "none" or not hasattr(model, "evaluation_samples"):
+        return {}, None
+    extractor = None if args.eval_extractor == "auto" else args.eval_extractor
+    try:
+        result = metrics.evaluate_model(model, test_images, test_labels, extractor=extractor, seed=args.seed)
+    except ZooError as e:
+        print(f"zoo: skipping the feature metrics: {e}")
+        return {}, {"name": None, "skipped": str(e)}
+    name = result.pop("feature_extractor")
+    return result, name
+
+
+def _run(model_name, build, args):
     started = time.perf_counter()
     out = export.prepare_output_dir(args.out)
     if args.mixed_precision:
@@ -189,20 +206,23 @@ def _run(model_name, build, args, evaluate):
     else:
         with strategy.scope():
             trainer.build()
+    callbacks = standard_callbacks(run_dir, chief)
+    if args.eval_every > 0 and hasattr(model, "evaluation_samples"):
+        extractor = None if args.eval_extractor in ("auto", "none") else args.eval_extractor
+        callbacks.insert(0, metrics.GenerativeMetricsCallback(test_images, test_labels, every=args.eval_every,
+                                                              extractor=extractor, seed=args.seed))
     print(f"zoo: training {model_name} on {args.data} ({info.num_examples['train']} images, "
           f"global batch {global_batch}, {strategy.num_replicas_in_sync} replica(s)); run folder {run_dir}")
     history = trainer.fit(train, epochs=args.epochs, steps_per_epoch=steps_per_epoch,
-                          callbacks=standard_callbacks(run_dir, chief), validation_data=test,
+                          callbacks=callbacks, validation_data=test,
                           initial_epoch=initial_epoch, verbose=args.verbose)
     final = {k: v[-1] for k, v in history.history.items()} if history and history.history else {}
 
     print("zoo: evaluating on the test split")
-    metrics = {f"test_{k}": v for k, v in trainer.evaluate(test).items()}
-    metrics.update(model.evaluate_arrays(test_images, test_labels))
-    extractor = None
-    if evaluate is not None:
-        extra, extractor = evaluate(model, args, test_images, test_labels)
-        metrics.update(extra)
+    scores = {f"test_{k}": v for k, v in trainer.evaluate(test).items()}
+    scores.update(model.evaluate_arrays(test_images, test_labels))
+    feature_metrics, extractor = _feature_metrics(model, args, test_images, test_labels)
+    scores.update(feature_metrics)
 
     card = {
         "data": {**info.as_dict("train"), "evaluated_on": info.as_dict("test")},
@@ -221,7 +241,7 @@ def _run(model_name, build, args, evaluate):
             "run_dir": run_dir,
             "final_losses": final,
         },
-        "metrics": metrics,
+        "metrics": scores,
         "feature_extractor": extractor,
     }
     written = {}
@@ -235,7 +255,10 @@ def _run(model_name, build, args, evaluate):
 
 def summary(model_name, card, written, seconds):
     rows = [("metric", "value")]
-    rows += [(k, f"{v:.4g}" if isinstance(v, float) else str(v)) for k, v in card["metrics"].items()]
+    rows += [(k, f"{v:.4g}" if isinstance(v, float) else str(v)) for k, v in card["metrics"].items()
+             if not isinstance(v, dict)]
+    if card.get("feature_extractor"):
+        rows += [("feature metrics by", str(card["feature_extractor"]))]
     rows += [("", ""), ("file", "path")]
     rows += list(written.items())
     t = card["training"]

@@ -67,11 +67,13 @@ class VAE(ZooModel):
     Config = VAEConfig
     tracked = ("loss", "reconstruction", "kl", "elbo")
 
-    def __init__(self, config=None, **kwargs):
+    def __init__(self, config=None, encoder=None, decoder=None, **kwargs):
+        """``encoder`` (images → 2·latent_dim: mean, log_var) and ``decoder`` (latent →
+        logits) replace the default conv networks when given."""
         super().__init__(config, **kwargs)
         c = self.config
-        self.encoder = nets.conv_encoder(c.image_shape, c.filters, c.hidden, 2 * c.latent_dim)
-        self.decoder = nets.conv_decoder(c.image_shape, c.latent_dim, tuple(reversed(c.filters)), c.hidden)
+        self.encoder = encoder or nets.conv_encoder(c.image_shape, c.filters, c.hidden, 2 * c.latent_dim)
+        self.decoder = decoder or nets.conv_decoder(c.image_shape, c.latent_dim, tuple(reversed(c.filters)), c.hidden)
         self.seed_generator = keras.random.SeedGenerator(c.seed)
         self.built = True  # the sub-networks are functional models, built on construction
 
@@ -181,6 +183,10 @@ class VAE(ZooModel):
             "iw_samples": k,
             "reconstruction_mse": float(np.mean((recon - images[:1000]) ** 2)),
         }
+
+    def evaluation_samples(self, num, labels=None, seed=0, batch=500):
+        return np.concatenate([self.sample(tf.constant(min(batch, num - i)), tf.constant(seed + i)).numpy()
+                               for i in range(0, num, batch)])
 
     def preview(self):
         return grid(self.sample(64, 0).numpy(), rows=8)

@@ -1,0 +1,170 @@
+"""Feature extractors for the feature-based metrics. Numbers from different extractors are
+never comparable, so every result carries the extractor's ``name``.
+
+- ``zoo_mnist_classifier``: the CNN trained by ``recipes/classifier.py``; its weights ship in
+  the package, so MNIST-like metrics work offline and are the same everywhere.
+- ``inception_v3``: Keras' ImageNet InceptionV3 (2048-d pool features, 1000-way softmax),
+  the usual choice for natural images. Its numbers are *not* comparable with published FIDs,
+  which use the TF1 2015 Inception graph.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from zoo import ZooError
+
+WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weights")
+CLASSIFIER_WEIGHTS = os.path.join(WEIGHTS_DIR, "mnist_classifier.weights.h5")
+CLASSIFIER_CARD = os.path.join(WEIGHTS_DIR, "mnist_classifier.json")
+INCEPTION_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels.h5"
+
+
+def check_images(images, what="images"):
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ZooError(f"{what} must be NHWC, rank 4; got shape {images.shape}")
+    if not np.issubdtype(images.dtype, np.floating):
+        raise ZooError(f"{what} must be float in [0, 1]; got dtype {images.dtype} (divide uint8 pixels by 255)")
+    if not np.all(np.isfinite(images)):
+        raise ZooError(f"{what} contain NaN or Inf")
+    low, high = float(images.min()), float(images.max())
+    if low < 0 or high > 1:
+        raise ZooError(f"{what} must be in [0, 1]; got values in [{low:.3g}, {high:.3g}]")
+    return images.astype(np.float32, copy=False)
+
+
+class Extractor:
+    """Maps images (float32 NHWC in [0, 1]) to features and class probabilities, in batches."""
+
+    name = "extractor"
+    batch_size = 500
+
+    def _features(self, images):
+        raise NotImplementedError
+
+    def _probabilities(self, images):
+        raise NotImplementedError
+
+    def _batched(self, fn, images):
+        images = check_images(images)
+        return np.concatenate([np.asarray(fn(tf.constant(images[i:i + self.batch_size])))
+                               for i in range(0, len(images), self.batch_size)]).astype(np.float64)
+
+    def features(self, images):
+        return self._batched(self._features, images)
+
+    def probabilities(self, images):
+        return self._batched(self._probabilities, images)
+
+
+class ClassifierExtractor(Extractor):
+    """Any zoo ``Classifier``: penultimate-layer features, softmax probabilities."""
+
+    def __init__(self, model, name="zoo_mnist_classifier"):
+        self.model = model
+        self.name = name
+        self._features = tf.function(model.features)
+        self._probabilities = tf.function(model.probabilities)
+
+    def feature_maps(self, images):
+        """Activations of every convolution (for LPIPS-style distances)."""
+        return self._maps(images)
+
+    @property
+    def _maps(self):
+        if not hasattr(self, "_maps_model"):
+            import keras
+
+            backbone = self.model.backbone
+            convs = [l.output for l in backbone.layers if isinstance(l, keras.layers.Conv2D)]
+            self._maps_model = keras.Model(backbone.input, convs)
+        return self._maps_model
+
+
+def ship_classifier(model, card):
+    """Write a trained classifier's weights and a small card into the package."""
+    os.makedirs(WEIGHTS_DIR, exist_ok=True)
+    from zoo.models.classifier import Classifier
+
+    bare = Classifier(model.config_dict(), name="classifier")  # no optimizer state in the file
+    bare.set_weights(model.get_weights())
+    tmp = CLASSIFIER_WEIGHTS + ".tmp.weights.h5"
+    bare.save_weights(tmp)
+    os.replace(tmp, CLASSIFIER_WEIGHTS)
+    shipped = {"config": model.config_dict(), "data": card.get("data"), "metrics": card.get("metrics"),
+               "training": {k: card["training"][k] for k in ("epochs", "steps", "seconds")},
+               "versions": card.get("versions")}
+    with open(CLASSIFIER_CARD + ".tmp", "w") as f:
+        json.dump(shipped, f, indent=2)
+    os.replace(CLASSIFIER_CARD + ".tmp", CLASSIFIER_CARD)
+    return CLASSIFIER_WEIGHTS
+
+
+_CLASSIFIER = None
+
+
+def zoo_classifier():
+    """The shipped MNIST classifier as an extractor (loaded once)."""
+    global _CLASSIFIER
+    if _CLASSIFIER is None:
+        from zoo.models.classifier import Classifier, ClassifierConfig
+
+        if not os.path.exists(CLASSIFIER_WEIGHTS):
+            raise ZooError(f"the zoo classifier weights are missing ({CLASSIFIER_WEIGHTS}); "
+                           "run `python recipes/classifier.py --ship` to make them")
+        with open(CLASSIFIER_CARD) as f:
+            config = json.load(f)["config"]
+        model = Classifier(ClassifierConfig(**config), name="classifier")
+        model.load_weights(CLASSIFIER_WEIGHTS)
+        _CLASSIFIER = ClassifierExtractor(model)
+    return _CLASSIFIER
+
+
+class InceptionV3Extractor(Extractor):
+    """ImageNet InceptionV3 from keras.applications: images resized to 299×299, grayscale
+    repeated to RGB, scaled to [-1, 1]; features = 2048-d average pool; probabilities = the
+    1000-way softmax."""
+
+    name = "inception_v3"
+    batch_size = 50
+
+    def __init__(self, weights="auto"):
+        import keras
+
+        if weights == "auto":
+            weights = os.path.join(os.path.expanduser(os.environ.get("KERAS_HOME", "~/.keras")), "models",
+                                   INCEPTION_FILE)
+        if weights is not None and not os.path.exists(weights):
+            raise ZooError(
+                f"InceptionV3 ImageNet weights not found at {weights}; download {INCEPTION_FILE} "
+                "(keras.applications.InceptionV3(weights='imagenet') does it on a machine with "
+                "network) and put it there or pass its path"
+            )
+        net = keras.applications.InceptionV3(include_top=True, weights=weights)
+        self.net = keras.Model(net.input, [net.get_layer("avg_pool").output, net.output])
+
+        @tf.function
+        def run(images):
+            if images.shape[-1] == 1:
+                images = tf.image.grayscale_to_rgb(images)
+            images = tf.image.resize(images, (299, 299), method="bilinear")
+            return self.net(images * 2.0 - 1.0, training=False)
+
+        self._run = run
+        self._features = lambda x: run(x)[0]
+        self._probabilities = lambda x: run(x)[1]
+
+
+def get(name_or_extractor):
+    if isinstance(name_or_extractor, Extractor):
+        return name_or_extractor
+    if name_or_extractor in ("zoo_mnist_classifier", "classifier", None):
+        return zoo_classifier()
+    if name_or_extractor == "inception_v3":
+        return InceptionV3Extractor()
+    raise ZooError(f"unknown feature extractor {name_or_extractor!r}; use zoo_mnist_classifier or inception_v3")
