@@ -12,6 +12,9 @@ from zoo import recipe
 
 
 def load_recipe(name):
+    recipes = os.path.join(REPO, "recipes")
+    if recipes not in sys.path:
+        sys.path.insert(0, recipes)  # as when run as a script: dae.py imports ae.py
     spec = importlib.util.spec_from_file_location(f"recipe_{name}", os.path.join(REPO, "recipes", f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

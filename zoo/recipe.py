@@ -23,6 +23,7 @@ from zoo import ZooError, data, distribute, export, images, metrics
 from zoo.trainer import Trainer
 
 RUNS_DIR = "runs"
+EVAL_TRAIN_LIMIT = 10_000  # training images handed to evaluation (linear probes, thresholds)
 
 
 def positive_int(text):
@@ -192,11 +193,16 @@ def _run(model_name, build, args):
     settings = {"model": model_name, "flags": vars(args), "model_config": model.config_dict()}
     run_dir, resumed = run_directory(args.runs_dir, model_name, args.resume, json.loads(json.dumps(settings, default=list)))
 
-    train = data.pipeline(data.load(args.data, "train", args.data_dir), global_batch, shuffle=True,
-                          seed=args.seed, drop_remainder=True, repeat=True)
+    train = data.load(args.data, "train", args.data_dir)
+    train_size = info.num_examples["train"]
+    selection = model.training_selection()
+    if selection is not None:
+        train = train.enumerate().filter(lambda i, xy: selection(i, xy[1])).map(lambda i, xy: xy)
+        train_size = int(train.reduce(0, lambda n, _: n + 1))
+    train = data.pipeline(train, global_batch, shuffle=True, seed=args.seed, drop_remainder=True, repeat=True)
     test_images, test_labels = data.arrays(args.data, "test", args.data_dir)
     test = data.pipeline(tf.data.Dataset.from_tensor_slices((test_images, test_labels)), global_batch)
-    steps_per_epoch = info.num_examples["train"] // global_batch
+    steps_per_epoch = train_size // global_batch
 
     trainer = Trainer(model, strategy, checkpoint_dir=os.path.join(run_dir, "checkpoints"),
                       jit_compile=args.jit_compile)
@@ -211,7 +217,7 @@ def _run(model_name, build, args):
         extractor = None if args.eval_extractor in ("auto", "none") else args.eval_extractor
         callbacks.insert(0, metrics.GenerativeMetricsCallback(test_images, test_labels, every=args.eval_every,
                                                               extractor=extractor, seed=args.seed))
-    print(f"zoo: training {model_name} on {args.data} ({info.num_examples['train']} images, "
+    print(f"zoo: training {model_name} on {args.data} ({train_size} images, "
           f"global batch {global_batch}, {strategy.num_replicas_in_sync} replica(s)); run folder {run_dir}")
     history = trainer.fit(train, epochs=args.epochs, steps_per_epoch=steps_per_epoch,
                           callbacks=callbacks, validation_data=test,
@@ -220,12 +226,13 @@ def _run(model_name, build, args):
 
     print("zoo: evaluating on the test split")
     scores = {f"test_{k}": v for k, v in trainer.evaluate(test).items()}
-    scores.update(model.evaluate_arrays(test_images, test_labels))
+    train_arrays = data.arrays(args.data, "train", args.data_dir, limit=EVAL_TRAIN_LIMIT)
+    scores.update(model.evaluate_arrays(test_images, test_labels, train=train_arrays))
     feature_metrics, extractor = _feature_metrics(model, args, test_images, test_labels)
     scores.update(feature_metrics)
 
     card = {
-        "data": {**info.as_dict("train"), "evaluated_on": info.as_dict("test")},
+        "data": {**info.as_dict("train"), "size": train_size, "evaluated_on": info.as_dict("test")},
         "config": {**model.config_dict(), "learning_rate": args.learning_rate,
                    "batch_size": global_batch, "seed": args.seed},
         "training": {

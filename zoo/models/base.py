@@ -22,7 +22,8 @@ class ZooModel(keras.Model):
 
     - ``signatures()``: the inference methods the exporter turns into SavedModel/TFLite
       signatures (``zoo.export.Signature``), serving_default first;
-    - ``evaluate_arrays(images, labels)``: model-specific numbers for the card;
+    - ``evaluate_arrays(images, labels, train=None)``: model-specific numbers for the card
+      (``train``: up to 10,000 training images and labels, for probes);
     - ``pictures(images, labels)``: name → image grid for the export folder;
     - ``preview()``: a small image grid drawn at the end of every epoch.
     """
@@ -62,8 +63,12 @@ class ZooModel(keras.Model):
         self.compile(optimizer=keras.optimizers.Adam(learning_rate))
 
     # Hooks with neutral defaults.
-    def evaluate_arrays(self, images, labels):
+    def evaluate_arrays(self, images, labels, train=None):
         return {}
+
+    def training_selection(self):
+        """None (train on every example) or ``(index, label) -> bool tensor``."""
+        return None
 
     def pictures(self, images, labels):
         return {}

@@ -101,7 +101,7 @@ class Classifier(ZooModel):
         return [Signature("classify", lambda images: {
             "probabilities": self.probabilities(images), "features": self.features(images)}, (images,))]
 
-    def evaluate_arrays(self, images, labels):
+    def evaluate_arrays(self, images, labels, train=None):
         predictions = np.concatenate([
             np.argmax(self(tf.constant(images[i:i + 500])).numpy(), -1) for i in range(0, len(images), 500)])
         return {"accuracy": float(np.mean(predictions == labels))}

@@ -169,7 +169,7 @@ class VAE(ZooModel):
         ]
 
     # Evaluation and pictures ---------------------------------------------------------
-    def evaluate_arrays(self, images, labels, k=100, batch=50):
+    def evaluate_arrays(self, images, labels, train=None, k=100, batch=50):
         elbo, nll_iw = [], []
         for start in range(0, len(images), batch):
             chunk = tf.constant(images[start:start + batch])
