@@ -212,7 +212,7 @@ def _run(model_name, build, args):
     else:
         with strategy.scope():
             trainer.build()
-    callbacks = standard_callbacks(run_dir, chief)
+    callbacks = standard_callbacks(run_dir, chief) + model.callbacks()
     if args.eval_every > 0 and hasattr(model, "evaluation_samples"):
         extractor = None if args.eval_extractor in ("auto", "none") else args.eval_extractor
         callbacks.insert(0, metrics.GenerativeMetricsCallback(test_images, test_labels, every=args.eval_every,

@@ -47,8 +47,7 @@ class Trainer:
         self.images = 0
 
     def _optimizers(self):
-        opts = getattr(self.model, "optimizers", None) or [self.model.optimizer]
-        return {f"optimizer_{i}": opt for i, opt in enumerate(opts)}
+        return {f"optimizer_{i}": opt for i, opt in enumerate(self.model.all_optimizers)}
 
     def restore(self):
         """Load the newest readable checkpoint, if any; return the epoch to start from.
@@ -72,11 +71,7 @@ class Trainer:
 
     def build(self):
         """Create every variable (model, optimizer slots) so a checkpoint restores into them."""
-        if hasattr(self.model, "build_for_training"):
-            self.model.build_for_training()
-        for opt in self._optimizers().values():
-            if not opt.built:
-                opt.build(self.model.trainable_variables)
+        self.model.build_optimizers()
 
     # Step functions -------------------------------------------------------------------
     def _make_function(self, step):
@@ -129,7 +124,7 @@ class Trainer:
                 callbacks.on_train_batch_begin(step)
                 logs = {k: float(v) for k, v in self._train_function(iterator).items()}
                 callbacks.on_train_batch_end(step, logs)
-                if not math.isfinite(logs.get("loss", 0.0)):
+                if not all(math.isfinite(v) for v in logs.values()):
                     model.stop_training = True
                     self._raise_non_finite(epoch, step, logs)
                 if model.stop_training:
@@ -152,8 +147,9 @@ class Trainer:
         last = self.manager.latest_checkpoint if self.manager else None
         kept = f"the last good checkpoint is {last}" if last else "no checkpoint was saved before it"
         raise NonFiniteLoss(
-            f"training stopped at epoch {epoch + 1}, step {step + 1}: the loss became "
-            f"{logs.get('loss')} ({kept}); lower --learning-rate, or turn off --mixed-precision"
+            f"training stopped at epoch {epoch + 1}, step {step + 1}: the losses became "
+            f"{ {k: v for k, v in logs.items() if not math.isfinite(v)} } ({kept}); lower "
+            "--learning-rate, or turn off --mixed-precision"
         )
 
     def evaluate(self, dataset, prefix=""):

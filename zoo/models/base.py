@@ -62,6 +62,20 @@ class ZooModel(keras.Model):
         """The optimizer a recipe trains with (models with two optimizers override this)."""
         self.compile(optimizer=keras.optimizers.Adam(learning_rate))
 
+    @property
+    def all_optimizers(self):
+        """Every optimizer the model trains with (checkpointed together)."""
+        return [self.optimizer]
+
+    def build_optimizers(self):
+        """Create optimizer slots before a checkpoint restores into them."""
+        if not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def callbacks(self):
+        """Model-specific Keras callbacks the recipe adds to training."""
+        return []
+
     # Hooks with neutral defaults.
     def evaluate_arrays(self, images, labels, train=None):
         return {}
