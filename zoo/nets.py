@@ -165,3 +165,78 @@ def projection_discriminator(image_shape, num_classes, filters=(64, 128, 128), n
     projection = layers.Dot(axes=1)([embedded, features])
     logits = layers.Add(dtype="float32")([unconditional, projection])
     return keras.Model([images, label], layers.Reshape(())(logits), name=name)
+
+
+# U-Net for diffusion ----------------------------------------------------------------------
+def sinusoidal_embedding(t, dim, max_period=10_000.0):
+    """Transformer-style sinusoidal embedding of integer timesteps, [N] → [N, dim]."""
+    import math
+
+    import tensorflow as tf
+
+    half = dim // 2
+    freqs = tf.exp(-math.log(max_period) * tf.range(half, dtype=tf.float32) / half)
+    args = tf.cast(t, tf.float32)[:, None] * freqs[None]
+    return tf.concat([tf.cos(args), tf.sin(args)], axis=-1)
+
+
+def _res_block(x, emb, channels, groups, name):
+    h = layers.Activation("swish")(layers.GroupNormalization(min(groups, x.shape[-1]), name=f"{name}_gn1")(x))
+    h = layers.Conv2D(channels, 3, padding="same", name=f"{name}_conv1")(h)
+    h = h + layers.Dense(channels, name=f"{name}_emb")(emb)[:, None, None, :]
+    h = layers.Activation("swish")(layers.GroupNormalization(min(groups, channels), name=f"{name}_gn2")(h))
+    h = layers.Conv2D(channels, 3, padding="same", name=f"{name}_conv2")(h)
+    if x.shape[-1] != channels:
+        x = layers.Conv2D(channels, 1, name=f"{name}_skip")(x)
+    return x + h
+
+
+def _attention(x, heads, groups, name):
+    height, width, channels = x.shape[1:]
+    h = layers.GroupNormalization(min(groups, channels), name=f"{name}_gn")(x)
+    h = layers.Reshape((height * width, channels))(h)
+    h = layers.MultiHeadAttention(heads, channels // heads, name=f"{name}_mha")(h, h)
+    return x + layers.Reshape((height, width, channels))(h)
+
+
+def unet(image_shape, num_classes, channels=(32, 64, 128), attention=(False, False, True), heads=4,
+         groups=8, embed_dim=128, name="unet"):
+    """A small DDPM U-Net: residual blocks with GroupNorm, a sinusoidal timestep embedding
+    (plus a class embedding, with one extra "null" class for classifier-free guidance),
+    self-attention where ``attention`` says, stride-2 downsampling and nearest upsampling.
+    Inputs: noisy images (any range), int32 timesteps [N], int32 labels [N] (num_classes =
+    the null label). Output: the same shape as the images (ε or v)."""
+    _check_downsampling(image_shape, len(channels) - 1)
+    images = keras.Input(tuple(image_shape), name="noisy_images")
+    timesteps = keras.Input((), dtype="int32", name="timesteps")
+    labels = keras.Input((), dtype="int32", name="labels")
+    t_emb = layers.Lambda(lambda t: sinusoidal_embedding(t, embed_dim), name="time_sinusoid")(timesteps)
+    emb = layers.Dense(4 * embed_dim, activation="swish", name="time_mlp1")(t_emb)
+    emb = layers.Dense(4 * embed_dim, name="time_mlp2")(emb)
+    emb = emb + layers.Embedding(num_classes + 1, 4 * embed_dim, name="class_embedding")(labels)
+    emb = layers.Activation("swish")(emb)
+
+    x = layers.Conv2D(channels[0], 3, padding="same", name="stem")(images)
+    skips = []
+    for level, (ch, attn) in enumerate(zip(channels, attention)):
+        x = _res_block(x, emb, ch, groups, f"down{level}")
+        if attn:
+            x = _attention(x, heads, groups, f"down{level}_attn")
+        skips.append(x)
+        if level < len(channels) - 1:
+            x = layers.Conv2D(ch, 3, strides=2, padding="same", name=f"downsample{level}")(x)
+    x = _res_block(x, emb, channels[-1], groups, "mid1")
+    x = _attention(x, heads, groups, "mid_attn")
+    x = _res_block(x, emb, channels[-1], groups, "mid2")
+    for level in reversed(range(len(channels))):
+        ch, attn = channels[level], attention[level]
+        x = _res_block(layers.Concatenate()([x, skips[level]]), emb, ch, groups, f"up{level}")
+        if attn:
+            x = _attention(x, heads, groups, f"up{level}_attn")
+        if level > 0:
+            x = layers.UpSampling2D(2, interpolation="nearest")(x)
+            x = layers.Conv2D(channels[level - 1], 3, padding="same", name=f"upsample{level}")(x)
+    x = layers.Activation("swish")(layers.GroupNormalization(min(groups, channels[0]), name="out_gn")(x))
+    out = layers.Conv2D(image_shape[-1], 3, padding="same", kernel_initializer="zeros", dtype="float32",
+                        name="out")(x)
+    return keras.Model([images, timesteps, labels], out, name=name)

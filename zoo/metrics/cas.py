@@ -42,3 +42,13 @@ def classification_accuracy_score(fake_images, fake_labels, real_images, real_la
         "real_data_accuracy": _train_and_test(real_images, real_labels, test_images, test_labels, num_classes,
                                               epochs, batch_size, seed),
     }
+
+
+def generated_cas(model, test_images, test_labels, train, epochs=10, seed=10_000):
+    """CAS of a conditional model: as many samples as ``train`` has images, with its labels."""
+    if train is None:
+        return {}
+    train_images, train_labels = train
+    fake = model.evaluation_samples(len(train_labels), train_labels, seed=seed)
+    return classification_accuracy_score(fake, train_labels, train_images, train_labels, test_images, test_labels,
+                                         int(model.config.num_classes), epochs=epochs)

@@ -16,6 +16,18 @@ def check_positive(name, value):
         raise ZooError(f"{name} must be a positive integer, got {value!r}")
 
 
+def copy_ema_weights(optimizer, source, target):
+    """Copy into ``target`` (a network shaped like ``source``) the moving averages that a
+    Keras optimizer built with ``use_ema=True`` keeps of ``source``'s trainable weights;
+    weights it does not average are copied as they are."""
+    opt = getattr(optimizer, "inner_optimizer", optimizer)
+    averages = {}
+    if opt is not None and getattr(opt, "use_ema", False) and opt.built:
+        averages = {id(v): a for v, a in zip(opt._trainable_variables, opt._model_variables_moving_average)}
+    for t, s in zip(target.weights, source.weights):
+        t.assign(averages.get(id(s), s))
+
+
 class ZooModel(keras.Model):
     """Base class. Subclasses set ``Config`` (a dataclass) and ``tracked`` (names of the
     Mean metrics their ``train_step``/``test_step`` report), and implement:

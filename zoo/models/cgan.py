@@ -17,7 +17,7 @@ import tensorflow as tf
 from zoo import ZooError, distribute, nets
 from zoo.export import Input, Signature
 from zoo.images import grid
-from zoo.models.base import ZooModel, check_positive
+from zoo.models.base import ZooModel, check_positive, copy_ema_weights
 
 LOSSES = ("hinge", "nonsaturating")
 
@@ -152,14 +152,7 @@ class CGAN(ZooModel):
     # EMA and inference -----------------------------------------------------------------
     def sync_ema(self):
         """Copy the optimizer's moving averages of the generator weights into generator_ema."""
-        opt = getattr(self.optimizer, "inner_optimizer", self.optimizer)
-        if opt is not None and getattr(opt, "use_ema", False) and opt.built:
-            averages = {id(v): a for v, a in zip(opt._trainable_variables, opt._model_variables_moving_average)}
-            values = [averages[id(v)] if id(v) in averages else v for v in self.generator.weights]
-        else:
-            values = self.generator.weights
-        for target, source in zip(self.generator_ema.weights, values):
-            target.assign(source)
+        copy_ema_weights(self.optimizer, self.generator, self.generator_ema)
 
     def generate(self, noise, labels):
         """Images in [0, 1] from the EMA generator."""

@@ -1,0 +1,188 @@
+import json
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import run_python
+from zoo import ZooError, data, export, schedules
+from zoo.models.diffusion import Diffusion, DiffusionConfig
+from zoo.trainer import Trainer
+
+TINY = dict(channels=(8, 16, 16), sample_steps=4, guidance=2.0, ema_decay=0.9)
+
+
+# Schedules ------------------------------------------------------------------------------
+def test_schedules_match_closed_forms():
+    for kind in schedules.SCHEDULES:
+        ab = schedules.alpha_bars(kind, 1000)
+        assert np.all(np.diff(ab) < 0) and 0 < ab[-1] < ab[0] < 1
+    cosine = schedules.alpha_bars("cosine", 1000)
+    f = lambda t: math.cos((t / 1000 + 0.008) / 1.008 * math.pi / 2) ** 2  # noqa: E731
+    expected = np.array([f(t + 1) / f(0) for t in range(1000)])
+    unclipped = slice(0, 990)  # β is capped at 0.999 at the very end
+    np.testing.assert_allclose(cosine[unclipped], expected[unclipped], rtol=1e-9)
+    linear = schedules.alpha_bars("linear", 1000)
+    np.testing.assert_allclose(linear, np.cumprod(1 - np.linspace(1e-4, 0.02, 1000)), rtol=1e-12)
+    with pytest.raises(ZooError, match="unknown schedule 'sigmoid'"):
+        schedules.alpha_bars("sigmoid")
+
+
+def test_q_sample_statistics_and_v_round_trip():
+    s = schedules.Schedule("cosine", 1000)
+    t = tf.fill([20000], 300)
+    x0 = tf.fill([20000, 1, 1, 1], 0.7)
+    noise = tf.random.stateless_normal([20000, 1, 1, 1], seed=[1, 2])
+    x_t = s.q_sample(x0, t, noise).numpy()
+    ab = s.alpha_bar_np[300]
+    assert x_t.mean() == pytest.approx(math.sqrt(ab) * 0.7, abs=0.01)
+    assert x_t.var() == pytest.approx(1 - ab, rel=0.03)
+    v = s.v_target(x0, t, noise)
+    np.testing.assert_allclose(s.eps_from_v(x_t, t, v), noise, atol=1e-5)
+
+
+def test_ddim_with_a_perfect_denoiser_recovers_x0():
+    s = schedules.Schedule("cosine", 1000)
+    x0 = tf.constant(np.random.default_rng(0).uniform(-1, 1, (3, 4, 4, 1)), tf.float32)
+
+    def oracle(x_t, t):
+        ab = s.gather(t)
+        return (x_t - tf.sqrt(ab) * x0) / tf.sqrt(1 - ab)
+
+    x_T = tf.random.stateless_normal(x0.shape, seed=[0, 1])
+    for steps in (1, 5, 50):
+        # float32: at t = T−1, √ᾱ ≈ 3e-5 amplifies rounding in x̂0 to ~1e-3; a wrong update is O(1).
+        np.testing.assert_allclose(schedules.ddim_sample(s, oracle, x_T, steps), x0, atol=5e-3)
+    with pytest.raises(ZooError, match=r"sampling steps must be in 1..1000, got 0"):
+        s.ddim_timesteps(0)
+
+
+# Model ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def trained():
+    keras.utils.set_random_seed(0)
+    model = Diffusion(DiffusionConfig(**TINY))
+    model.compile_default(2e-3)
+    x, y = data.mnist5k("train")
+    idx = np.random.default_rng(0).permutation(len(y))[:32]
+    ds = tf.data.Dataset.from_tensor_slices((x[idx], y[idx])).repeat().batch(32, drop_remainder=True)
+    history = Trainer(model, tf.distribute.get_strategy()).fit(ds, epochs=3, steps_per_epoch=10, verbose=0)
+    model.sync_ema()
+    return model, history
+
+
+def test_training_reduces_the_loss(trained):
+    _, history = trained
+    loss = history.history["loss"]
+    assert loss[-1] < 0.7 * loss[0], loss
+
+
+def test_in_graph_sampler_equals_a_step_by_step_python_loop(trained):
+    model, _ = trained
+    labels = tf.constant([1, 7])
+    noise = model.initial_noise(2, 3)
+    in_graph = tf.function(lambda: model.generate(noise, labels))().numpy()
+    np.testing.assert_array_equal(in_graph, tf.function(lambda: model.generate(noise, labels))().numpy())
+    s, denoise = model.schedule, model.guided_denoiser(labels)
+    times = s.ddim_timesteps(model.config.sample_steps)
+    # The reference: one Python iteration (one graph call) per step. The first step divides
+    # by √ᾱ_{T−1} ≈ 5e-5, which turns float32 rounding differences between two compiled
+    # graphs into ~1e-3 on a few pixels; a wrong update would differ by O(1).
+    step = tf.function(lambda x, t, t_prev: s.ddim_step(x, t, t_prev, denoise(x, t)))
+    x = noise
+    for i, t in enumerate(times):
+        t_prev = times[i + 1] if i + 1 < len(times) else -1
+        x = step(x, tf.fill([2], t), tf.fill([2], t_prev))
+    reference = model.to_images(x).numpy()
+    np.testing.assert_allclose(in_graph, reference, atol=3e-3)
+    assert np.mean(np.abs(in_graph - reference)) < 1e-4
+    other = tf.function(lambda: model.generate(model.initial_noise(2, 4), labels))().numpy()
+    assert not np.allclose(in_graph, other)
+
+
+def test_guidance_zero_ignores_the_label(trained):
+    model, _ = trained
+    noise = model.initial_noise(1, 0)
+    a = model.generate(noise, tf.constant([3]), guidance=0.0).numpy()
+    b = model.generate(noise, tf.constant([7]), guidance=0.0).numpy()
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(model.generate(noise, tf.constant([3]), guidance=3.0).numpy(),
+                           model.generate(noise, tf.constant([7]), guidance=3.0).numpy())
+
+
+def test_inpainting_keeps_known_pixels_and_ddpm_runs(trained):
+    model, _ = trained
+    x, _ = data.mnist5k("test")
+    images = tf.constant(x[:2])
+    mask = np.ones((2, 28, 28, 1), np.float32)
+    mask[:, 14:] = 0
+    out = model.inpaint(images, tf.constant(mask), model.initial_noise(2, 0), tf.constant([10, 10])).numpy()
+    np.testing.assert_allclose(out[:, :14], x[:2, :14], atol=1e-6)
+    assert not np.allclose(out[:, 14:], x[:2, 14:])
+    short = Diffusion(DiffusionConfig(**{**TINY, "sample_steps": 2}, timesteps=20))
+    ddpm = tf.function(short.sample_ddpm)(tf.constant([1, 2]), tf.constant(0)).numpy()
+    assert ddpm.shape == (2, 28, 28, 1) and 0 <= ddpm.min() and ddpm.max() <= 1
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(sample_steps=0), "sample_steps must be a positive integer, got 0"),
+    (dict(sample_steps=2000), "--sample-steps must be at most the 1000 timesteps"),
+    (dict(prediction="x0"), "--prediction must be 'eps' or 'v'"),
+    (dict(guidance=-1.0), "--guidance must be >= 0"),
+    (dict(attention=(True,)), "one flag per level"),
+])
+def test_bad_configs(kwargs, message):
+    with pytest.raises(ZooError, match=message):
+        DiffusionConfig(**kwargs)
+
+
+SERVE = """
+import json, numpy as np, tensorflow as tf
+try:
+    import zoo
+    raise SystemExit("zoo importable")
+except ImportError:
+    pass
+from ai_edge_litert.interpreter import Interpreter
+m = tf.saved_model.load(SAVED)
+noise = np.random.default_rng(0).normal(size=(2, 28, 28, 1)).astype("float32")
+labels = np.array([3, 8], "int32")
+gen = m.signatures["generate"](noise=tf.constant(noise), labels=tf.constant(labels))["images"].numpy()
+lite = Interpreter(model_path=LITE).get_signature_runner("generate")(noise=noise, labels=labels)["images"]
+eps = m.signatures["denoise"](noisy_images=tf.constant(noise), timesteps=tf.constant([0, 999]),
+                              labels=tf.constant([3, 10]))["noise"]
+s = m.signatures["sample"](labels=tf.constant(labels), seed=tf.constant(1))["images"]
+inp = m.signatures["inpaint"](images=tf.zeros([1, 28, 28, 1]), mask=tf.ones([1, 28, 28, 1]),
+                              noise=tf.constant(noise[:1]), labels=tf.constant([3]))["images"]
+errors = {}
+for name, call in {
+    "timesteps": lambda: m.signatures["denoise"](noisy_images=tf.constant(noise[:1]), timesteps=tf.constant([1000]),
+                                                 labels=tf.constant([1])),
+    "noise_shape": lambda: m.signatures["generate"](noise=tf.zeros([1, 28, 28, 3]), labels=tf.constant([1])),
+    "labels": lambda: m.signatures["generate"](noise=tf.constant(noise[:1]), labels=tf.constant([10])),
+}.items():
+    try:
+        call(); errors[name] = None
+    except tf.errors.InvalidArgumentError as e:
+        errors[name] = e.message
+print("RESULT" + json.dumps({"diff": float(np.abs(lite - gen).max()), "eps": list(eps.shape), "sample": list(s.shape),
+    "inpaint_max": float(tf.reduce_max(inp)), "errors": errors, "signatures": sorted(m.signatures)}))
+"""
+
+
+def test_export_generate_runs_in_litert_like_the_saved_model(trained, tmp_path):
+    model, _ = trained
+    written, card = export.export(model, str(tmp_path), card={"metrics": {}}, tolerance=1e-3)
+    code = SERVE.replace("SAVED", repr(written["saved_model"])).replace("LITE", repr(written["diffusion.tflite"]))
+    result = run_python(code, cwd="/", isolated=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.split("RESULT", 1)[1])
+    assert out["signatures"] == ["denoise", "generate", "inpaint", "sample", "serving_default"]
+    assert out["diff"] <= 1e-3 and out["eps"] == [2, 28, 28, 1] and out["sample"] == [2, 28, 28, 1]
+    assert out["inpaint_max"] == 0.0  # everything known: the zeros come back
+    assert "must be in [0, 1000)" in out["errors"]["timesteps"]
+    assert "must have shape [N, 28, 28, 1]" in out["errors"]["noise_shape"]
+    assert "must be in [0, 10)" in out["errors"]["labels"]
+    assert card["tflite"]["diffusion.tflite"]["bytes"] > 0

@@ -1,0 +1,153 @@
+"""Noise schedules and samplers for diffusion models, kept apart from the networks (as in
+diffusers): the same trained denoiser serves DDPM ancestral sampling, DDIM and inpainting.
+
+Notation (Ho et al. 2020): q(x_t | x_0) = N(√ᾱ_t x_0, (1 − ᾱ_t) I), t = 0 … T−1.
+A denoiser is ``fn(x_t, t) -> ε̂`` (t an int32 vector); v-prediction is converted to ε
+by the model before it reaches a sampler.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from zoo import ZooError
+
+SCHEDULES = ("cosine", "linear")
+
+
+def alpha_bars(kind="cosine", steps=1000):
+    """ᾱ_t for t = 0 … steps−1, float64. Cosine: Nichol & Dhariwal 2021 (s = 0.008, β ≤ 0.999);
+    linear: β from 1e-4 to 0.02 (Ho et al. 2020), rescaled to the number of steps."""
+    if kind not in SCHEDULES:
+        raise ZooError(f"unknown schedule {kind!r}; choose from {', '.join(SCHEDULES)}")
+    if steps < 2:
+        raise ZooError(f"a schedule needs at least 2 steps, got {steps}")
+    if kind == "linear":
+        scale = 1000 / steps
+        betas = np.linspace(scale * 1e-4, scale * 0.02, steps, dtype=np.float64)
+    else:
+        s = 0.008
+        f = lambda t: math.cos((t / steps + s) / (1 + s) * math.pi / 2) ** 2  # noqa: E731
+        betas = np.array([min(1 - f(t + 1) / f(t), 0.999) for t in range(steps)], np.float64)
+    return np.cumprod(1.0 - betas)
+
+
+class Schedule:
+    def __init__(self, kind="cosine", steps=1000):
+        self.kind, self.steps = kind, steps
+        self.alpha_bar_np = alpha_bars(kind, steps)
+        self.alpha_bar = tf.constant(self.alpha_bar_np, tf.float32)
+
+    def gather(self, t):
+        """ᾱ_t broadcast over NHWC images."""
+        return tf.gather(self.alpha_bar, t)[:, None, None, None]
+
+    def q_sample(self, x0, t, noise):
+        """x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε."""
+        ab = self.gather(t)
+        return tf.sqrt(ab) * x0 + tf.sqrt(1.0 - ab) * noise
+
+    def v_target(self, x0, t, noise):
+        """v = √ᾱ_t ε − √(1 − ᾱ_t) x_0 (Salimans & Ho 2022)."""
+        ab = self.gather(t)
+        return tf.sqrt(ab) * noise - tf.sqrt(1.0 - ab) * x0
+
+    def eps_from_v(self, x_t, t, v):
+        ab = self.gather(t)
+        return tf.sqrt(ab) * v + tf.sqrt(1.0 - ab) * x_t
+
+    def ddim_timesteps(self, num_steps):
+        """Evenly spaced, descending: T−1 … 0 in ``num_steps`` steps."""
+        if num_steps < 1 or num_steps > self.steps:
+            raise ZooError(f"sampling steps must be in 1..{self.steps}, got {num_steps}")
+        return np.round(np.linspace(self.steps - 1, 0, num_steps)).astype(np.int32)
+
+    # One sampler step each -------------------------------------------------------------
+    def predict_x0(self, x_t, t, eps):
+        ab = self.gather(t)
+        x0 = tf.clip_by_value((x_t - tf.sqrt(1.0 - ab) * eps) / tf.sqrt(ab), -1.0, 1.0)
+        eps = (x_t - tf.sqrt(ab) * x0) / tf.sqrt(1.0 - ab)  # consistent with the clipped x0
+        return x0, eps
+
+    def ddim_step(self, x_t, t, t_prev, eps, eta=0.0, noise=None):
+        """x_t → x_{t_prev} (Song et al. 2021); t_prev < 0 means "to x_0"."""
+        x0, eps = self.predict_x0(x_t, t, eps)
+        ab = self.gather(t)
+        ab_prev = tf.where(t_prev[:, None, None, None] >= 0, self.gather(tf.maximum(t_prev, 0)), 1.0)
+        sigma = eta * tf.sqrt((1 - ab_prev) / (1 - ab)) * tf.sqrt(1 - ab / ab_prev)
+        x_prev = tf.sqrt(ab_prev) * x0 + tf.sqrt(tf.maximum(1 - ab_prev - sigma**2, 0.0)) * eps
+        if noise is not None:
+            x_prev += sigma * noise
+        return x_prev
+
+    def ddpm_step(self, x_t, t, eps, noise):
+        """Ancestral step x_t → x_{t−1} with the posterior variance β̃_t (Ho et al. 2020)."""
+        x0, _ = self.predict_x0(x_t, t, eps)
+        ab = self.gather(t)
+        ab_prev = tf.where(t[:, None, None, None] > 0, self.gather(tf.maximum(t - 1, 0)), 1.0)
+        beta = 1 - ab / ab_prev
+        mean = (tf.sqrt(ab_prev) * beta / (1 - ab)) * x0 + (tf.sqrt(1 - beta) * (1 - ab_prev) / (1 - ab)) * x_t
+        var = beta * (1 - ab_prev) / (1 - ab)
+        return mean + tf.where(t[:, None, None, None] > 0, tf.sqrt(var) * noise, 0.0)
+
+
+def ddim_sample(schedule, denoise, x_T, num_steps, eta=0.0, seed=None, known=None, trajectory=False):
+    """DDIM from x_T in ``num_steps`` steps, in one graph (a tf.while_loop).
+
+    ``seed``: stateless seed for η > 0 and for re-noising known pixels. ``known``: optional
+    (x0_known, mask) for RePaint-style inpainting: where mask = 1 the known pixels, noised
+    to the current step, replace the sample after every step. ``trajectory``: also return
+    the sample after each step, [num_steps, N, H, W, C].
+    """
+    times = tf.constant(schedule.ddim_timesteps(num_steps))
+    prev = tf.concat([times[1:], [-1]], 0)
+    n = tf.shape(x_T)[0]
+    seed = tf.zeros([2], tf.int32) if seed is None else tf.cast(seed, tf.int32)
+
+    def step(i, x):
+        t = tf.fill([n], times[i])
+        t_prev = tf.fill([n], prev[i])
+        step_seed = tf.random.experimental.stateless_fold_in(seed, i)
+        noise = tf.random.stateless_normal(tf.shape(x), step_seed) if eta > 0 else None
+        x_next = schedule.ddim_step(x, t, t_prev, denoise(x, t), eta, noise)
+        if known is not None:
+            x0_known, mask = known
+            renoise = tf.random.stateless_normal(tf.shape(x), tf.random.experimental.stateless_fold_in(step_seed, 1))
+            noised = tf.where(t_prev[:, None, None, None] >= 0,
+                              schedule.q_sample(x0_known, tf.maximum(t_prev, 0), renoise), x0_known)
+            x_next = mask * noised + (1.0 - mask) * x_next
+        return x_next
+
+    def more(i, *_):
+        return i < num_steps
+
+    if not trajectory:  # no TensorArray in the loop: TFLite cannot lower one
+        _, x = tf.while_loop(more, lambda i, x: (i + 1, step(i, x)), (tf.constant(0), x_T),
+                             maximum_iterations=num_steps)
+        return x
+
+    def body(i, x, history):
+        x_next = step(i, x)
+        return i + 1, x_next, history.write(i, x_next)
+
+    history = tf.TensorArray(tf.float32, size=num_steps)
+    _, x, history = tf.while_loop(more, body, (tf.constant(0), x_T, history), maximum_iterations=num_steps)
+    return x, history.stack()
+
+
+def ddpm_sample(schedule, denoise, x_T, seed):
+    """Ancestral sampling through all T steps, in one graph."""
+    n = tf.shape(x_T)[0]
+    seed = tf.cast(seed, tf.int32)
+
+    def body(i, x):
+        t = tf.fill([n], schedule.steps - 1 - i)
+        noise = tf.random.stateless_normal(tf.shape(x), tf.random.experimental.stateless_fold_in(seed, i))
+        return i + 1, schedule.ddpm_step(x, t, denoise(x, t), noise)
+
+    _, x = tf.while_loop(lambda i, _: i < schedule.steps, body, (tf.constant(0), x_T),
+                         maximum_iterations=schedule.steps)
+    return x
