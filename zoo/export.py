@@ -24,6 +24,7 @@ import platform
 import shutil
 import sys
 import tempfile
+import time
 import uuid
 
 import keras
@@ -195,6 +196,25 @@ def compare_tflite(tflite_path, serving, signatures, batch=4, seed=0):
     return result
 
 
+def tflite_latency_ms(tflite_path, signatures, repeats=5, seed=0):
+    """Median milliseconds of one batch-1 call of each TFLite signature on this machine."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    rng = np.random.default_rng(seed)
+    result = {}
+    for sig in signatures:
+        inputs = {i.name: i.example(rng, 1) for i in sig.inputs}
+        runner = Interpreter(model_path=tflite_path).get_signature_runner(sig.name)
+        runner(**inputs)  # allocation and warm-up
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            runner(**inputs)
+            times.append(time.perf_counter() - start)
+        result[sig.name] = round(1e3 * float(np.median(times)), 3)
+    return result
+
+
 def describe_signatures(serving, signatures):
     out = {}
     for sig in signatures:
@@ -263,7 +283,8 @@ def export(model, out, *, card, pictures=None, tolerance=TFLITE_TOLERANCE):
                     f"the TFLite file disagrees with the SavedModel by {worst:.3g} (> {tolerance}) "
                     f"per signature {diffs}; not exporting a file that samples differently"
                 )
-            tflite[f"{name}.tflite"] = {"bytes": os.path.getsize(lite_path), "max_abs_difference": diffs}
+            tflite[f"{name}.tflite"] = {"bytes": os.path.getsize(lite_path), "max_abs_difference": diffs,
+                                        "batch1_latency_ms": tflite_latency_ms(lite_path, lite_sigs)}
             files[f"{name}.tflite"] = lite_path
 
         for picture, grid in (pictures or {}).items():

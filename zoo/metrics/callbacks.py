@@ -52,7 +52,7 @@ class FeatureMetric(keras.metrics.Metric):
             return core.classifier_accuracy(np.concatenate(self._probabilities), np.concatenate(self._labels))
         fake = np.concatenate(self._features)
         if self.kind == "kid":
-            size = min(1000, len(fake), len(self.real_features))
+            size = core.kid_subset_size(len(fake), len(self.real_features))
             return core.kernel_distance(self.real_features, fake, 100, size)[0]
         return core.neighbourhood_metrics(self.real_features, fake)[self.kind]
 

@@ -150,6 +150,12 @@ def _polynomial_mmd2(x, y):
             - 2 * kxy.mean())
 
 
+def kid_subset_size(n_a, n_b, preferred=1000):
+    """``preferred``, or half of the smaller set when there are fewer than two subsets'
+    worth of samples (subsets as large as the whole set would all be equal: std 0)."""
+    return min(preferred, max(2, min(n_a, n_b) // 2))
+
+
 def kernel_distance(features_a, features_b, subsets=100, subset_size=1000, seed=0):
     """KID: unbiased MMD² with kernel (x·y/d + 1)³ over random subsets; (mean, std)."""
     a, b = as_features(features_a, "features_a"), as_features(features_b, "features_b")

@@ -34,8 +34,9 @@ def evaluate_samples(fake_images, real_images, *, extractor=None, metrics=UNCOND
     if "fid" in metrics:
         out["fid"] = core.frechet_distance(real, fake)
     if "kid" in metrics:
-        size = min(kid_subset_size, len(real), len(fake))
+        size = core.kid_subset_size(len(real), len(fake), kid_subset_size)
         out["kid"], out["kid_std"] = core.kernel_distance(real, fake, kid_subsets, size)
+        out["kid_subset_size"] = size
     if {"inception_score", "classifier_accuracy"} & set(metrics):
         probabilities = extractor.probabilities(fake_images)
         if "inception_score" in metrics:
