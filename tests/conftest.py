@@ -24,14 +24,35 @@ def run_python(code_or_args, cwd=None, timeout=600, env=None, isolated=False):
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     if isinstance(code_or_args, str):
         if isolated:
-            code_or_args = (
-                "import sys\n"
-                "sys.modules['zoo'] = None  # any `import zoo` now fails\n" + code_or_args
-            )
+            code_or_args = ISOLATION + code_or_args
         args = [sys.executable, "-c", code_or_args]
     else:
         args = [sys.executable, *code_or_args]
     return subprocess.run(args, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+ISOLATION = """
+import sys
+sys.modules['zoo'] = None  # any `import zoo` now fails, as on a serving machine
+try:
+    import zoo
+except ImportError:
+    pass
+else:
+    raise SystemExit("zoo is importable in the isolated process")
+"""
+
+
+def run_without_zoo(code, **paths):
+    """Run ``code`` where zoo cannot be imported, with each NAME in it replaced by
+    repr(paths[NAME]); return the JSON it printed after "RESULT"."""
+    import json
+
+    for name, value in paths.items():
+        code = code.replace(name, repr(str(value)))
+    result = run_python(code, cwd="/", isolated=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.split("RESULT", 1)[1])
 
 
 @pytest.fixture

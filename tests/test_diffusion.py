@@ -1,4 +1,3 @@
-import json
 import math
 
 import keras
@@ -6,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import run_python
+from conftest import run_without_zoo
 from zoo import ZooError, data, export, schedules
 from zoo.models.diffusion import Diffusion, DiffusionConfig
 from zoo.trainer import Trainer
@@ -140,11 +139,6 @@ def test_bad_configs(kwargs, message):
 
 SERVE = """
 import json, numpy as np, tensorflow as tf
-try:
-    import zoo
-    raise SystemExit("zoo importable")
-except ImportError:
-    pass
 from ai_edge_litert.interpreter import Interpreter
 m = tf.saved_model.load(SAVED)
 noise = np.random.default_rng(0).normal(size=(2, 28, 28, 1)).astype("float32")
@@ -175,10 +169,7 @@ print("RESULT" + json.dumps({"diff": float(np.abs(lite - gen).max()), "eps": lis
 def test_export_generate_runs_in_litert_like_the_saved_model(trained, tmp_path):
     model, _ = trained
     written, card = export.export(model, str(tmp_path), card={"metrics": {}}, tolerance=1e-3)
-    code = SERVE.replace("SAVED", repr(written["saved_model"])).replace("LITE", repr(written["diffusion.tflite"]))
-    result = run_python(code, cwd="/", isolated=True)
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(result.stdout.split("RESULT", 1)[1])
+    out = run_without_zoo(SERVE, SAVED=written["saved_model"], LITE=written["diffusion.tflite"])
     assert out["signatures"] == ["denoise", "generate", "inpaint", "sample", "serving_default"]
     assert out["diff"] <= 1e-3 and out["eps"] == [2, 28, 28, 1] and out["sample"] == [2, 28, 28, 1]
     assert out["inpaint_max"] == 0.0  # everything known: the zeros come back

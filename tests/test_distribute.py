@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import run_python
 from zoo import ZooError, distribute
 from zoo.models.vae import VAE, VAEConfig
 from zoo.trainer import Trainer

@@ -6,11 +6,10 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, run_python
+from conftest import REPO, run_python, run_without_zoo
 from zoo import ZooError, export
 from zoo.models.vae import VAE, VAEConfig
 
@@ -55,12 +54,7 @@ def test_recipe_writes_the_contract_layout_and_summary(exported):
 SERVE = """
 import json, sys
 import numpy as np, tensorflow as tf
-try:
-    import zoo
-    raise SystemExit("zoo should not be importable here")
-except ImportError:
-    pass
-m = tf.saved_model.load(sys.argv[1])
+m = tf.saved_model.load(SAVED)
 out = {"signatures": sorted(m.signatures.keys())}
 rng = np.random.default_rng(0)
 images = tf.constant(rng.uniform(0, 1, (3, 28, 28, 1)), tf.float32)
@@ -97,9 +91,7 @@ print("RESULT" + json.dumps(out))
 
 def test_saved_model_serves_every_signature_without_zoo(exported):
     target, _ = exported
-    result = run_python(SERVE.replace("sys.argv[1]", repr(str(target / "serving" / "1"))), cwd="/", isolated=True)
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(result.stdout.split("RESULT", 1)[1])
+    out = run_without_zoo(SERVE, SAVED=target / "serving" / "1")
     assert {"decode", "encode", "reconstruct", "sample", "elbo", "serving_default"} <= set(out["signatures"])
     assert out["decode"] == [3, 28, 28, 1] and out["default"] == [2, 28, 28, 1] and out["in_range"]
     assert out["mean"] == [3, 16] and out["log_var"] == [3, 16] and out["reconstruct"] == [3, 28, 28, 1]
@@ -128,13 +120,13 @@ LITE = """
 import json, sys
 import numpy as np, tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
-interpreter = Interpreter(model_path=sys.argv[1])
+interpreter = Interpreter(model_path=LITE_FILE)
 assert list(interpreter.get_signature_list()) == ["decode"], interpreter.get_signature_list()
 runner = interpreter.get_signature_runner("decode")
 latent = np.random.default_rng(1).normal(size=(64, 16)).astype(np.float32)
 lite = runner(latent=latent)["images"]
-one = Interpreter(model_path=sys.argv[1]).get_signature_runner("decode")(latent=latent[:1])["images"]
-ref = tf.saved_model.load(sys.argv[2]).signatures["decode"](latent=tf.constant(latent))["images"].numpy()
+one = Interpreter(model_path=LITE_FILE).get_signature_runner("decode")(latent=latent[:1])["images"]
+ref = tf.saved_model.load(SAVED).signatures["decode"](latent=tf.constant(latent))["images"].numpy()
 print("RESULT" + json.dumps({"shape": list(lite.shape), "diff": float(np.abs(lite - ref).max()),
                              "diff1": float(np.abs(one - ref[:1]).max())}))
 """
@@ -142,11 +134,7 @@ print("RESULT" + json.dumps({"shape": list(lite.shape), "diff": float(np.abs(lit
 
 def test_tflite_decode_matches_saved_model_without_zoo(exported):
     target, _ = exported
-    code = LITE.replace("sys.argv[1]", repr(str(target / "vae.tflite"))).replace(
-        "sys.argv[2]", repr(str(target / "serving" / "1")))
-    result = run_python(code, cwd="/", isolated=True)
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(result.stdout.split("RESULT", 1)[1])
+    out = run_without_zoo(LITE, LITE_FILE=target / "vae.tflite", SAVED=target / "serving" / "1")
     assert out["shape"] == [64, 28, 28, 1]
     assert out["diff"] <= 1e-4 and out["diff1"] <= 1e-4
 

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from zoo import ZooError, data, metrics
-from zoo.metrics import core, extractors
+from zoo.metrics import extractors
 from zoo.metrics.lpips import LPIPS
 
 

@@ -74,3 +74,41 @@ def test_fit_rejects_datasets_with_partial_batches():
     ds = dataset().unbatch().batch(16)
     with pytest.raises(Exception, match="drop_remainder=True"):
         trainer.fit(ds, epochs=1, steps_per_epoch=1, verbose=0)
+
+
+def test_mixed_precision_trains_with_loss_scaling():
+    import keras
+
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = VAE(VAEConfig(**SMALL))
+        model.compile_default(1e-3)
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        assert model.encoder.layers[1].compute_dtype == "float16"
+        trainer = Trainer(model, tf.distribute.get_strategy())
+        trainer.build()
+        history = trainer.fit(dataset(), epochs=1, steps_per_epoch=3, verbose=0)
+        assert np.isfinite(history.history["loss"][0])
+        assert model.trainable_variables[0].dtype == "float32"  # float32 master weights
+        assert model.decode(tf.zeros([1, 4])).dtype == tf.float32  # float32 outputs
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_ema_decay_warms_up_and_tracks_the_weights():
+    from zoo.models.base import EMAWarmupAdam
+
+    var = keras.Variable(0.0)
+    opt = EMAWarmupAdam(0.1, ema_decay=0.999)
+    opt.build([var])
+    momenta = []
+    for _ in range(3):
+        momenta.append(float(opt.ema_momentum))
+        opt.apply([tf.constant(-1.0)], [var])  # var rises by ~0.1 per step
+    assert momenta == pytest.approx([1 / 10, 2 / 11, 3 / 12])
+    average = float(opt._model_variables_moving_average[0])
+    # First update copies the weight; then average ← m·average + (1 − m)·weight.
+    expected = 0.1
+    for m, w in zip(momenta[1:], (0.2, 0.3)):
+        expected = m * expected + (1 - m) * w
+    assert average == pytest.approx(expected, rel=1e-3)

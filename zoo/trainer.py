@@ -13,12 +13,10 @@ several workers.
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from zoo import ZooError, distribute

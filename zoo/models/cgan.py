@@ -17,7 +17,7 @@ import tensorflow as tf
 from zoo import ZooError, distribute, nets
 from zoo.export import Input, Signature
 from zoo.images import grid
-from zoo.models.base import ZooModel, check_positive, copy_ema_weights
+from zoo.models.base import EMAWarmupAdam, ZooModel, check_positive, copy_ema_weights
 
 LOSSES = ("hinge", "nonsaturating")
 
@@ -78,8 +78,7 @@ class CGAN(ZooModel):
     # Optimizers ------------------------------------------------------------------------
     def compile_default(self, learning_rate):
         c = self.config
-        g = keras.optimizers.Adam(learning_rate, beta_1=c.beta_1, beta_2=c.beta_2,
-                                  use_ema=c.ema_decay > 0, ema_momentum=c.ema_decay)
+        g = EMAWarmupAdam(learning_rate, c.ema_decay, beta_1=c.beta_1, beta_2=c.beta_2)
         d = keras.optimizers.Adam(c.d_learning_rate, beta_1=c.beta_1, beta_2=c.beta_2)
         self.compile(optimizer=g)  # wraps g in LossScaleOptimizer under mixed_float16
         if self.dtype_policy.name == "mixed_float16":

@@ -18,7 +18,7 @@ import tensorflow as tf
 from zoo import ZooError, distribute, nets, schedules
 from zoo.export import Input, Signature
 from zoo.images import grid
-from zoo.models.base import ZooModel, check_positive, copy_ema_weights
+from zoo.models.base import EMAWarmupAdam, ZooModel, check_positive, copy_ema_weights
 
 
 @dataclasses.dataclass
@@ -72,7 +72,7 @@ class Diffusion(ZooModel):
 
     def compile_default(self, learning_rate):
         c = self.config
-        self.compile(optimizer=keras.optimizers.Adam(learning_rate, use_ema=c.ema_decay > 0, ema_momentum=c.ema_decay))
+        self.compile(optimizer=EMAWarmupAdam(learning_rate, c.ema_decay))
 
     def sync_ema(self):
         copy_ema_weights(self.optimizer, self.network, self.network_ema)
