@@ -177,3 +177,12 @@ def test_export_generate_runs_in_litert_like_the_saved_model(trained, tmp_path):
     assert "must have shape [N, 28, 28, 1]" in out["errors"]["noise_shape"]
     assert "must be in [0, 10)" in out["errors"]["labels"]
     assert card["tflite"]["diffusion.tflite"]["bytes"] > 0
+
+
+def test_pictures_and_preview(trained):
+    model, _ = trained
+    x, y = data.mnist5k("test")
+    pictures = model.pictures(x[:50], y[:50])
+    assert set(pictures) == {"samples.png", "denoising_steps.png", "inpainting.png"}
+    assert pictures["denoising_steps.png"].shape[:2] == (32, 2 + (1 + model.config.sample_steps) * 30)
+    assert pictures["samples.png"].shape[:2] == (2 + 10 * 30, 2 + 8 * 30)

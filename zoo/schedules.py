@@ -119,7 +119,7 @@ def ddim_sample(schedule, denoise, x_T, num_steps, eta=0.0, seed=None, known=Non
             noised = tf.where(t_prev[:, None, None, None] >= 0,
                               schedule.q_sample(x0_known, tf.maximum(t_prev, 0), renoise), x0_known)
             x_next = mask * noised + (1.0 - mask) * x_next
-        return x_next
+        return tf.ensure_shape(x_next, x.shape)  # keep a static batch size static in the loop
 
     def more(i, *_):
         return i < num_steps
