@@ -252,9 +252,13 @@ def _jsonable(x):
     raise TypeError(f"cannot write {type(x).__name__} into the model card")
 
 
-def export(model, out, *, card, pictures=None, tolerance=TFLITE_TOLERANCE):
-    """Write ``out/<model>/`` (DESIGN, Exported artifacts); return the written paths and card."""
+def export(model, out, *, card, pictures=None, tolerance=None):
+    """Write ``out/<model>/`` (DESIGN, Exported artifacts); return the written paths and card.
+
+    ``tolerance``: the largest SavedModel↔TFLite difference accepted; by default the
+    model's ``tflite_tolerance`` (else 1e-4)."""
     name = model.name
+    tolerance = tolerance or getattr(model, "tflite_tolerance", TFLITE_TOLERANCE)
     signatures = model.signatures()
     target = os.path.join(out, name)
     serving_dir = os.path.join(target, "serving")
