@@ -16,6 +16,18 @@ tf.config.set_logical_device_configuration(
     _cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
 )
 
+_MIRRORED = []
+
+
+def mirrored():
+    """One MirroredStrategy over the two logical CPUs for the whole session: separate
+    instances in one process reuse collective instance keys and then fail with "Shape
+    mismatch in the collective instance"."""
+    if not _MIRRORED:
+        _MIRRORED.append(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+    return _MIRRORED[0]
+
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import run_without_zoo
+from conftest import mirrored, run_without_zoo
 from zoo import ZooError, data, export, nets
 from zoo.models.cgan import CGAN, CGANConfig, DiscriminatorWatch, discriminator_loss, generator_loss
 from zoo.trainer import Trainer
@@ -98,7 +98,7 @@ def one_step(strategy, weights, ds):
 def test_two_replicas_update_both_networks_like_one_device():
     weights = NoiselessCGAN(CGANConfig(**SMALL)).get_weights()
     single = one_step(tf.distribute.get_strategy(), weights, small_batches(16, 16))
-    double = one_step(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), weights, small_batches(16, 16))
+    double = one_step(mirrored(), weights, small_batches(16, 16))
     for a, b in zip(single, double):
         np.testing.assert_allclose(a, b, atol=1e-5)
 

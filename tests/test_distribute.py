@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import mirrored
 from zoo import ZooError, distribute
 from zoo.models.vae import VAE, VAEConfig
 from zoo.trainer import Trainer
@@ -38,11 +39,11 @@ def test_two_replicas_update_weights_like_one_device(rng):
     assert len(tf.config.list_logical_devices("CPU")) == 2
     images = rng.uniform(0, 1, (16, 28, 28, 1)).astype(np.float32)
     weights = NoiselessVAE(VAEConfig(**SMALL)).get_weights()
-    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    assert mirrored.num_replicas_in_sync == 2
+    strategy = mirrored()
+    assert strategy.num_replicas_in_sync == 2
 
     single = one_step(tf.distribute.get_strategy(), weights, images, 16)
-    double = one_step(mirrored, weights, images, 16)
+    double = one_step(strategy, weights, images, 16)
     moved = max(np.max(np.abs(a - b)) for a, b in zip(single, weights))
     assert moved > 1e-3  # the step really changed the weights
     for a, b in zip(single, double):
@@ -50,7 +51,7 @@ def test_two_replicas_update_weights_like_one_device(rng):
 
 
 def test_per_replica_noise_is_independent():
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = mirrored()
     with strategy.scope():
         gen = keras.random.SeedGenerator(7)
 
@@ -71,14 +72,14 @@ def test_strategy_selection_and_batch_checks(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(ZooError, match="TF_CONFIG"):
         distribute.get_strategy("multi_worker")
-    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    assert distribute.check_global_batch(64, mirrored) == 64
+    strategy = mirrored()
+    assert distribute.check_global_batch(64, strategy) == 64
     with pytest.raises(ZooError, match="--batch-size 63 is not divisible by the 2 replicas"):
-        distribute.check_global_batch(63, mirrored)
+        distribute.check_global_batch(63, strategy)
 
 
 def test_average_loss_divides_by_the_global_batch():
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = mirrored()
     values = tf.constant([1.0, 2.0, 3.0, 4.0])
     dist = strategy.experimental_distribute_values_from_function(
         lambda ctx: values[2 * ctx.replica_id_in_sync_group: 2 * ctx.replica_id_in_sync_group + 2])
