@@ -76,14 +76,19 @@ class GaussianStats:
 def trace_sqrt_product(sigma1, sigma2):
     """tr √(Σ₁ Σ₂) exactly, for symmetric PSD Σ₁, Σ₂ of any rank.
 
-    Σ₁Σ₂ is similar to √Σ₁ Σ₂ √Σ₁, which is symmetric PSD, so the trace of the square root
-    is the sum of the square roots of its eigenvalues: two symmetric eigen-solves instead
-    of a general matrix square root. Eigenvalues that round to slightly negative (rank-
-    deficient covariances) are clipped to 0.
+    With any factor Σ₁ = F Fᵀ, Σ₁Σ₂ has the eigenvalues of the symmetric PSD matrix
+    Fᵀ Σ₂ F, so the trace of the square root is the sum of the square roots of its
+    eigenvalues: a Cholesky factor and one symmetric eigenvalue solve instead of a general
+    matrix square root. A singular Σ₁ (fewer samples than dimensions) has no Cholesky
+    factor; then F = V √Λ from its eigendecomposition. Eigenvalues that round to slightly
+    negative are clipped to 0.
     """
-    w, v = np.linalg.eigh(sigma1)
-    root1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-    middle = root1 @ sigma2 @ root1
+    try:
+        factor = np.linalg.cholesky(sigma1)
+    except np.linalg.LinAlgError:
+        w, v = np.linalg.eigh(sigma1)
+        factor = v * np.sqrt(np.clip(w, 0, None))
+    middle = factor.T @ sigma2 @ factor
     eig = np.linalg.eigvalsh((middle + middle.T) / 2)
     return float(np.sum(np.sqrt(np.clip(eig, 0, None))))
 
