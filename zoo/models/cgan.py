@@ -182,14 +182,9 @@ class CGAN(ZooModel):
                                for i in range(0, num, batch)])
 
     def evaluate_arrays(self, images, labels, train=None, cas_epochs=10):
-        from zoo.metrics.cas import classification_accuracy_score
+        from zoo.metrics.cas import generated_cas
 
-        if train is None:
-            return {}
-        train_x, train_y = train
-        fake = self.evaluation_samples(len(train_y), train_y, seed=10_000)
-        return classification_accuracy_score(fake, train_y, train_x, train_y, images, labels,
-                                             self.config.num_classes, epochs=cas_epochs)
+        return generated_cas(self, images, labels, train, cas_epochs)
 
     def preview(self):
         self.sync_ema()
