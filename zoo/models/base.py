@@ -7,6 +7,7 @@ import dataclasses
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from zoo import ZooError
 
@@ -112,6 +113,13 @@ class ZooModel(keras.Model):
     def callbacks(self):
         """Model-specific Keras callbacks the recipe adds to training."""
         return []
+
+    def conditional_samples(self, sample, num, labels, seed, batch):
+        """``sample(labels, seed)`` over ``labels`` (default: classes in turn) in batches,
+        each batch with its own seed; a NumPy array of images."""
+        labels = np.arange(num) % self.config.num_classes if labels is None else np.asarray(labels)
+        return np.concatenate([sample(tf.constant(labels[i:i + batch], tf.int32), tf.constant(seed + i)).numpy()
+                               for i in range(0, num, batch)])
 
     # Hooks with neutral defaults.
     def evaluate_arrays(self, images, labels, train=None):

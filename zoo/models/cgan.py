@@ -177,9 +177,7 @@ class CGAN(ZooModel):
 
     def evaluation_samples(self, num, labels=None, seed=0, batch=500):
         self.sync_ema()
-        labels = np.arange(num) % self.config.num_classes if labels is None else np.asarray(labels)
-        return np.concatenate([self.sample(tf.constant(labels[i:i + batch], tf.int32), tf.constant(seed + i)).numpy()
-                               for i in range(0, num, batch)])
+        return self.conditional_samples(self.sample, num, labels, seed, batch)
 
     def evaluate_arrays(self, images, labels, train=None, cas_epochs=10):
         from zoo.metrics.cas import generated_cas

@@ -196,10 +196,7 @@ class Diffusion(ZooModel):
     # Evaluation and pictures -----------------------------------------------------------
     def evaluation_samples(self, num, labels=None, seed=0, batch=250):
         self.sync_ema()
-        labels = np.arange(num) % self.config.num_classes if labels is None else np.asarray(labels)
-        sample = tf.function(self.sample)
-        return np.concatenate([sample(tf.constant(labels[i:i + batch], tf.int32), tf.constant(seed + i)).numpy()
-                               for i in range(0, num, batch)])
+        return self.conditional_samples(tf.function(self.sample), num, labels, seed, batch)
 
     def inpainting_accuracy(self, images, labels, n=200):
         """Classifier accuracy on test digits whose lower half was masked and filled in
