@@ -58,6 +58,18 @@ def test_ddim_with_a_perfect_denoiser_recovers_x0():
         s.ddim_timesteps(0)
 
 
+def test_min_snr_weights_match_the_closed_form():
+    t = np.array([0, 100, 400, 700, 999], np.int32)
+    ab = schedules.alpha_bars("cosine", 1000)[t]
+    snr = ab / (1 - ab)
+    for prediction, expected in (("eps", np.minimum(snr, 5) / snr), ("v", np.minimum(snr, 5) / (snr + 1))):
+        model = Diffusion(DiffusionConfig(**TINY, prediction=prediction, min_snr_gamma=5.0))
+        np.testing.assert_allclose(model.loss_weight(tf.constant(t)), expected, rtol=1e-4)
+    assert expected[0] < 0.01 and expected[-1] == pytest.approx(snr[-1] / (snr[-1] + 1))  # clean steps down-weighted
+    plain = Diffusion(DiffusionConfig(**TINY, min_snr_gamma=0.0))
+    np.testing.assert_array_equal(plain.loss_weight(tf.constant(t)), np.ones(5))
+
+
 # Model ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def trained():
@@ -123,12 +135,15 @@ def test_inpainting_keeps_known_pixels_and_ddpm_runs(trained):
     short = Diffusion(DiffusionConfig(**{**TINY, "sample_steps": 2}, timesteps=20))
     ddpm = tf.function(short.sample_ddpm)(tf.constant([1, 2]), tf.constant(0)).numpy()
     assert ddpm.shape == (2, 28, 28, 1) and 0 <= ddpm.min() and ddpm.max() <= 1
+    one = tf.function(short.sample_ddpm)(tf.constant([3]), tf.constant(0)).numpy()  # a batch of 1 broadcasts
+    assert one.shape == (1, 28, 28, 1)
 
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(sample_steps=0), "sample_steps must be a positive integer, got 0"),
     (dict(sample_steps=2000), "--sample-steps must be at most the 1000 timesteps"),
     (dict(prediction="x0"), "--prediction must be 'eps' or 'v'"),
+    (dict(min_snr_gamma=-1.0), "--min-snr-gamma must be >= 0"),
     (dict(guidance=-1.0), "--guidance must be >= 0"),
     (dict(attention=(True,)), "one flag per level"),
 ])

@@ -90,3 +90,33 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     third = subprocess.run(cmd[:3] + ["1"] + cmd[4:], env=env, capture_output=True, text=True, timeout=600)
     assert third.returncode == 0 and "resuming" not in third.stdout
     assert len(os.listdir(runs / "vae")) == 2
+
+
+def test_previews_follow_the_models_preview_every(tmp_path):
+    import numpy as np
+
+    class Model:
+        preview_every = 3
+
+        def preview(self):
+            return np.zeros((4, 4, 1), np.float32)
+
+    callback = recipe.PreviewCallback(str(tmp_path))
+    callback.set_model(Model())
+    callback.set_params({"epochs": 7})
+    for epoch in range(7):
+        callback.on_epoch_end(epoch)
+    assert sorted(os.listdir(tmp_path)) == ["epoch_003.png", "epoch_006.png", "epoch_007.png"]
+
+
+def test_diffusion_presets_fill_unset_flags_and_explicit_flags_win():
+    from zoo import data
+
+    r = load_recipe("diffusion")
+    info = data.info("mnist5k")
+    args = r.flags.parse_args([])
+    model = r.build(args, info)
+    assert (args.epochs, model.config.prediction, model.config.channels) == (45, "v", (32, 64, 64))
+    args = r.flags.parse_args(["--prediction", "eps", "--epochs", "3", "--min-snr-gamma", "0"])
+    model = r.build(args, info)
+    assert (args.epochs, model.config.prediction, model.config.min_snr_gamma) == (3, "eps", 0.0)

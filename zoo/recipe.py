@@ -119,7 +119,8 @@ def _write_json_atomic(path, obj):
 
 # Callbacks ----------------------------------------------------------------------------
 class PreviewCallback(keras.callbacks.Callback):
-    """Saves ``model.preview()`` as samples/epoch_NNN.png after every epoch."""
+    """Saves ``model.preview()`` as samples/epoch_NNN.png after every ``model.preview_every``
+    epochs and after the last one."""
 
     def __init__(self, directory):
         super().__init__()
@@ -127,6 +128,8 @@ class PreviewCallback(keras.callbacks.Callback):
         os.makedirs(directory, exist_ok=True)
 
     def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % getattr(self.model, "preview_every", 1) and epoch + 1 != self.params.get("epochs"):
+            return
         picture = self.model.preview()
         if picture is not None:
             images.save_png(picture, os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png"))

@@ -40,6 +40,8 @@ class Schedule:
         self.kind, self.steps = kind, steps
         self.alpha_bar_np = alpha_bars(kind, steps)
         self.alpha_bar = tf.constant(self.alpha_bar_np, tf.float32)
+        # in float64 first: 1 − ᾱ_0 ≈ 4e-5 would lose three digits in float32
+        self.snr_table = tf.constant(self.alpha_bar_np / (1.0 - self.alpha_bar_np), tf.float32)
 
     def gather(self, t):
         """ᾱ_t broadcast over NHWC images."""
@@ -49,6 +51,10 @@ class Schedule:
         """x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε."""
         ab = self.gather(t)
         return tf.sqrt(ab) * x0 + tf.sqrt(1.0 - ab) * noise
+
+    def snr(self, t):
+        """Signal-to-noise ratio ᾱ_t / (1 − ᾱ_t), [N]."""
+        return tf.gather(self.snr_table, t)
 
     def v_target(self, x0, t, noise):
         """v = √ᾱ_t ε − √(1 − ᾱ_t) x_0 (Salimans & Ho 2022)."""
@@ -146,7 +152,7 @@ def ddpm_sample(schedule, denoise, x_T, seed):
     def body(i, x):
         t = tf.fill([n], schedule.steps - 1 - i)
         noise = tf.random.stateless_normal(tf.shape(x), tf.random.experimental.stateless_fold_in(seed, i))
-        return i + 1, schedule.ddpm_step(x, t, denoise(x, t), noise)
+        return i + 1, tf.ensure_shape(schedule.ddpm_step(x, t, denoise(x, t), noise), x.shape)
 
     _, x = tf.while_loop(lambda i, _: i < schedule.steps, body, (tf.constant(0), x_T),
                          maximum_iterations=schedule.steps)

@@ -63,11 +63,12 @@ class ZooModel(keras.Model):
     - ``evaluate_arrays(images, labels, train=None)``: model-specific numbers for the card
       (``train``: up to 10,000 training images and labels, for probes);
     - ``pictures(images, labels)``: name → image grid for the export folder;
-    - ``preview()``: a small image grid drawn at the end of every epoch.
+    - ``preview()``: a small image grid drawn at the end of every ``preview_every`` epochs.
     """
 
     Config = None
     tracked = ("loss",)
+    preview_every = 1  # epochs between preview grids (the last epoch always gets one)
 
     def __init__(self, config=None, **kwargs):
         name = kwargs.pop("name", None) or type(self).__name__.lower()

@@ -20,6 +20,14 @@ from zoo.export import Input, Signature
 from zoo.images import grid
 from zoo.models.base import EMAWarmupAdam, ZooModel, check_positive, copy_ema_weights
 
+# The recipe's presets: network size, training length and target (flags given explicitly
+# win). The CPU preset predicts v: after 15 CPU epochs v + Min-SNR gave classifier accuracy
+# 0.57 / FID 379 against 0.37 / 683 for ε + Min-SNR and 0.24 / 976 for plain ε.
+PRESETS = {
+    "cpu": dict(channels=(32, 64, 64), epochs=45, prediction="v"),
+    "full": dict(channels=(64, 128, 256), epochs=200, prediction="eps"),
+}
+
 
 @dataclasses.dataclass
 class DiffusionConfig:
@@ -31,6 +39,7 @@ class DiffusionConfig:
     timesteps: int = 1000
     prediction: str = "eps"  # or "v"
     label_dropout: float = 0.1
+    min_snr_gamma: float = 5.0  # Min-SNR-γ loss weighting (Hang et al. 2023); 0 = plain MSE
     ema_decay: float = 0.999
     sample_steps: int = 20  # DDIM steps of the exported generate/sample/inpaint
     guidance: float = 3.0  # 0: unconditional, 1: conditional, > 1: guided
@@ -49,6 +58,8 @@ class DiffusionConfig:
             raise ZooError(f"--sample-steps must be at most the {self.timesteps} timesteps, got {self.sample_steps}")
         if not 0 <= self.label_dropout < 1:
             raise ZooError(f"label_dropout must be in [0, 1), got {self.label_dropout}")
+        if not self.min_snr_gamma >= 0:
+            raise ZooError(f"--min-snr-gamma must be >= 0 (0 turns the weighting off), got {self.min_snr_gamma}")
         if not self.guidance >= 0:
             raise ZooError(f"--guidance must be >= 0, got {self.guidance}")
         if len(self.attention) != len(self.channels):
@@ -59,6 +70,7 @@ class Diffusion(ZooModel):
     Config = DiffusionConfig
     tracked = ("loss",)
     conditional = True
+    preview_every = 5  # a preview samples 80 digits × 20 steps: ~20% of a CPU epoch
     # The exported DDIM loop divides by √ᾱ_{T−1} ≈ 5e-5 in its first step, which turns
     # float32 rounding differences between TFLite and TensorFlow kernels into ~1e-3.
     tflite_tolerance = 1e-3
@@ -78,7 +90,7 @@ class Diffusion(ZooModel):
         self.compile(optimizer=EMAWarmupAdam(learning_rate, c.ema_decay))
 
     def sync_ema(self):
-        copy_ema_weights(self.optimizer, self.network, self.network_ema)
+        copy_ema_weights(getattr(self, "optimizer", None), self.network, self.network_ema)  # None: not compiled
 
     # Training --------------------------------------------------------------------------
     def draw(self, images):
@@ -97,7 +109,16 @@ class Diffusion(ZooModel):
         x_t = self.schedule.q_sample(x0, t, noise)
         target = noise if self.config.prediction == "eps" else self.schedule.v_target(x0, t, noise)
         pred = tf.cast(self.network([x_t, t, labels], training=training), tf.float32)
-        return tf.reduce_mean(tf.square(pred - target), axis=[1, 2, 3])
+        return self.loss_weight(t) * tf.reduce_mean(tf.square(pred - target), axis=[1, 2, 3])
+
+    def loss_weight(self, t):
+        """Min-SNR-γ: each timestep's loss weighted as if the target were x_0 with weight
+        min(SNR_t, γ), so the many nearly-clean timesteps stop dominating the gradient."""
+        gamma = self.config.min_snr_gamma
+        if gamma == 0:
+            return tf.ones_like(t, tf.float32)
+        snr = self.schedule.snr(t)
+        return tf.minimum(snr, gamma) / (snr if self.config.prediction == "eps" else snr + 1.0)
 
     def train_step(self, data):
         images, labels = data
