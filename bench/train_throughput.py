@@ -1,7 +1,8 @@
-"""Training throughput (images/s) of the VAE recipe's train step and of the keras-io
-baseline architecture, in the same run, through zoo's trainer (XLA on and off).
+"""Training throughput (images/s) through zoo's trainer, XLA on and off: the VAE recipe's
+train step and the keras-io baseline architecture in the same run, or (``--model
+diffusion``) the diffusion U-Net of each recipe preset.
 
-    python bench/train_throughput.py [--steps 60] [--batch-size 64]
+    python bench/train_throughput.py [--model vae|diffusion] [--steps N] [--batch-size 64]
 """
 
 import argparse
@@ -13,6 +14,7 @@ import tensorflow as tf
 
 from kerasio_vae import kerasio_vae
 from zoo import data
+from zoo.models.diffusion import PRESETS, Diffusion, DiffusionConfig
 from zoo.models.vae import VAE, VAEConfig
 from zoo.trainer import Trainer
 
@@ -30,17 +32,26 @@ def throughput(model, batch, steps, jit):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--model", choices=("vae", "diffusion"), default="vae")
+    p.add_argument("--steps", type=int, help="timed steps per epoch, 2 epochs (default 60; diffusion 10)")
     p.add_argument("--batch-size", type=int, default=64)
     args = p.parse_args()
+    steps = args.steps or (60 if args.model == "vae" else 10)
     results = {}
     for jit in (True, False):
         key = "xla" if jit else "no_xla"
-        results[f"zoo_vae_images_per_second_{key}"] = throughput(VAE(VAEConfig()), args.batch_size, args.steps, jit)
-        results[f"kerasio_vae_images_per_second_{key}"] = throughput(kerasio_vae(), args.batch_size, args.steps, jit)
-    results["zoo_vae_parameters"] = VAE(VAEConfig()).count_params()
-    results["kerasio_vae_parameters"] = kerasio_vae().count_params()
-    report("train_throughput", {"batch_size": args.batch_size, "steps": 2 * args.steps, **results})
+        if args.model == "vae":
+            results[f"zoo_vae_images_per_second_{key}"] = throughput(VAE(VAEConfig()), args.batch_size, steps, jit)
+            results[f"kerasio_vae_images_per_second_{key}"] = throughput(kerasio_vae(), args.batch_size, steps, jit)
+        else:
+            for name, preset in PRESETS.items():
+                model = Diffusion(DiffusionConfig(channels=preset["channels"], prediction=preset["prediction"]))
+                results[f"diffusion_{name}_parameters"] = model.network.count_params()
+                results[f"diffusion_{name}_images_per_second_{key}"] = throughput(model, args.batch_size, steps, jit)
+    if args.model == "vae":
+        results["zoo_vae_parameters"] = VAE(VAEConfig()).count_params()
+        results["kerasio_vae_parameters"] = kerasio_vae().count_params()
+    report("train_throughput", {"model": args.model, "batch_size": args.batch_size, "steps": 2 * steps, **results})
 
 
 if __name__ == "__main__":

@@ -17,8 +17,9 @@ flags.add_argument("--min-snr-gamma", type=float, default=5.0,
                    help="Min-SNR-γ loss weighting (0: plain MSE over all timesteps)")
 flags.add_argument("--sample-steps", type=recipe.positive_int, default=20,
                    help="DDIM steps of the exported generate/sample/inpaint signatures")
-flags.add_argument("--guidance", type=float, default=3.0,
-                   help="classifier-free guidance scale of the export (0: unconditional, 1: conditional)")
+flags.add_argument("--guidance", type=float, default=1.5,
+                   help="classifier-free guidance scale of the export (0: unconditional, 1: conditional); "
+                        "higher: more accurate digits, less diversity (bench/diffusion_guidance.py)")
 flags.add_argument("--ema-decay", type=float, default=0.999, help="decay of the weights' moving average")
 
 

@@ -116,7 +116,7 @@ def test_diffusion_presets_fill_unset_flags_and_explicit_flags_win():
     info = data.info("mnist5k")
     args = r.flags.parse_args([])
     model = r.build(args, info)
-    assert (args.epochs, model.config.prediction, model.config.channels) == (45, "v", (32, 64, 64))
+    assert (args.epochs, model.config.prediction, model.config.channels) == (55, "v", (32, 64, 64))
     args = r.flags.parse_args(["--prediction", "eps", "--epochs", "3", "--min-snr-gamma", "0"])
     model = r.build(args, info)
     assert (args.epochs, model.config.prediction, model.config.min_snr_gamma) == (3, "eps", 0.0)
