@@ -45,7 +45,7 @@ def main():
             results[f"kerasio_vae_images_per_second_{key}"] = throughput(kerasio_vae(), args.batch_size, steps, jit)
         else:
             for name, preset in PRESETS.items():
-                model = Diffusion(DiffusionConfig(channels=preset["channels"], prediction=preset["prediction"]))
+                model = Diffusion(DiffusionConfig(channels=preset["channels"]))
                 results[f"diffusion_{name}_parameters"] = model.network.count_params()
                 results[f"diffusion_{name}_images_per_second_{key}"] = throughput(model, args.batch_size, steps, jit)
     if args.model == "vae":

@@ -10,9 +10,10 @@ from zoo.models.diffusion import PRESETS, Diffusion, DiffusionConfig
 
 # XLA is off by default: on a 2-core CPU this U-Net trained faster without it (194 vs 160 images/s).
 flags = recipe.parser(__doc__.splitlines()[0], epochs=None, batch_size=64, learning_rate=1e-3, jit_compile=False)
-flags.add_argument("--preset", choices=PRESETS, default="cpu", help="network size, epochs and prediction: " + str(PRESETS))
+flags.add_argument("--preset", choices=PRESETS, default="cpu", help="network size and epochs: " + str(PRESETS))
 flags.add_argument("--schedule", choices=schedules.SCHEDULES, default="cosine", help="noise schedule")
-flags.add_argument("--prediction", choices=("eps", "v"), help="what the network predicts (default: the preset's)")
+flags.add_argument("--prediction", choices=("eps", "v"), default=DiffusionConfig.prediction,
+                   help="what the network predicts")
 flags.add_argument("--min-snr-gamma", type=float, default=5.0,
                    help="Min-SNR-γ loss weighting (0: plain MSE over all timesteps)")
 flags.add_argument("--sample-steps", type=recipe.positive_int, default=20,
@@ -27,7 +28,6 @@ flags.add_argument("--ema-decay", type=float, default=0.999, help="decay of the 
 def build(args, info):
     preset = PRESETS[args.preset]
     args.epochs = args.epochs or preset["epochs"]
-    args.prediction = args.prediction or preset["prediction"]
     return Diffusion(DiffusionConfig(image_shape=info.image_shape, num_classes=info.num_classes,
                                      channels=preset["channels"], schedule=args.schedule, prediction=args.prediction,
                                      min_snr_gamma=args.min_snr_gamma,
