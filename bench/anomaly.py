@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import data
+from zoo import data, evaluation
 from zoo.models.autoencoder import Autoencoder, AutoencoderConfig
 from zoo.trainer import Trainer
 
@@ -23,16 +23,15 @@ from zoo.trainer import Trainer
 def run(digit, epochs, seed):
     keras.utils.set_random_seed(seed)
     model = Autoencoder(AutoencoderConfig(anomaly_class=digit, seed=seed))
-    model.compile_default(1e-3)
-    select = model.training_selection()
-    train = data.load("mnist5k", "train").enumerate().filter(lambda i, xy: select(i, xy[1])).map(lambda i, xy: xy)
-    n = int(train.reduce(0, lambda k, _: k + 1))
-    ds = data.pipeline(train, 64, shuffle=True, seed=seed, drop_remainder=True, repeat=True)
-    Trainer(model, tf.distribute.get_strategy(), jit_compile=True).fit(ds, epochs=epochs, steps_per_epoch=n // 64,
-                                                                       verbose=0)
-    test_x, test_y = data.mnist5k("test")
-    result = model.evaluate_arrays(test_x, test_y, train=data.mnist5k("train"))
-    return {k[len("anomaly_"):]: v for k, v in result.items() if k.startswith("anomaly_") and k != "anomaly_class"}
+    model.configure_optimizers(1e-3)
+    x, y = data.mnist5k("train")
+    keep = model.select_training_examples(y)
+    ds = data.training_batches(x[keep], y[keep], 64, seed=seed, first_epoch=0, epochs=epochs)
+    Trainer(model, tf.distribute.get_strategy(), jit_compile=True).fit(
+        ds, epochs=epochs, steps_per_epoch=int(keep.sum()) // 64, verbose=0)
+    result = {}
+    evaluation._anomaly(model, evaluation.Splits(data.mnist5k("test"), (x, y)), result, {})
+    return {k[len("anomaly_"):]: v for k, v in result.items() if k.startswith("anomaly_")}
 
 
 def main():

@@ -76,9 +76,10 @@ def python_loop(model, denoise_fn, noise, labels, steps):
 
 
 def diffusion(args):
-    from zoo.models.diffusion import PRESETS, Diffusion, DiffusionConfig
+    from zoo.models.diffusion import Diffusion, DiffusionConfig
 
-    model = Diffusion(DiffusionConfig(channels=PRESETS[args.preset]["channels"], guidance=3.0, sample_steps=20))
+    preset = {k: v for k, v in Diffusion.presets[args.preset].items() if k in DiffusionConfig.defaults()}
+    model = Diffusion(DiffusionConfig(**preset, guidance=3.0, sample_steps=20))
     out = tempfile.mkdtemp()
     written, _ = export.export(model, out, card={"metrics": {}})
     serving = tf.saved_model.load(written["saved_model"])

@@ -1,11 +1,19 @@
-"""Training throughput (images/s) through zoo's trainer, XLA on and off: the VAE recipe's
-train step and the keras-io baseline architecture in the same run, or (``--model
-diffusion``) the diffusion U-Net of each recipe preset.
+"""Training throughput (images/s): zoo's Trainer against Keras ``Model.fit`` on the same model
+object, the same data pipeline and the same XLA setting, at 1 step per call and at K steps per
+call (zoo's ``--steps-per-execution`` / Keras' ``steps_per_execution``), for the VAE, cGAN and
+diffusion training steps; plus the keras-io VAE for scale. JSON; every configuration is timed
+``--repeats`` times in rotation (so drift hits all alike): compare min and median within one run.
 
-    python bench/train_throughput.py [--model vae|diffusion] [--steps N] [--batch-size 64]
+    python bench/train_throughput.py [--models vae cgan diffusion] [--k 1 8] [--steps 40]
+        [--repeats 3] [--precision float32 bfloat16] [--xla on off]
+
+``--precision bfloat16`` times ``mixed_bfloat16`` too (the issue's bfloat16-on-CPU question);
+``--sweep-k 1 2 4 8 16 32`` times zoo's trainer alone over K (how the default K was chosen).
 """
 
 import argparse
+import statistics
+import time
 
 from common import report
 
@@ -13,45 +21,102 @@ import keras
 import tensorflow as tf
 
 from kerasio_vae import kerasio_vae
-from zoo import data
-from zoo.models.diffusion import PRESETS, Diffusion, DiffusionConfig
-from zoo.models.vae import VAE, VAEConfig
+from zoo import data, distribute
+from zoo.models.cgan import CGAN
+from zoo.models.diffusion import Diffusion
+from zoo.models.vae import VAE
 from zoo.trainer import Trainer
 
+MODELS = {"vae": VAE, "cgan": CGAN, "diffusion": Diffusion, "kerasio_vae": None}
 
-def throughput(model, batch, steps, jit):
+
+def build(name, policy):
+    keras.mixed_precision.set_global_policy(policy)
     keras.utils.set_random_seed(0)
-    model.compile_default(1e-3)
-    trainer = Trainer(model, tf.distribute.get_strategy(), jit_compile=jit)
-    train = data.pipeline(data.load("mnist5k", "train"), batch, shuffle=True, drop_remainder=True, repeat=True)
-    trainer.fit(train, epochs=1, steps_per_epoch=5, verbose=0)  # trace and compile
-    trainer.seconds = trainer.images = 0
-    trainer.fit(train, epochs=2, steps_per_epoch=steps, initial_epoch=0, verbose=0)
-    return round(trainer.images_per_second, 1)
+    model = kerasio_vae() if name == "kerasio_vae" else MODELS[name]()
+    model.configure_optimizers((MODELS[name] or VAE).run_defaults["learning_rate"])
+    return model
+
+
+def batches(batch, steps, epochs):
+    x, y = data.mnist5k("train")
+    return data.training_batches(x, y, batch, seed=0, first_epoch=0, epochs=epochs, steps_per_epoch=steps)
+
+
+class ZooRunner:
+    def __init__(self, model, k, jit, batch, steps):
+        self.trainer = Trainer(model, tf.distribute.get_strategy(), jit_compile=jit, steps_per_execution=k)
+        self.trainer.build()
+        self.batch, self.steps = batch, steps
+        self.trainer.fit(batches(batch, min(steps, 2 * k), 1), epochs=1, steps_per_epoch=min(steps, 2 * k),
+                         verbose=0)  # trace and compile
+
+    def __call__(self):
+        self.trainer.seconds = self.trainer.images = 0
+        self.trainer.fit(batches(self.batch, self.steps, 1), epochs=1, steps_per_epoch=self.steps, verbose=0)
+        return self.trainer.images_per_second
+
+
+class FitRunner:
+    """Keras ``fit`` on the same model object: compiled with the model's own optimizer."""
+
+    def __init__(self, model, k, jit, batch, steps):
+        model.compile(optimizer=model.optimizer, steps_per_execution=k, jit_compile=jit)
+        self.model, self.batch, self.steps = model, batch, steps
+        model.fit(batches(batch, min(steps, 2 * k), 1), epochs=1, steps_per_epoch=min(steps, 2 * k), verbose=0)
+
+    def __call__(self):
+        start = time.perf_counter()
+        self.model.fit(batches(self.batch, self.steps, 1), epochs=1, steps_per_epoch=self.steps, verbose=0)
+        return self.batch * self.steps / (time.perf_counter() - start)
+
+
+def summary(values):
+    return {"median": round(statistics.median(values), 1), "min": round(min(values), 1),
+            "max": round(max(values), 1), "runs": [round(v, 1) for v in values]}
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--model", choices=("vae", "diffusion"), default="vae")
-    p.add_argument("--steps", type=int, help="timed steps per epoch, 2 epochs (default 60; diffusion 10)")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", default=["vae", "cgan", "diffusion"], choices=list(MODELS))
+    p.add_argument("--k", type=int, nargs="+", default=None, help="steps per call (default: 1 and the recipes' K)")
+    p.add_argument("--steps", type=int, default=None, help="timed steps per run (default 96; diffusion 24)")
+    p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--precision", nargs="+", default=["float32"], choices=("float32", "bfloat16"))
+    p.add_argument("--xla", nargs="+", default=None, choices=("on", "off"),
+                   help="default: each model's own choice (VAE on, cGAN and diffusion off)")
+    p.add_argument("--no-fit", action="store_true", help="time zoo's trainer only")
+    p.add_argument("--sweep-k", type=int, nargs="+", help="time zoo's trainer only, over these K")
     args = p.parse_args()
-    steps = args.steps or (60 if args.model == "vae" else 10)
-    results = {}
-    for jit in (True, False):
-        key = "xla" if jit else "no_xla"
-        if args.model == "vae":
-            results[f"zoo_vae_images_per_second_{key}"] = throughput(VAE(VAEConfig()), args.batch_size, steps, jit)
-            results[f"kerasio_vae_images_per_second_{key}"] = throughput(kerasio_vae(), args.batch_size, steps, jit)
-        else:
-            for name, preset in PRESETS.items():
-                model = Diffusion(DiffusionConfig(channels=preset["channels"]))
-                results[f"diffusion_{name}_parameters"] = model.network.count_params()
-                results[f"diffusion_{name}_images_per_second_{key}"] = throughput(model, args.batch_size, steps, jit)
-    if args.model == "vae":
-        results["zoo_vae_parameters"] = VAE(VAEConfig()).count_params()
-        results["kerasio_vae_parameters"] = kerasio_vae().count_params()
-    report("train_throughput", {"model": args.model, "batch_size": args.batch_size, "steps": 2 * steps, **results})
+    from zoo.recipe import RunConfig
+
+    default_k = RunConfig.defaults()["steps_per_execution"]
+    ks = args.sweep_k or args.k or sorted({1, default_k})
+    results = {"batch_size": args.batch_size, "default_k": default_k, "cpu_bfloat16": distribute.cpu_bfloat16(),
+               "models": {}}
+    for name in args.models:
+        steps = args.steps or (24 if name == "diffusion" else 96)
+        model_class = MODELS[name] or VAE
+        xla_choices = args.xla or ["on" if model_class.jit_compile else "off"]
+        runners = {}
+        for precision in args.precision:
+            policy = "float32" if precision == "float32" else "mixed_bfloat16"
+            for xla in xla_choices:
+                model = build(name, policy)  # one model object for every loop of this setting
+                for k in ks:
+                    runners[f"{precision}/xla_{xla}/zoo_k{k}"] = ZooRunner(model, k, xla == "on", args.batch_size,
+                                                                           steps)
+                    if not args.no_fit and not args.sweep_k:
+                        runners[f"{precision}/xla_{xla}/fit_k{k}"] = FitRunner(model, k, xla == "on",
+                                                                               args.batch_size, steps)
+        timings = {key: [] for key in runners}
+        for _ in range(args.repeats):  # in rotation: drift hits every configuration alike
+            for key, run in runners.items():
+                timings[key].append(run())
+        results["models"][name] = {"steps_per_run": steps, **{k: summary(v) for k, v in timings.items()}}
+        keras.mixed_precision.set_global_policy("float32")
+    report("train_throughput", results)
 
 
 if __name__ == "__main__":

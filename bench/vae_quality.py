@@ -20,13 +20,12 @@ from zoo.trainer import Trainer
 
 def train_and_evaluate(model, epochs, batch, learning_rate, seed):
     keras.utils.set_random_seed(seed)
-    model.compile_default(learning_rate)
+    model.configure_optimizers(learning_rate)
     trainer = Trainer(model, tf.distribute.get_strategy(), jit_compile=True)
-    train = data.pipeline(data.load("mnist5k", "train"), batch, shuffle=True, seed=seed,
-                          drop_remainder=True, repeat=True)
-    trainer.fit(train, epochs=epochs, steps_per_epoch=4000 // batch, verbose=0)
-    test_x, test_y = data.mnist5k("test")
-    result = model.evaluate_arrays(test_x, test_y)
+    train_x, train_y = data.mnist5k("train")
+    train = data.training_batches(train_x, train_y, batch, seed=seed, first_epoch=0, epochs=epochs)
+    trainer.fit(train, epochs=epochs, steps_per_epoch=len(train_y) // batch, verbose=0)
+    result = model.measure(data.mnist5k("test"), (train_x, train_y))
     return {"test_negative_elbo": -result["elbo"], "test_nll_iw": result["nll_iw"],
             "parameters": model.count_params(), "train_seconds": round(trainer.seconds, 1)}
 

@@ -6,21 +6,19 @@
 
 from zoo import recipe
 from zoo.metrics import extractors
-from zoo.models.classifier import Classifier, ClassifierConfig
+from zoo.models.classifier import Classifier
 
-flags = recipe.parser(__doc__.splitlines()[0], epochs=40, batch_size=64, learning_rate=1e-3,
-                       jit_compile=False)  # XLA cannot compile the image-augmentation transforms
-flags.add_argument("--ship", action="store_true",
-                   help="write the trained weights into the package (zoo/weights/)")
+MODEL = Classifier
 
 
-def build(args, info):
-    return Classifier(ClassifierConfig(image_shape=info.image_shape, num_classes=info.num_classes,
-                                       seed=args.seed), name="classifier")
+def flags(argv=None):
+    p = recipe.parser(MODEL, argv, description=__doc__.splitlines()[0])
+    p.add_argument("--ship", action="store_true", help="write the trained weights into the package (zoo/weights/)")
+    return p
 
 
 if __name__ == "__main__":
-    result = recipe.run("classifier", build, flags)
-    if flags.parse_args().ship:
-        path = extractors.ship_classifier(result.model, result.card)
+    result = recipe.main(MODEL, flags=flags())
+    if result.args.ship:
+        path = extractors.ship_classifier(result.model.network, result.model.config.to_dict(), result.card)
         print(f"zoo: shipped the classifier weights to {path}")

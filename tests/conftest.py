@@ -16,6 +16,10 @@ tf.config.set_logical_device_configuration(
     _cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
 )
 
+from zoo import progress  # noqa: E402
+
+progress.set_verbosity(0)  # the stages' progress bars are for people, not for test logs
+
 _MIRRORED = []
 
 

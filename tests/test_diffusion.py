@@ -75,12 +75,11 @@ def test_min_snr_weights_match_the_closed_form():
 def trained():
     keras.utils.set_random_seed(0)
     model = Diffusion(DiffusionConfig(**TINY))
-    model.compile_default(5e-3)
+    model.configure_optimizers(5e-3)
     x, y = data.mnist5k("train")
     idx = np.random.default_rng(0).permutation(len(y))[:32]
     ds = tf.data.Dataset.from_tensor_slices((x[idx], y[idx])).repeat().batch(32, drop_remainder=True)
     history = Trainer(model, tf.distribute.get_strategy()).fit(ds, epochs=3, steps_per_epoch=10, verbose=0)
-    model.sync_ema()
     return model, history
 
 
@@ -93,7 +92,7 @@ def test_training_reduces_the_loss(trained):
 def test_eps_prediction_trains_too():
     keras.utils.set_random_seed(1)
     model = Diffusion(DiffusionConfig(**TINY, prediction="eps"))
-    model.compile_default(2e-3)
+    model.configure_optimizers(2e-3)
     x, y = data.mnist5k("train")
     ds = tf.data.Dataset.from_tensor_slices((x[:32], y[:32])).repeat().batch(32, drop_remainder=True)
     loss = Trainer(model, tf.distribute.get_strategy()).fit(ds, epochs=3, steps_per_epoch=10, verbose=0).history["loss"]
@@ -151,10 +150,11 @@ def test_inpainting_keeps_known_pixels_and_ddpm_runs(trained):
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(sample_steps=0), "sample_steps must be a positive integer, got 0"),
-    (dict(sample_steps=2000), "--sample-steps must be at most the 1000 timesteps"),
-    (dict(prediction="x0"), "--prediction must be 'eps' or 'v'"),
-    (dict(min_snr_gamma=-1.0), "--min-snr-gamma must be >= 0"),
-    (dict(guidance=-1.0), "--guidance must be >= 0"),
+    (dict(sample_steps=2000), "sample_steps must be at most the 1000 timesteps, got 2000"),
+    (dict(prediction="x0"), "prediction must be one of v, eps, got 'x0'"),
+    (dict(min_snr_gamma=-1.0), "min_snr_gamma must be a number >= 0, got -1.0"),
+    (dict(guidance=-1.0), "guidance must be a number >= 0, got -1.0"),
+    (dict(ema_decay=1.5), r"ema_decay must be in \[0, 1\), got 1.5"),
     (dict(attention=(True,)), "one flag per level"),
 ])
 def test_bad_configs(kwargs, message):
@@ -198,16 +198,18 @@ def test_export_generate_runs_in_litert_like_the_saved_model(trained, tmp_path):
     assert out["signatures"] == ["denoise", "generate", "inpaint", "sample", "serving_default"]
     assert out["diff"] <= 1e-3 and out["eps"] == [2, 28, 28, 1] and out["sample"] == [2, 28, 28, 1]
     assert out["inpaint_max"] == 0.0  # everything known: the zeros come back
-    assert "must be in [0, 1000)" in out["errors"]["timesteps"]
+    assert "must be in [0, 999]" in out["errors"]["timesteps"]
     assert "must have shape [N, 28, 28, 1]" in out["errors"]["noise_shape"]
-    assert "must be in [0, 10)" in out["errors"]["labels"]
+    assert "must be in [0, 9]" in out["errors"]["labels"]
     assert card["tflite"]["diffusion.tflite"]["bytes"] > 0
 
 
 def test_pictures_and_preview(trained):
+    from zoo import evaluation
+
     model, _ = trained
     x, y = data.mnist5k("test")
-    pictures = model.pictures(x[:50], y[:50])
+    pictures = evaluation.pictures(model, evaluation.Splits((x[:50], y[:50]), (x[:50], y[:50])))
     assert set(pictures) == {"samples.png", "denoising_steps.png", "inpainting.png"}
     assert pictures["denoising_steps.png"].shape[:2] == (32, 2 + (1 + model.config.sample_steps) * 30)
     assert pictures["samples.png"].shape[:2] == (2 + 10 * 30, 2 + 8 * 30)

@@ -16,17 +16,10 @@ from zoo.trainer import Trainer
 SMALL = dict(latent_dim=4, filters=(4, 8), hidden=16)
 
 
-class NoiselessVAE(VAE):
-    """z = mean, so one step is a deterministic function of the batch and the weights."""
-
-    def draw_noise(self, shape):
-        return tf.zeros(shape)
-
-
 def one_step(strategy, weights, images, batch):
     with strategy.scope():
-        model = NoiselessVAE(VAEConfig(**SMALL))
-        model.compile_default(1e-2)
+        model = VAE(VAEConfig(**SMALL))
+        model.configure_optimizers(1e-2)
         model.set_weights(weights)
         trainer = Trainer(model, strategy)
         trainer.build()
@@ -36,9 +29,11 @@ def one_step(strategy, weights, images, batch):
 
 
 def test_two_replicas_update_weights_like_one_device(rng):
+    # With its real reparameterisation noise: replicas draw the global batch's noise and
+    # keep their rows (distribute.Draws), so the update does not depend on the split.
     assert len(tf.config.list_logical_devices("CPU")) == 2
     images = rng.uniform(0, 1, (16, 28, 28, 1)).astype(np.float32)
-    weights = NoiselessVAE(VAEConfig(**SMALL)).get_weights()
+    weights = VAE(VAEConfig(**SMALL)).get_weights()
     strategy = mirrored()
     assert strategy.num_replicas_in_sync == 2
 
@@ -50,19 +45,21 @@ def test_two_replicas_update_weights_like_one_device(rng):
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 
-def test_per_replica_noise_is_independent():
+def test_replicas_draw_their_rows_of_the_global_batch_noise():
     strategy = mirrored()
     with strategy.scope():
         gen = keras.random.SeedGenerator(7)
+    single_gen = keras.random.SeedGenerator(7)
 
     @tf.function
     def draw():
-        return strategy.run(lambda: tf.random.stateless_normal([4], seed=distribute.replica_seed(gen)))
+        return strategy.run(lambda: distribute.Draws.for_replica(gen).normal([3, 2], stream=1))
 
     first = [t.numpy() for t in strategy.experimental_local_results(draw())]
     second = [t.numpy() for t in strategy.experimental_local_results(draw())]
-    assert not np.allclose(first[0], first[1])  # replicas differ
-    assert not np.allclose(first[0], second[0])  # calls differ
+    one_device = distribute.Draws.for_replica(single_gen).normal([6, 2], stream=1).numpy()
+    np.testing.assert_array_equal(np.concatenate(first), one_device)  # replica k = rows 3k … 3k+2
+    assert not np.allclose(first[0], first[1]) and not np.allclose(first[0], second[0])
 
 
 def test_strategy_selection_and_batch_checks(monkeypatch):
@@ -101,7 +98,7 @@ WORKER = textwrap.dedent("""
     ds = tf.data.Dataset.from_tensor_slices((images, np.zeros(64, "int32"))).repeat().batch(16, drop_remainder=True)
     with strategy.scope():
         model = VAE(VAEConfig(latent_dim=4, filters=(4, 8), hidden=16))
-        model.compile_default(1e-2)
+        model.configure_optimizers(1e-2)
         before = [w.copy() for w in model.get_weights()]
         trainer = Trainer(model, strategy, checkpoint_dir=sys.argv[2])
         trainer.build()

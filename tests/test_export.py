@@ -26,11 +26,11 @@ def exported(tmp_path_factory):
 def test_recipe_writes_the_contract_layout_and_summary(exported):
     target, stdout = exported
     assert sorted(os.listdir(target)) == ["interpolation.png", "model_card.json", "reconstructions.png",
-                                          "samples.png", "serving", "vae.tflite"]
+                                          "samples.png", "serving", "vae.keras", "vae.tflite"]
     assert os.listdir(target / "serving") == ["1"]
     card = json.loads((target / "model_card.json").read_text())
     for key in ("model", "version", "created", "versions", "data", "config", "training", "metrics",
-                "feature_extractor", "signatures", "tflite"):
+                "reference", "evaluation", "feature_extractor", "signatures", "tflite"):
         assert key in card
     assert card["model"] == "vae" and card["version"] == 1
     assert card["data"]["name"] == "mnist5k" and card["data"]["size"] == 4000
@@ -103,7 +103,7 @@ def test_saved_model_serves_every_signature_without_zoo(exported):
     assert "NaN or Inf" in errors["latent_nan"]
     assert "must be in [0, 1]" in errors["image_range"]
     assert "must have shape [N, 28, 28, 1]" in errors["image_shape"]
-    assert "must be at least 1" in errors["num_zero"]
+    assert "sample: input num must be in [1, 4096]" in errors["num_zero"]
 
 
 def test_saved_model_cli_lists_the_signatures(exported):

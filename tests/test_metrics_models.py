@@ -93,9 +93,11 @@ def test_callback_logs_metrics_into_history(mnist):
     _, (test_x, test_y) = mnist
     keras.utils.set_random_seed(0)
     model = VAE(VAEConfig(latent_dim=4, filters=(4, 8), hidden=16))
-    model.compile_default(1e-3)
+    model.configure_optimizers(1e-3)
     ds = data.pipeline(data.load("mnist5k", "train"), 64, drop_remainder=True, repeat=True)
-    callback = metrics.GenerativeMetricsCallback(test_x[:300], test_y[:300], every=2)
+    from zoo import evaluation
+
+    callback = metrics.GenerativeMetricsCallback(evaluation.sampler(model), test_x[:300], test_y[:300], every=2)
     history = Trainer(model, tf.distribute.get_strategy()).fit(
         ds, epochs=2, steps_per_epoch=3, callbacks=[callback, keras.callbacks.CSVLogger(os.devnull)], verbose=0)
     assert set(history.history) >= {"gen_fid", "gen_kid", "gen_precision", "gen_recall", "gen_inception_score"}

@@ -1,20 +1,18 @@
+"""The recipes as users run them: flags, bad values, presets, interrupts, resuming."""
+
+import dataclasses
 import importlib.util
 import os
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 
 from conftest import REPO
-from zoo import recipe
+from zoo import config, recipe
+
+RECIPES = ("vae", "ae", "dae", "cgan", "diffusion", "classifier")
 
 
 def load_recipe(name):
-    recipes = os.path.join(REPO, "recipes")
-    if recipes not in sys.path:
-        sys.path.insert(0, recipes)  # as when run as a script: dae.py imports ae.py
     spec = importlib.util.spec_from_file_location(f"recipe_{name}", os.path.join(REPO, "recipes", f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -22,87 +20,110 @@ def load_recipe(name):
 
 
 def fails(capsys, argv, module="vae"):
-    r = load_recipe(module)
+    """The last stderr line of a recipe run that must stop with status 2 and no traceback."""
     with pytest.raises(SystemExit) as e:
-        recipe.run(module, r.build, r.flags, argv=argv)
+        recipe.main(load_recipe(module).MODEL, argv=argv)
     assert e.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    return err[-1]
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err.strip().splitlines()[-1]
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--epochs", "0"], "--epochs: expected a positive integer, got 0"),
-    (["--latent-dim", "-3"], "--latent-dim: expected a positive integer, got -3"),
-    (["--batch-size", "abc"], "--batch-size: expected a positive integer, got 'abc'"),
-    (["--learning-rate", "0"], "--learning-rate: expected a positive number, got 0"),
-    (["--strategy", "tpu"], "--strategy: invalid choice: 'tpu'"),
+    (["--epochs", "0"], "argument --epochs: must be a positive integer, got 0"),
+    (["--latent-dim", "-3"], "argument --latent-dim: must be a positive integer, got -3"),
+    (["--batch-size", "abc"], "argument --batch-size: expected an integer, got 'abc'"),
+    (["--learning-rate", "0"], "argument --learning-rate: must be a positive number, got 0"),
+    (["--beta", "-1"], "argument --beta: must be a number >= 0, got -1"),
+    (["--eval-every", "-3"], "argument --eval-every: must be an integer >= 0, got -3"),
+    (["--strategy", "tpu"], "argument --strategy: invalid choice: 'tpu'"),
+    (["--filters", "32", "0"], "--filters must be a non-empty list whose every value be a positive integer, got (32, 0)"),
 ])
 def test_bad_flags_give_one_clear_line(capsys, argv, message):
     assert message in fails(capsys, argv)
 
 
-def test_bad_settings_fail_before_training(capsys, tmp_path):
+@pytest.mark.parametrize("name", RECIPES)
+def test_every_flag_default_is_its_config_default(name):
+    model_class = load_recipe(name).MODEL
+    for preset, overrides in (model_class.presets or {None: {}}).items():
+        args = recipe.parser(model_class, [] if preset is None else ["--preset", preset]).parse_args(
+            [] if preset is None else ["--preset", preset])
+        expected = {**recipe.RunConfig.defaults(), **model_class.run_defaults,
+                    **model_class.Config.defaults(), **overrides}
+        for f in recipe.RunConfig.flag_fields() + model_class.Config.flag_fields():
+            assert getattr(args, f.name) == expected[f.name], (name, preset, f.name)
+        # ... and the config built from those flags is the dataclass's own default config.
+        run, names, extra = recipe.settings(model_class, args)
+        built = config.build(model_class.Config, args, names, **extra)
+        assert built == model_class.Config(**{k: v for k, v in overrides.items()
+                                              if k in model_class.Config.defaults()})
+
+
+CANDIDATES = ("abc", "-1", "0", "1.5", "11", "1e9", "nan", "bogus")
+
+
+def _rejected(f):
+    """Every candidate text that the field's own type or check refuses: non-numbers, zero,
+    negatives, values out of range, unknown choices."""
+    kind, check = config.field_type(f), f.metadata.get("check")
+    bad = []
+    for text in CANDIDATES:
+        try:
+            value = kind(text) if kind is not bool else config._parse_bool(text)
+        except ValueError:
+            bad.append(text)
+            continue
+        if isinstance(value, float) and value != value:  # nan
+            bad.append(text)
+            continue
+        value = (value,) if isinstance(f.default, tuple) else value
+        if check is not None and not check.ok(value):
+            bad.append(text)
+    return bad
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_every_flag_refuses_bad_values_in_one_line(name, capsys, tmp_path):
+    model_class = load_recipe(name).MODEL
+    fields = recipe.RunConfig.flag_fields() + model_class.Config.flag_fields()
+    tried = 0
+    for f in fields:
+        if config.field_type(f) is bool and not isinstance(f.default, tuple):
+            continue  # --resume / --no-resume: nothing to get wrong
+        bad = _rejected(f) if config.field_type(f) in (int, float, bool) or f.metadata.get("check") else []
+        assert bad or f.name in ("data", "data_dir", "out", "runs_dir", "init_from"), f.name
+        for text in bad:
+            line = fails(capsys, [config.flag_name(f.name), text, "--out", str(tmp_path / "out"),
+                                  "--runs-dir", str(tmp_path / "runs")], name)
+            assert config.flag_name(f.name) in line and "error" in line, (f.name, text, line)
+            tried += 1
+    print(name, tried, "bad values refused")
+    assert tried > 25
+    assert not (tmp_path / "runs").exists()  # nothing trained, no run folder
+
+
+def test_bad_paths_fail_before_training(capsys, tmp_path):
     runs = str(tmp_path / "runs")
     a_file = tmp_path / "file"
     a_file.write_text("")
     assert "is a file" in fails(capsys, ["--out", str(a_file), "--runs-dir", runs])
+    assert "--runs-dir" in fails(capsys, ["--runs-dir", str(a_file), "--out", str(tmp_path)])
     assert "not a writable folder" in fails(capsys, ["--out", str(a_file / "x"), "--runs-dir", runs])
     assert "unknown dataset 'nope'" in fails(capsys, ["--data", "nope", "--out", str(tmp_path), "--runs-dir", runs])
+    assert "--data-dir must be an existing folder" in fails(capsys, ["--data-dir", str(tmp_path / "none")])
+    assert "--init-from must be an existing .keras file" in fails(capsys, ["--init-from", str(a_file)])
     line = fails(capsys, ["--strategy", "mirrored", "--batch-size", "63", "--out", str(tmp_path), "--runs-dir", runs])
     assert "--batch-size 63 is not divisible by the 2 replicas" in line
-    assert not os.path.exists(runs)  # nothing trained, no run folder
-
-
-def _checkpoints(runs):
-    found = []
-    for root, _, files in os.walk(runs):
-        found += [f for f in files if f.startswith("ckpt-") and f.endswith(".index")]
-    return found
-
-
-def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
-    runs, out = tmp_path / "runs", tmp_path / "exported"
-    cmd = [sys.executable, os.path.join(REPO, "recipes", "vae.py"), "--epochs", "6", "--verbose", "0",
-           "--latent-dim", "4", "--runs-dir", str(runs), "--out", str(out), "--resume"]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    while len(_checkpoints(runs)) < 2 and time.time() < deadline and first.poll() is None:
-        time.sleep(0.2)
-    first.send_signal(signal.SIGKILL)
-    first.wait()
-    saved = len(_checkpoints(runs))  # max_to_keep=2: ckpt-(k-1), ckpt-k
-    assert saved >= 1 and first.returncode == -signal.SIGKILL
-    (run_dir,) = os.listdir(runs / "vae")
-    assert not (runs / "vae" / run_dir / "finished.json").exists()
-
-    second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert second.returncode == 0, second.stderr[-3000:]
-    line = next(l for l in second.stdout.splitlines() if l.startswith("zoo: resuming"))
-    resumed_from = int(line.split("from epoch ")[1].split()[0])
-    assert 1 <= resumed_from < 6
-    assert os.listdir(runs / "vae") == [run_dir]  # same run, not a new one
-    assert (runs / "vae" / run_dir / "finished.json").exists()
-    epochs_logged = (runs / "vae" / run_dir / "history.csv").read_text().strip().splitlines()[1:]
-    assert int(epochs_logged[-1].split(",")[0]) == 5  # epoch indices continue to the end
-
-    # A finished run is not resumed: --resume starts a new one.
-    third = subprocess.run(cmd[:3] + ["1"] + cmd[4:], env=env, capture_output=True, text=True, timeout=600)
-    assert third.returncode == 0 and "resuming" not in third.stdout
-    assert len(os.listdir(runs / "vae")) == 2
+    line = fails(capsys, ["--strategy", "mirrored", "--jit-compile", "--out", str(tmp_path), "--runs-dir", runs])
+    assert "--jit-compile cannot be used with --strategy mirrored on CPUs" in line
+    assert not os.path.exists(os.path.join(runs, "vae"))  # no run folder: nothing trained
 
 
 def test_previews_follow_the_models_preview_every(tmp_path):
     import numpy as np
 
-    class Model:
-        preview_every = 3
-
-        def preview(self):
-            return np.zeros((4, 4, 1), np.float32)
-
-    callback = recipe.PreviewCallback(str(tmp_path))
-    callback.set_model(Model())
+    callback = recipe.PreviewCallback(str(tmp_path), lambda: np.zeros((4, 4, 1), np.float32), every=3)
     callback.set_params({"epochs": 7})
     for epoch in range(7):
         callback.on_epoch_end(epoch)
@@ -110,13 +131,21 @@ def test_previews_follow_the_models_preview_every(tmp_path):
 
 
 def test_diffusion_presets_fill_unset_flags_and_explicit_flags_win():
-    from zoo import data
+    model_class = load_recipe("diffusion").MODEL
+    args = recipe.parser(model_class, []).parse_args([])
+    assert (args.epochs, args.prediction, tuple(args.channels), args.guidance) == (55, "v", (32, 64, 64), 1.5)
+    argv = ["--preset", "full", "--prediction", "eps", "--epochs", "3"]
+    args = recipe.parser(model_class, argv).parse_args(argv)
+    assert (args.epochs, args.prediction, tuple(args.channels)) == (3, "eps", (64, 128, 256))
+    argv = ["--preset", "full"]
+    assert recipe.parser(model_class, argv).parse_args(argv).epochs == 200
 
-    r = load_recipe("diffusion")
-    info = data.info("mnist5k")
-    args = r.flags.parse_args([])
-    model = r.build(args, info)
-    assert (args.epochs, model.config.prediction, model.config.channels) == (55, "v", (32, 64, 64))
-    args = r.flags.parse_args(["--prediction", "eps", "--epochs", "3", "--min-snr-gamma", "0"])
-    model = r.build(args, info)
-    assert (args.epochs, model.config.prediction, model.config.min_snr_gamma) == (3, "eps", 0.0)
+
+def test_config_errors_from_python_name_the_field():
+    from zoo.models.vae import VAEConfig
+
+    with pytest.raises(config.ConfigError, match=r"^beta must be a number >= 0, got -1.0$"):
+        VAEConfig(beta=-1)
+    with pytest.raises(Exception, match="VAEConfig has no field"):
+        VAEConfig.from_dict({"latent": 3})
+    assert dataclasses.asdict(VAEConfig(latent_dim=3))["latent_dim"] == 3

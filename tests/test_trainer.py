@@ -27,7 +27,7 @@ class ExplodingVAE(VAE):
 
 def make(cls, ckpt):
     model = cls(VAEConfig(**SMALL))
-    model.compile_default(1e-3)
+    model.configure_optimizers(1e-3)
     trainer = Trainer(model, tf.distribute.get_strategy(), checkpoint_dir=str(ckpt))
     trainer.build()
     return model, trainer
@@ -69,7 +69,7 @@ def test_half_written_checkpoint_falls_back_to_the_previous_one(tmp_path, capsys
 
 def test_fit_rejects_datasets_with_partial_batches():
     model = VAE(VAEConfig(**SMALL))
-    model.compile_default(1e-3)
+    model.configure_optimizers(1e-3)
     trainer = Trainer(model, tf.distribute.get_strategy())
     ds = dataset().unbatch().batch(16)
     with pytest.raises(Exception, match="drop_remainder=True"):
@@ -82,7 +82,7 @@ def test_mixed_precision_trains_with_loss_scaling():
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
         model = VAE(VAEConfig(**SMALL))
-        model.compile_default(1e-3)
+        model.configure_optimizers(1e-3)
         assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
         assert model.encoder.layers[1].compute_dtype == "float16"
         trainer = Trainer(model, tf.distribute.get_strategy())
@@ -95,20 +95,28 @@ def test_mixed_precision_trains_with_loss_scaling():
         keras.mixed_precision.set_global_policy("float32")
 
 
-def test_ema_decay_warms_up_and_tracks_the_weights():
-    from zoo.models.base import EMAWarmupAdam
+def test_weight_average_warms_up_and_follows_every_step():
+    """The average moves inside minimize(): x̄ ← m·x̄ + (1 − m)·x with m = min(decay, (1+n)/(10+n))
+    after n earlier updates; no sync call is needed before sampling."""
+    from zoo.models.cgan import CGAN, CGANConfig
 
-    var = keras.Variable(0.0)
-    opt = EMAWarmupAdam(0.1, ema_decay=0.999)
-    opt.build([var])
-    momenta = []
-    for _ in range(3):
-        momenta.append(float(opt.ema_momentum))
-        opt.apply([tf.constant(-1.0)], [var])  # var rises by ~0.1 per step
-    assert momenta == pytest.approx([1 / 10, 2 / 11, 3 / 12])
-    average = float(opt._model_variables_moving_average[0])
-    # First update copies the weight; then average ← m·average + (1 − m)·weight.
-    expected = 0.1
-    for m, w in zip(momenta[1:], (0.2, 0.3)):
-        expected = m * expected + (1 - m) * w
-    assert average == pytest.approx(expected, rel=1e-3)
+    class SGDCGAN(CGAN):
+        def optimizers_for(self, learning_rate):
+            return [(keras.optimizers.SGD(learning_rate), self.generator),
+                    (keras.optimizers.SGD(learning_rate), self.discriminator)]
+
+    model = SGDCGAN(CGANConfig(noise_dim=8, g_filters=(16, 8, 8), d_filters=(8, 16, 16), ema_decay=0.999))
+    model.configure_optimizers(0.05)
+    np.testing.assert_array_equal(model.generator_ema.weights[0].numpy(), model.generator.weights[0].numpy())
+    images = tf.constant(np.random.default_rng(0).uniform(0, 1, (8, 28, 28, 1)), tf.float32)
+    labels = tf.constant(np.arange(8) % 10, tf.int32)
+    expected = [w.numpy().astype(np.float64) for w in model.generator.trainable_weights]
+    for n in range(3):
+        model.train_step((images, labels))
+        m = min(0.999, (1 + n) / (10 + n))
+        expected = [m * e + (1 - m) * w.numpy() for e, w in zip(expected, model.generator.trainable_weights)]
+    got = [w.numpy() for w in model.generator_ema.trainable_weights] or [
+        w.numpy() for w in model.generator_ema.weights]
+    for e, g in zip(expected, got):
+        np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-6)
+    assert max(np.abs(g - w.numpy()).max() for g, w in zip(got, model.generator.trainable_weights)) > 1e-6

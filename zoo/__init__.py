@@ -11,3 +11,13 @@ __version__ = "0.1.0"
 
 class ZooError(Exception):
     """A problem the user can fix; the message says what was wrong and what to do."""
+
+
+def _register_models():
+    """Import every model so that ``keras.saving.load_model("<model>.keras")`` works after
+    ``import zoo`` (the classes register themselves with Keras; the one upward import of the
+    package, on purpose)."""
+    from zoo.models import autoencoder, cgan, classifier, diffusion, vae  # noqa: F401
+
+
+_register_models()

@@ -1,52 +1,51 @@
 """Image corruptions for denoising autoencoders and denoising evaluation.
 
-Every function is stateless: the same ``seed`` (a shape-[2] int32 tensor) gives the same
-corruption, so training draws a fresh seed per step and per replica
-(``distribute.replica_seed``) and evaluation uses fixed seeds.
+Every function is stateless: the same ``draws`` (``distribute.Draws``: a seed, and this
+replica's rows of the global batch) give the same corruption, so training takes fresh draws per
+step and evaluation uses fixed seeds (``Draws(seed)``).
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
-from zoo import ZooError
+from zoo.config import ConfigError, in_range, one_of
 
 KINDS = ("gaussian", "salt_pepper", "mask_pixels", "mask_patches")
 # The level each kind is evaluated at (σ for gaussian, a rate for the others).
 EVALUATION_LEVELS = {"gaussian": 0.3, "salt_pepper": 0.2, "mask_pixels": 0.3, "mask_patches": 0.25}
 
-
-def check(kind, level, patch_size=4):
-    if kind not in KINDS:
-        raise ZooError(f"unknown noise {kind!r}; choose from {', '.join(KINDS)}")
-    if kind == "gaussian":
-        if not 0 <= level <= 10:
-            raise ZooError(f"gaussian noise σ must be in [0, 10], got {level}")
-    elif not 0 <= level <= 1:
-        raise ZooError(f"{kind} noise rate must be in [0, 1], got {level}")
-    if kind == "mask_patches" and patch_size < 1:
-        raise ZooError(f"patch size must be a positive integer, got {patch_size}")
+KIND = one_of(*KINDS)
+GAUSSIAN_SIGMA = in_range(0, 10)  # σ of gaussian noise
+RATE = in_range(0, 1)  # the share of pixels the other kinds corrupt
 
 
-def corrupt(images, kind, level, seed, patch_size=4):
-    """``images`` float NHWC in [0, 1] → corrupted copy in [0, 1]."""
+def check(kind, level, field="noise_level"):
+    """A level that suits the kind: σ in [0, 10] for gaussian, a rate in [0, 1] otherwise."""
+    KIND("noise", kind)
+    (GAUSSIAN_SIGMA if kind == "gaussian" else RATE)(field, level)
+
+
+def corrupt(images, kind, level, draws, patch_size=4):
+    """``images`` float NHWC in [0, 1] → corrupted copy in [0, 1]; ``draws``: a
+    ``distribute.Draws``."""
     shape = tf.shape(images)
     if kind == "gaussian":
-        return tf.clip_by_value(images + level * tf.random.stateless_normal(shape, seed), 0.0, 1.0)
+        return tf.clip_by_value(images + level * draws.normal(shape), 0.0, 1.0)
     if kind == "salt_pepper":
-        hit = tf.random.stateless_uniform(shape, seed) < level
-        salt = tf.random.stateless_uniform(shape, tf.random.experimental.stateless_fold_in(seed, 1)) < 0.5
+        hit = draws.uniform(shape) < level
+        salt = draws.uniform(shape, stream=1) < 0.5
         return tf.where(hit, tf.cast(salt, images.dtype), images)
     if kind == "mask_pixels":
-        keep = tf.random.stateless_uniform(shape, seed) >= level
+        keep = draws.uniform(shape) >= level
         return images * tf.cast(keep, images.dtype)
     if kind == "mask_patches":
         rows = (shape[1] + patch_size - 1) // patch_size
         cols = (shape[2] + patch_size - 1) // patch_size
-        keep = tf.random.stateless_uniform(tf.stack([shape[0], rows, cols, 1]), seed) >= level
+        keep = draws.uniform(tf.stack([shape[0], rows, cols, 1])) >= level
         keep = tf.repeat(tf.repeat(keep, patch_size, axis=1), patch_size, axis=2)[:, :shape[1], :shape[2]]
         return images * tf.cast(keep, images.dtype)
-    raise ZooError(f"unknown noise {kind!r}; choose from {', '.join(KINDS)}")
+    raise ConfigError("noise", kind, KIND.requirement)
 
 
 def psnr(clean, other):

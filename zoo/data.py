@@ -1,8 +1,9 @@
 """Datasets as tf.data pipelines.
 
 Every dataset yields ``(image, label)`` with images float32 NHWC in [0, 1] and int32 labels
-(DESIGN, Data). ``mnist5k`` is built in and needs no network; any other name goes to
-tensorflow-datasets.
+(docs/design.md, Data). ``mnist5k`` is built in and needs no network; any other name goes to
+tensorflow-datasets. Training reads the split into memory and orders each epoch by
+(seed, epoch) — ``training_batches`` — so resumed runs see the same data as uninterrupted ones.
 """
 
 from __future__ import annotations
@@ -32,11 +33,12 @@ class DataInfo:
     num_classes: int
     num_examples: dict  # split -> count
 
-    def as_dict(self, split):
+    def as_dict(self, split, size=None):
+        """The card's description of one split (``size``: the examples actually read)."""
         return {
             "name": self.name,
             "split": split,
-            "size": self.num_examples[split],
+            "size": self.num_examples.get(split) if size is None else size,
             "image_shape": list(self.image_shape),
             "num_classes": self.num_classes,
         }
@@ -162,6 +164,33 @@ def arrays(name, split, data_dir=None, limit=None):
         ds = ds.take(limit)
     images, labels = zip(*ds.batch(1024).as_numpy_iterator())
     return np.concatenate(images), np.concatenate(labels)
+
+
+def training_batches(images, labels, batch_size, *, seed, first_epoch, epochs, steps_per_epoch=None):
+    """Global batches for epochs ``first_epoch`` … ``epochs − 1`` of in-memory examples.
+
+    Each epoch is a permutation that depends only on (seed, epoch) (a stateless index
+    shuffle), with the last partial batch dropped (and at most ``steps_per_epoch`` batches),
+    so a run resumed at epoch e sees exactly the batches an uninterrupted run would: the data
+    order needs no checkpoint.
+    """
+    n = len(labels)
+    if n < batch_size:
+        raise DataError(f"the training split has {n} examples, fewer than one global batch of {batch_size}; "
+                        "lower --batch-size")
+    images, labels = tf.constant(images), tf.constant(labels, tf.int32)
+
+    def epoch_order(epoch):
+        key = tf.stack([tf.constant(seed, tf.int64), epoch])
+        order = tf.data.Dataset.range(n).map(
+            lambda i: tf.random.experimental.index_shuffle(i, key, n - 1))
+        order = order.batch(batch_size, drop_remainder=True)
+        return order if steps_per_epoch is None else order.take(steps_per_epoch)
+
+    batches = tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch_order)
+    batches = batches.map(lambda index: (tf.gather(images, index), tf.gather(labels, index)),
+                          num_parallel_calls=tf.data.AUTOTUNE)
+    return batches.prefetch(tf.data.AUTOTUNE)
 
 
 def pipeline(ds, batch_size, *, shuffle=False, seed=0, drop_remainder=False, cache=True, repeat=False):

@@ -1,22 +1,25 @@
 """SavedModel / TFLite / model card writer, generic over models.
 
-A model declares its inference methods as ``Signature``s (name, function, typed inputs,
-whether it goes to TFLite). The exporter
+A model declares its inference methods as ``zoo.signature.Signature``s (name, function,
+typed inputs, whether it goes to TFLite); the exporter reads only those declarations. It
+exports ``model.float32_copy()``: whatever precision trained the model, the files are
+float32. It
 
 1. writes every signature into a SavedModel with ``keras.export.ExportArchive``; each
-   serving input is checked in-graph (rank, shape, range, finite) so a bad request gets a
-   clear InvalidArgument error instead of a crash deep inside the network;
+   serving input is checked in-graph (rank, shape, bounds, finite: ``Input.check``) so a bad
+   request gets a clear InvalidArgument error instead of a crash deep inside the network;
 2. converts the TFLite signatures (those whose randomness is an input) from a SavedModel
    of the unchecked functions with ``TFLiteConverter.from_saved_model`` — Assert ops are
    not TFLite built-ins;
 3. runs both on one fixed input and records the max abs difference;
-4. writes the card and pictures, all inside a temporary folder that is moved into place
+4. writes ``<model>.keras`` (config and weights, the averaged ones included: what
+   ``keras.saving.load_model`` reloads after ``import zoo``, and what ``--init-from`` starts from);
+5. writes the card and pictures, all inside a temporary folder that is moved into place
    at the end, so an interrupted export leaves nothing half-written.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 import os
@@ -32,100 +35,7 @@ import tensorflow as tf
 
 import zoo
 from zoo import ZooError, images as zoo_images
-
-TFLITE_TOLERANCE = 1e-4
-
-
-@dataclasses.dataclass(frozen=True)
-class Input:
-    """One signature input. ``shape`` excludes the batch dimension; ``batched=False``
-    means a scalar. ``kind`` picks the in-graph checks:
-
-    - ``images``: float32 in [0, 1], finite; - ``noise``: float32, finite;
-    - ``labels``: int32 in [0, high); - ``count``: int32 scalar in [1, high];
-    - ``seed``: int32 scalar; - ``timesteps``: int32 in [0, high).
-    """
-
-    name: str
-    kind: str
-    shape: tuple = ()
-    high: int | None = None
-
-    @property
-    def dtype(self):
-        return tf.float32 if self.kind in ("images", "noise") else tf.int32
-
-    @property
-    def batched(self):
-        return self.kind not in ("count", "seed")
-
-    def spec(self, relaxed=False):
-        if not self.batched:
-            return tf.TensorSpec([], self.dtype, name=self.name)
-        inner = [None] * len(self.shape) if relaxed else list(self.shape)
-        return tf.TensorSpec([None, *inner], self.dtype, name=self.name)
-
-    def describe(self):
-        shape = ["N", *self.shape] if self.batched else []
-        out = {"dtype": self.dtype.name, "shape": shape, "kind": self.kind}
-        if self.high is not None:
-            out["max" if self.kind == "count" else "below"] = self.high
-        return out
-
-    def check(self, signature, x):
-        """In-graph validation; returns ``x`` with its static shape restored."""
-        where = f"{signature}: input {self.name}"
-        if not self.batched:
-            checks = [tf.debugging.assert_rank(x, 0, message=f"{where} must be a scalar")]
-            if self.kind == "count":
-                checks.append(tf.debugging.assert_greater_equal(
-                    x, 1, message=f"{where} must be at least 1"))
-                checks.append(tf.debugging.assert_less_equal(
-                    x, self.high, message=f"{where} must be at most {self.high}"))
-            with tf.control_dependencies(checks):
-                return tf.identity(x)
-        want = "[N, " + ", ".join(map(str, self.shape)) + "]" if self.shape else "[N]"
-        checks = [
-            tf.debugging.assert_rank(x, len(self.shape) + 1, message=f"{where} must have shape {want}"),
-        ]
-        with tf.control_dependencies(checks):
-            checks.append(tf.debugging.assert_equal(
-                tf.shape(x)[1:], tf.constant(self.shape, tf.int32, shape=[len(self.shape)]),
-                message=f"{where} must have shape {want}"))
-        if self.kind in ("images", "noise"):
-            checks.append(tf.debugging.assert_all_finite(x, f"{where} contains NaN or Inf"))
-        if self.kind == "images":
-            checks.append(tf.debugging.assert_greater_equal(
-                x, 0.0, message=f"{where} must be in [0, 1] (scale pixels by 1/255)"))
-            checks.append(tf.debugging.assert_less_equal(
-                x, 1.0, message=f"{where} must be in [0, 1] (scale pixels by 1/255)"))
-        if self.kind in ("labels", "timesteps"):
-            checks.append(tf.debugging.assert_greater_equal(
-                x, 0, message=f"{where} must be in [0, {self.high})"))
-            checks.append(tf.debugging.assert_less(
-                x, self.high, message=f"{where} must be in [0, {self.high})"))
-        with tf.control_dependencies(checks):
-            return tf.ensure_shape(tf.identity(x), [None, *self.shape])
-
-    def example(self, rng, batch):
-        """A fixed input for the SavedModel ↔ TFLite comparison."""
-        if not self.batched:
-            return np.int32(batch if self.kind == "count" else 0)
-        shape = (batch, *self.shape)
-        if self.kind == "images":
-            return rng.uniform(0, 1, shape).astype(np.float32)
-        if self.kind == "noise":
-            return rng.standard_normal(shape).astype(np.float32)
-        return (np.arange(batch) % self.high).astype(np.int32).reshape(shape)
-
-
-@dataclasses.dataclass(frozen=True)
-class Signature:
-    name: str
-    fn: object  # callable taking the inputs (as keyword arguments) → dict of outputs
-    inputs: tuple
-    tflite: bool = False
-
+from zoo.progress import stage
 
 def _checked(sig):
     def serve(*args):
@@ -155,16 +65,16 @@ def next_version(serving_dir):
     return max(versions, default=0) + 1
 
 
-def prepare_output_dir(out):
-    """Fail before training when ``out`` cannot hold the export (a file, unwritable)."""
+def prepare_output_dir(out, flag="--out", what="the exported models"):
+    """Fail before training when ``out`` cannot be written (a file, unwritable)."""
     if os.path.exists(out) and not os.path.isdir(out):
-        raise ZooError(f"--out {out!r} is a file; give a folder for the exported models")
+        raise ZooError(f"{flag} {out!r} is a file; give a folder for {what}")
     try:
         os.makedirs(out, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
             pass
     except OSError as e:
-        raise ZooError(f"--out {out!r} is not a writable folder ({e.strerror}); choose another") from None
+        raise ZooError(f"{flag} {out!r} is not a writable folder ({e.strerror}); choose another") from None
     return out
 
 
@@ -253,12 +163,12 @@ def _jsonable(x):
 
 
 def export(model, out, *, card, pictures=None, tolerance=None):
-    """Write ``out/<model>/`` (DESIGN, Exported artifacts); return the written paths and card.
-
-    ``tolerance``: the largest SavedModel↔TFLite difference accepted; by default the
-    model's ``tflite_tolerance`` (else 1e-4)."""
-    name = model.name
-    tolerance = tolerance or getattr(model, "tflite_tolerance", TFLITE_TOLERANCE)
+    """Write ``out/<model>/`` (docs/design.md, "Exported artifacts"); return the written
+    paths and card. ``tolerance``: the largest SavedModel↔TFLite difference accepted; by
+    default the model's ``tflite_tolerance``."""
+    name = model.zoo_name or model.name
+    tolerance = tolerance or model.tflite_tolerance
+    model = model.float32_copy()
     signatures = model.signatures()
     target = os.path.join(out, name)
     serving_dir = os.path.join(target, "serving")
@@ -267,19 +177,23 @@ def export(model, out, *, card, pictures=None, tolerance=None):
     os.makedirs(tmp)
     try:
         saved = os.path.join(tmp, "saved_model")
-        _write_saved_model(model, signatures, saved, _checked)
-        serving = tf.saved_model.load(saved)
+        with stage(f"writing the SavedModel ({len(signatures)} signatures)"):
+            _write_saved_model(model, signatures, saved, _checked)
+            serving = tf.saved_model.load(saved)
 
         lite_sigs = [s for s in signatures if s.tflite]
         files = {}
         tflite = {}
         if lite_sigs:
             source = os.path.join(tmp, "tflite_source")
-            _write_saved_model(model, lite_sigs, source, _unchecked)
             lite_path = os.path.join(tmp, f"{name}.tflite")
-            _convert_to_tflite(source, [s.name for s in lite_sigs], lite_path)
-            shutil.rmtree(source)
-            diffs = compare_tflite(lite_path, serving, lite_sigs)
+            with stage(f"converting {', '.join(s.name for s in lite_sigs)} to TFLite"):
+                _write_saved_model(model, lite_sigs, source, _unchecked)
+                _convert_to_tflite(source, [s.name for s in lite_sigs], lite_path)
+                shutil.rmtree(source)
+            with stage("TFLite ↔ SavedModel parity and batch-1 latency"):
+                diffs = compare_tflite(lite_path, serving, lite_sigs)
+                latency = tflite_latency_ms(lite_path, lite_sigs)
             worst = max(diffs.values())
             if not worst <= tolerance:
                 raise ZooError(
@@ -287,8 +201,12 @@ def export(model, out, *, card, pictures=None, tolerance=None):
                     f"per signature {diffs}; not exporting a file that samples differently"
                 )
             tflite[f"{name}.tflite"] = {"bytes": os.path.getsize(lite_path), "max_abs_difference": diffs,
-                                        "batch1_latency_ms": tflite_latency_ms(lite_path, lite_sigs)}
+                                        "batch1_latency_ms": latency}
             files[f"{name}.tflite"] = lite_path
+
+        with stage(f"writing {name}.keras (config and weights, for Keras users and --init-from)"):
+            files[f"{name}.keras"] = os.path.join(tmp, f"{name}.keras")
+            model.save(files[f"{name}.keras"])
 
         for picture, grid in (pictures or {}).items():
             files[picture] = os.path.join(tmp, picture)

@@ -9,20 +9,23 @@ from keras import layers
 from zoo import ZooError
 
 
-def _check_downsampling(image_shape, times):
+def check_downsampling(image_shape, times, network="this network"):
+    """Height and width after halving ``times`` times; a one-line refusal (naming sizes
+    that work) when the image cannot be halved that often."""
     height, width, _ = image_shape
     factor = 2**times
     if height % factor or width % factor:
+        fits = ", ".join(f"{k * factor}×{k * factor}" for k in range(max(1, height // factor - 1), height // factor + 3))
         raise ZooError(
-            f"images of shape {tuple(image_shape)} cannot be halved {times} times; the conv "
-            f"networks need height and width divisible by {factor}"
+            f"images of {height}×{width} cannot be used: {network} halves them {times} times, so height and "
+            f"width must be multiples of {factor} (e.g. {fits}); resize the dataset or pick another one"
         )
     return height // factor, width // factor
 
 
 def conv_encoder(image_shape, filters=(32, 64), hidden=256, outputs=32, name="encoder"):
     """Strided 3×3 convolutions (each halves the image), a dense layer, then ``outputs`` units."""
-    _check_downsampling(image_shape, len(filters))
+    check_downsampling(image_shape, len(filters), "the conv encoder")
     inputs = keras.Input(tuple(image_shape), name="images")
     x = inputs
     for f in filters:
@@ -36,7 +39,7 @@ def conv_encoder(image_shape, filters=(32, 64), hidden=256, outputs=32, name="en
 
 def conv_decoder(image_shape, inputs_dim, filters=(64, 32), hidden=256, name="decoder"):
     """Mirror of ``conv_encoder``: dense → transposed convolutions → per-pixel logits."""
-    height, width = _check_downsampling(image_shape, len(filters))
+    height, width = check_downsampling(image_shape, len(filters), "the conv decoder")
     inputs = keras.Input((inputs_dim,), name="latent")
     x = inputs
     if hidden:
@@ -47,6 +50,25 @@ def conv_decoder(image_shape, inputs_dim, filters=(64, 32), hidden=256, name="de
         x = layers.Conv2DTranspose(f, 3, strides=2, padding="same", activation="relu")(x)
     logits = layers.Conv2D(image_shape[-1], 3, padding="same", dtype="float32", name="logits")(x)
     return keras.Model(inputs, logits, name=name)
+
+
+def classifier(image_shape, num_classes, filters=(32, 64), hidden=128, dropout=0.3, seed=0, name="classifier"):
+    """A small CNN: (3×3 conv, 3×3 conv, 2×2 max-pool) per entry of ``filters``, one more
+    max-pool, then a dense layer and the class logits. Outputs ``features`` (the pooled
+    convolutional features, 4×4×64 = 1,024 values for 28×28 inputs: the analogue of
+    Inception's pool3, used for FID, KID, precision/recall) and ``logits``. (The dense layer
+    after them is a poor metric space: it maps pure noise next to thin digits.)"""
+    inputs = keras.Input(tuple(image_shape), name="images")
+    x = inputs
+    for f in filters:
+        x = layers.Conv2D(f, 3, padding="same", activation="relu")(x)
+        x = layers.Conv2D(f, 3, padding="same", activation="relu")(x)
+        x = layers.MaxPooling2D()(x)
+    x = layers.MaxPooling2D(padding="same")(x)  # 7×7 → 4×4 keeps the shipped weights small
+    features = layers.Flatten(name="features")(x)
+    hidden_units = layers.Dense(hidden, activation="relu", name="hidden")(features)
+    logits = layers.Dense(num_classes, dtype="float32", name="logits")(layers.Dropout(dropout, seed=seed)(hidden_units))
+    return keras.Model(inputs, {"features": features, "logits": logits}, name=name)
 
 
 # Spectral normalisation -----------------------------------------------------------------
@@ -135,7 +157,7 @@ class ConditionalGroupNorm(layers.Layer):
 def conditional_generator(image_shape, noise_dim, num_classes, filters=(128, 64, 32), name="generator"):
     """DCGAN generator: [noise, one-hot label] → dense → (transposed conv, conditional
     GroupNorm, ReLU) × n → 3×3 conv → tanh, in [-1, 1]."""
-    height, width = _check_downsampling(image_shape, len(filters) - 1)
+    height, width = check_downsampling(image_shape, len(filters) - 1, "the GAN generator")
     noise = keras.Input((noise_dim,), name="noise")
     label = keras.Input((num_classes,), name="label")
     x = layers.Dense(height * width * filters[0])(layers.Concatenate()([noise, layers.Dense(noise_dim, use_bias=False)(label)]))
@@ -151,7 +173,7 @@ def conditional_generator(image_shape, noise_dim, num_classes, filters=(128, 64,
 def projection_discriminator(image_shape, num_classes, filters=(64, 128, 128), name="discriminator"):
     """Spectrally normalised conv net with a projection head (Miyato & Koyama 2018):
     D(x, y) = ψ(φ(x)) + ⟨embed(y), φ(x)⟩, φ = global sum of the last features."""
-    _check_downsampling(image_shape, len(filters) - 1)
+    check_downsampling(image_shape, len(filters) - 1, "the GAN discriminator")
     images = keras.Input(tuple(image_shape), name="images")
     label = keras.Input((num_classes,), name="label")
     x = images
@@ -206,7 +228,7 @@ def unet(image_shape, num_classes, channels=(32, 64, 128), attention=(False, Fal
     self-attention where ``attention`` says, stride-2 downsampling and nearest upsampling.
     Inputs: noisy images (any range), int32 timesteps [N], int32 labels [N] (num_classes =
     the null label). Output: the same shape as the images (ε or v)."""
-    _check_downsampling(image_shape, len(channels) - 1)
+    check_downsampling(image_shape, len(channels) - 1, "the U-Net")
     images = keras.Input(tuple(image_shape), name="noisy_images")
     timesteps = keras.Input((), dtype="int32", name="timesteps")
     labels = keras.Input((), dtype="int32", name="labels")

@@ -1,8 +1,18 @@
-"""The flags, callbacks and train → evaluate → export flow that every recipe shares.
+"""The train → evaluate → export flow every recipe shares, in named stages.
 
-A recipe adds its model's flags and says how to build the model from them; everything
-else — data, strategy, run folders, resuming, checkpoints, TensorBoard, previews,
-evaluation, export, the closing summary — happens here, the same for every model.
+    recipe.main(VAE)        # all of recipes/vae.py
+
+1. settings  the flags, generated from ``RunConfig`` and the model's ``Config`` (a preset
+             sets their defaults); every value checked, bad ones refused in one line
+2. setup     output folder, precision, seed, strategy, XLA: before anything heavy
+3. data      the dataset, its train and test splits, the examples the model trains on
+4. model     built under the strategy, optimizers, ``--init-from`` weights
+5. run       runs/<name>/<timestamp>/ (or the unfinished one ``--resume`` continues)
+6. train     ``zoo.trainer.Trainer``: K steps per call, a checkpoint per epoch
+7. evaluate  ``zoo.evaluation``: metrics and pictures chosen from the model's capabilities
+8. card      what was trained, how, how well
+9. export    ``zoo.export`` (the chief only)
+10. summary  the closing table
 """
 
 from __future__ import annotations
@@ -16,69 +26,139 @@ import sys
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from zoo import ZooError, data, distribute, export, images, metrics
+from zoo import ZooError, config, data, distribute, evaluation, export, images, progress
+from zoo.config import Config, ConfigError, any_int, non_negative_int, one_of, positive, positive_int, setting
+from zoo.metrics import GenerativeMetricsCallback
 from zoo.trainer import Trainer
 
-RUNS_DIR = "runs"
-EVAL_TRAIN_LIMIT = 10_000  # training images handed to evaluation (linear probes, thresholds)
+PRECISIONS = ("off", "float16", "bfloat16")
+EXTRACTORS = ("auto", "zoo_mnist_classifier", "inception_v3", "none")
 
 
-def positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+@dataclasses.dataclass
+class RunConfig(Config):
+    """The settings every recipe shares (a model's ``run_defaults`` and presets set some defaults)."""
+
+    data: str = setting("mnist5k", "mnist5k (built in, offline) or any tensorflow-datasets image dataset name")
+    data_dir: str | None = setting(None, "tensorflow-datasets data folder", type=str)
+    epochs: int = setting(10, "passes over the training split", positive_int)
+    batch_size: int = setting(64, "global batch size, split evenly over the replicas", positive_int)
+    learning_rate: float = setting(1e-3, "Adam learning rate", positive)
+    steps_per_epoch: int | None = setting(None, "at most this many steps per epoch (quick trials; default: the "
+                                          "whole training split)", positive_int, type=int)
+    steps_per_execution: int = setting(8, "training steps per compiled call; losses come back to Python once per "
+                                       "call (bench/train_throughput.py)", positive_int)
+    strategy: str = setting("auto", "auto: MirroredStrategy when more than one GPU is visible; multi_worker reads "
+                            "TF_CONFIG", one_of(*distribute.STRATEGIES))
+    mixed_precision: str | None = setting(None, "compute in float16 (GPUs) or bfloat16 (CPUs with AVX512_BF16 or "
+                                          "AMX) with float32 weights; the flag alone: float16; off: float32; "
+                                          "default: the model's choice for this device", one_of(*PRECISIONS), type=str,
+                                          const="float16")
+    jit_compile: bool | None = setting(None, "compile the train step with XLA (default: the model's measured "
+                                       "choice; off where XLA cannot run, e.g. several CPU replicas)", type=bool)
+    seed: int = setting(0, "seed for weights, data order and noise", any_int)
+    out: str = setting("exported", "export folder: writes OUT/<model>/")
+    runs_dir: str = setting("runs", "where runs/<model>/<timestamp>/ go")
+    resume: bool = setting(False, "continue the latest unfinished run of this model from its last checkpoint")
+    init_from: str | None = setting(None, "start from the weights of an exported <model>.keras (fine-tuning)",
+                                    type=str)
+    verbose: int = setting(1, "progress output: 0 none, 1 progress bars, 2 a line per epoch", one_of(0, 1, 2))
+    eval_extractor: str = setting("auto", "network behind FID/KID/IS/precision/recall; auto: the zoo classifier for "
+                                  "MNIST digits, InceptionV3 otherwise; none: skip the feature metrics",
+                                  one_of(*EXTRACTORS))
+    eval_every: int = setting(0, "also compute the feature metrics every N epochs during training (0: off)",
+                              non_negative_int)
+    eval_samples: int | None = setting(None, "generated samples for the evaluation (default: as many as test "
+                                       "images, and as many as training images for CAS)", positive_int, type=int)
+
+    def validate(self):
+        if self.data_dir is not None and not os.path.isdir(self.data_dir):
+            raise ConfigError("data_dir", self.data_dir, "must be an existing folder")
+        if self.init_from is not None and not (self.init_from.endswith(".keras") and os.path.isfile(self.init_from)):
+            raise ConfigError("init_from", self.init_from, "must be an existing .keras file (an export's <model>.keras)")
 
 
-def positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or not np.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
+@dataclasses.dataclass
+class Result:
+    model: object
+    card: dict
+    written: dict
+    run_dir: str
+    args: argparse.Namespace
 
 
-def parser(description, *, epochs, batch_size, learning_rate, jit_compile=True):
-    p = argparse.ArgumentParser(description=description,
+# 1. Settings -------------------------------------------------------------------------------
+def _split_preset(model_class, preset):
+    """A preset's overrides, split into model-config and run-setting ones."""
+    fields = set(model_class.Config.defaults())
+    return ({k: v for k, v in preset.items() if k in fields}, {k: v for k, v in preset.items() if k not in fields})
+
+
+def parser(model_class, argv=None, description=None):
+    """The recipe's flags: the shared ``RunConfig`` ones and one per field of the model's
+    ``Config``, with the defaults of the preset named in ``argv`` (the first preset if none)."""
+    presets = model_class.presets
+    preset = {}
+    if presets:
+        chosen = argparse.ArgumentParser(add_help=False)
+        chosen.add_argument("--preset", choices=list(presets), default=next(iter(presets)))
+        preset = presets.get(chosen.parse_known_args(argv)[0].preset, {})
+    config_defaults, run_defaults = _split_preset(model_class, preset)
+    p = argparse.ArgumentParser(description=description or model_class.__doc__,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--data", default="mnist5k",
-                   help="mnist5k (built in, offline) or any tensorflow-datasets image dataset name")
-    p.add_argument("--data-dir", default=None, help="tensorflow-datasets data folder")
-    p.add_argument("--epochs", type=positive_int, default=epochs, help="passes over the training split")
-    p.add_argument("--batch-size", type=positive_int, default=batch_size,
-                   help="global batch size, split evenly over the replicas")
-    p.add_argument("--learning-rate", type=positive_float, default=learning_rate, help="Adam learning rate")
-    p.add_argument("--strategy", choices=distribute.STRATEGIES, default="auto",
-                   help="auto: MirroredStrategy when more than one GPU is visible; "
-                        "multi_worker reads TF_CONFIG")
-    p.add_argument("--mixed-precision", action="store_true",
-                   help="compute in float16 with float32 weights and loss scaling (GPUs)")
-    p.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=jit_compile,
-                   help="compile the train step with XLA")
-    p.add_argument("--out", default="exported", help="export folder: writes OUT/<model>/")
-    p.add_argument("--seed", type=int, default=0, help="seed for weights, data order and noise")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the latest unfinished run of this model from its last checkpoint")
-    p.add_argument("--runs-dir", default=RUNS_DIR, help="where runs/<model>/<timestamp>/ go")
-    p.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress output")
-    p.add_argument("--eval-extractor", default="auto",
-                   choices=("auto", "zoo_mnist_classifier", "inception_v3", "none"),
-                   help="network behind FID/KID/IS/precision/recall; auto: the zoo classifier for "
-                        "28×28×1 images, InceptionV3 otherwise; none: skip the feature metrics")
-    p.add_argument("--eval-every", type=int, default=0, metavar="N",
-                   help="also compute the feature metrics every N epochs during training (0: off)")
+    if presets:
+        p.add_argument("--preset", choices=list(presets), default=next(iter(presets)),
+                       help="defaults for size and length: " + "; ".join(f"{k}: {v or 'the config defaults'}"
+                                                                         for k, v in presets.items()))
+    config.add_flags(p, RunConfig, {**model_class.run_defaults, **run_defaults}, p.add_argument_group("run"))
+    flags = p.add_argument_group(f"{model_class.__name__} ({model_class.Config.__name__})")
+    config.add_flags(p, model_class.Config, config_defaults, flags)
     return p
 
 
-# Run folders ---------------------------------------------------------------------------
+def settings(model_class, args):
+    """(RunConfig, the model's config with the dataset's defaults) — every flag checked."""
+    run = config.build(RunConfig, args, [f.name for f in RunConfig.flag_fields()])
+    names = [f.name for f in model_class.Config.flag_fields()]
+    extra = {"seed": run.seed} if "seed" in model_class.Config.defaults() else {}
+    config.build(model_class.Config, args, names, **extra)  # the flags alone, before any data is read
+    return run, names, extra
+
+
+# 2. Setup ----------------------------------------------------------------------------------
+def precision_policy(run, model_class):
+    """The Keras dtype policy: what the flag asks for, else bfloat16 where the model measured
+    it worth it and this CPU computes it natively, else float32."""
+    asked = run.mixed_precision
+    if asked == "float16":
+        return "mixed_float16"
+    if asked == "bfloat16":
+        if not distribute.has_gpu() and distribute.cpu_bfloat16() is None:
+            print("zoo: warning: this CPU has no native bfloat16 (AVX512_BF16 or AMX): --mixed-precision bfloat16 "
+                  "will be emulated and slower than float32")
+        return "mixed_bfloat16"
+    if asked is None and getattr(model_class, "bfloat16_on_cpu", False) and not distribute.has_gpu() \
+            and distribute.cpu_bfloat16() is not None:
+        return "mixed_bfloat16"
+    return "float32"
+
+
+def jit_setting(run, model_class, strategy):
+    """XLA for the train step: the flag, else the model's choice — but never with several CPU
+    replicas (XLA has no CPU collectives: the workers abort with "Collectives are not yet
+    implemented for CPU devices when compiling with XLA")."""
+    several_cpu_replicas = strategy.num_replicas_in_sync > 1 and not distribute.has_gpu()
+    if several_cpu_replicas:
+        if run.jit_compile:
+            raise ConfigError("--jit-compile", True, f"cannot be used with --strategy {run.strategy} on CPUs "
+                              "(XLA has no CPU collectives); drop it or pass --no-jit-compile")
+        return False
+    return model_class.jit_compile if run.jit_compile is None else run.jit_compile
+
+
+# 5. Run folders ----------------------------------------------------------------------------
 def _unfinished_runs(model_dir):
     if not os.path.isdir(model_dir):
         return []
@@ -87,7 +167,7 @@ def _unfinished_runs(model_dir):
             if not os.path.exists(os.path.join(model_dir, d, "finished.json"))]
 
 
-def run_directory(runs_dir, model_name, resume, settings):
+def run_directory(runs_dir, model_name, resume, run_settings):
     """runs/<model>/<timestamp>/; with ``resume`` the latest unfinished one of this model."""
     model_dir = os.path.join(runs_dir, model_name)
     if resume:
@@ -96,184 +176,251 @@ def run_directory(runs_dir, model_name, resume, settings):
             run_dir = unfinished[-1]
             with open(os.path.join(run_dir, "run.json")) as f:
                 before = json.load(f)
-            if before["model_config"] != settings["model_config"]:
+            if before["model_config"] != run_settings["model_config"]:
                 raise ZooError(
                     f"--resume found {run_dir}, trained with model config {before['model_config']}, "
-                    f"but these flags give {settings['model_config']}; resume with the same flags, "
+                    f"but these flags give {run_settings['model_config']}; resume with the same flags, "
                     "or drop --resume to start a new run"
                 )
             return run_dir, True
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     run_dir = os.path.join(model_dir, stamp)
     os.makedirs(run_dir)
-    _write_json_atomic(os.path.join(run_dir, "run.json"), settings)
+    write_json_atomic(os.path.join(run_dir, "run.json"), run_settings)
     return run_dir, False
 
 
-def _write_json_atomic(path, obj):
+def write_json_atomic(path, obj):
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(obj, f, indent=2, default=str)
     os.replace(tmp, path)
 
 
-# Callbacks ----------------------------------------------------------------------------
+# 6. Training callbacks ---------------------------------------------------------------------
 class PreviewCallback(keras.callbacks.Callback):
-    """Saves ``model.preview()`` as samples/epoch_NNN.png after every ``model.preview_every``
-    epochs and after the last one."""
+    """Saves ``draw()`` as samples/epoch_NNN.png after every ``every`` epochs and the last one."""
 
-    def __init__(self, directory):
+    def __init__(self, directory, draw, every=1):
         super().__init__()
-        self.directory = directory
+        self.directory, self.draw, self.every = directory, draw, every
         os.makedirs(directory, exist_ok=True)
 
     def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % getattr(self.model, "preview_every", 1) and epoch + 1 != self.params.get("epochs"):
+        if (epoch + 1) % self.every and epoch + 1 != self.params.get("epochs"):
             return
-        picture = self.model.preview()
+        picture = self.draw()
         if picture is not None:
             images.save_png(picture, os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png"))
 
 
-def standard_callbacks(run_dir, chief=True):
+def standard_callbacks(run_dir, chief, preview, every):
     callbacks = [keras.callbacks.TerminateOnNaN()]
     if chief:
         callbacks += [
             keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), update_freq="epoch"),
             keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=True),
-            PreviewCallback(os.path.join(run_dir, "samples")),
+            PreviewCallback(os.path.join(run_dir, "samples"), preview, every),
         ]
     return callbacks
 
 
-# The flow -----------------------------------------------------------------------------
-@dataclasses.dataclass
-class Result:
-    model: object
-    card: dict
-    written: dict
-    run_dir: str
+# The flow ----------------------------------------------------------------------------------
+class Failure(Exception):
+    """A stage failed after training: the checkpoint is kept, --resume finishes the job."""
 
 
-def run(model_name, build, p, argv=None):
-    """Parse flags, train ``build(args, info)`` under the chosen strategy, evaluate, export."""
+def main(model_class, argv=None, flags=None):
+    """Run the recipe of ``model_class`` with ``argv`` (default: the command line).
+    ``flags``: a parser from ``parser(model_class)`` that a recipe added its own flags to."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    p = flags or parser(model_class, argv)
     args = p.parse_args(argv)
     try:
-        return _run(model_name, build, args)
+        return _flow(model_class, args)
+    except ConfigError as e:
+        _fail(p, str(e), 2)
     except ZooError as e:
-        print(f"\n{p.prog}: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        _fail(p, str(e), 2)
+    except Failure as e:
+        _fail(p, str(e), 1)
+    except KeyboardInterrupt:
+        _fail(p, "interrupted (Ctrl-C); the checkpoint of the last finished epoch is kept: run the same command "
+                 "with --resume to continue from it", 130)
 
 
-def _feature_metrics(model, args, test_images, test_labels):
-    """The feature metrics of the model's samples against the test split, or why not."""
-    if args.eval_extractor == "none" or not hasattr(model, "evaluation_samples"):
-        return {}, None
-    extractor = None if args.eval_extractor == "auto" else args.eval_extractor
-    try:
-        result = metrics.evaluate_model(model, test_images, test_labels, extractor=extractor, seed=args.seed)
-    except ZooError as e:
-        print(f"zoo: skipping the feature metrics: {e}")
-        return {}, {"name": None, "skipped": str(e)}
-    name = result.pop("feature_extractor")
-    return result, name
+def _fail(p, message, status):
+    print(f"\n{p.prog}: error: {message}", file=sys.stderr)
+    sys.exit(status)
 
 
-def _run(model_name, build, args):
+def _flow(model_class, args):
     started = time.perf_counter()
-    out = export.prepare_output_dir(args.out)
-    if args.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
-    keras.utils.set_random_seed(args.seed)
-    strategy = distribute.get_strategy(args.strategy)
+    name = model_class.zoo_name
+    run, config_names, config_extra = settings(model_class, args)
+
+    # 2. Setup
+    progress.set_verbosity(run.verbose)
+    out = export.prepare_output_dir(run.out)
+    export.prepare_output_dir(run.runs_dir, "--runs-dir", "the training runs")
+    policy = precision_policy(run, model_class)
+    keras.mixed_precision.set_global_policy(policy)
+    keras.utils.set_random_seed(run.seed)
+    strategy = distribute.get_strategy(run.strategy)
     chief = distribute.is_chief(strategy)
-    global_batch = distribute.check_global_batch(args.batch_size, strategy)
-    info = data.info(args.data, args.data_dir)
+    global_batch = distribute.check_global_batch(run.batch_size, strategy)
+    jit = jit_setting(run, model_class, strategy)
 
+    # 3. Data
+    info = data.info(run.data, run.data_dir)
+    fields = model_class.Config.defaults()
+    from_data = {k: v for k, v in (("image_shape", tuple(info.image_shape)), ("num_classes", info.num_classes))
+                 if k in fields}
+    model_config = config.build(model_class.Config, args, config_names, **config_extra, **from_data)
+    train_x, train_y = data.arrays(run.data, "train", run.data_dir)
+    test_x, test_y = data.arrays(run.data, "test", run.data_dir)
+    splits = evaluation.Splits((test_x, test_y), (train_x, train_y), run.data)
+
+    # 4. Model
     with strategy.scope():
-        model = build(args, info)
-        model.compile_default(args.learning_rate)
-    settings = {"model": model_name, "flags": vars(args), "model_config": model.config_dict()}
-    run_dir, resumed = run_directory(args.runs_dir, model_name, args.resume, json.loads(json.dumps(settings, default=list)))
+        model = model_class(model_config)
+        model.configure_optimizers(run.learning_rate)
+    if run.init_from:
+        load_weights(model, run.init_from)
+    keep = model.select_training_examples(train_y)
+    fit_x, fit_y = (train_x, train_y) if keep is None else (train_x[keep], train_y[keep])
+    steps_per_epoch = len(fit_y) // global_batch
+    if run.steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, run.steps_per_epoch)
+    if steps_per_epoch < 1:
+        raise ZooError(f"the training split has {len(fit_y)} examples, fewer than one global batch of "
+                       f"{global_batch}; lower --batch-size")
 
-    train = data.load(args.data, "train", args.data_dir)
-    train_size = info.num_examples["train"]
-    selection = model.training_selection()
-    if selection is not None:
-        train = train.enumerate().filter(lambda i, xy: selection(i, xy[1])).map(lambda i, xy: xy)
-        train_size = int(train.reduce(0, lambda n, _: n + 1))
-    train = data.pipeline(train, global_batch, shuffle=True, seed=args.seed, drop_remainder=True, repeat=True)
-    test_images, test_labels = data.arrays(args.data, "test", args.data_dir)
-    test = data.pipeline(tf.data.Dataset.from_tensor_slices((test_images, test_labels)), global_batch)
-    steps_per_epoch = train_size // global_batch
+    # 5. Run folder
+    run_settings = json.loads(json.dumps({"model": name, "run": run.to_dict(), "model_config": model_config.to_dict()},
+                                         default=list))
+    run_dir, resumed = run_directory(run.runs_dir, name, run.resume, run_settings)
 
-    trainer = Trainer(model, strategy, checkpoint_dir=os.path.join(run_dir, "checkpoints"),
-                      jit_compile=args.jit_compile)
+    # 6. Train
+    trainer = Trainer(model, strategy, checkpoint_dir=os.path.join(run_dir, "checkpoints"), jit_compile=jit,
+                      steps_per_execution=run.steps_per_execution)
     initial_epoch = trainer.restore()
     if resumed:
-        print(f"zoo: resuming {run_dir} from epoch {initial_epoch} of {args.epochs}")
-    else:
-        with strategy.scope():
-            trainer.build()
-    callbacks = standard_callbacks(run_dir, chief) + model.callbacks()
-    if args.eval_every > 0 and hasattr(model, "evaluation_samples"):
-        extractor = None if args.eval_extractor in ("auto", "none") else args.eval_extractor
-        callbacks.insert(0, metrics.GenerativeMetricsCallback(test_images, test_labels, every=args.eval_every,
-                                                              extractor=extractor, seed=args.seed))
-    print(f"zoo: training {model_name} on {args.data} ({train_size} images, "
-          f"global batch {global_batch}, {strategy.num_replicas_in_sync} replica(s)); run folder {run_dir}")
-    history = trainer.fit(train, epochs=args.epochs, steps_per_epoch=steps_per_epoch,
-                          callbacks=callbacks, validation_data=test,
-                          initial_epoch=initial_epoch, verbose=args.verbose)
+        print(f"zoo: resuming {run_dir} from epoch {initial_epoch} of {run.epochs}")
+    callbacks = standard_callbacks(run_dir, chief, lambda: evaluation.preview(model, test_x), model.preview_every)
+    callbacks += model.training_callbacks()
+    draw = evaluation.sampler(model)
+    if run.eval_every > 0 and draw is not None and run.eval_extractor != "none":
+        extractor = None if run.eval_extractor == "auto" else run.eval_extractor
+        callbacks.insert(0, GenerativeMetricsCallback(draw, test_x, test_y, every=run.eval_every, extractor=extractor,
+                                                      seed=run.seed, num_samples=run.eval_samples))
+    print(f"zoo: training {name} on {run.data} ({len(fit_y)} images, global batch {global_batch}, "
+          f"{strategy.num_replicas_in_sync} replica(s), {policy}, XLA {'on' if jit else 'off'}, "
+          f"{run.steps_per_execution} steps per call); run folder {run_dir}")
+    batches = data.training_batches(fit_x, fit_y, global_batch, seed=run.seed, first_epoch=initial_epoch,
+                                    epochs=run.epochs, steps_per_epoch=steps_per_epoch)
+    test = data.pipeline(tf.data.Dataset.from_tensor_slices((test_x, test_y)), global_batch)
+    history = trainer.fit(batches, epochs=run.epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks,
+                          validation_data=test, initial_epoch=initial_epoch, verbose=run.verbose)
     final = {k: v[-1] for k, v in history.history.items()} if history and history.history else {}
+    test_losses = {f"test_{k}": v for k, v in trainer.evaluate(test).items()}  # every worker takes part
+    if not chief:
+        print(f"zoo: worker done (training {trainer.seconds:.0f} s); the chief evaluates and exports")
+        return Result(model, {}, {}, run_dir, args)
 
-    print("zoo: evaluating on the test split")
-    scores = {f"test_{k}": v for k, v in trainer.evaluate(test).items()}
-    train_arrays = data.arrays(args.data, "train", args.data_dir, limit=EVAL_TRAIN_LIMIT)
-    scores.update(model.evaluate_arrays(test_images, test_labels, train=train_arrays))
-    feature_metrics, extractor = _feature_metrics(model, args, test_images, test_labels)
-    scores.update(feature_metrics)
+    try:
+        # 7. Evaluate
+        model.after_training(fit_x, fit_y)
+        eval_settings = evaluation.Settings(run.eval_extractor, run.eval_samples, seed=run.seed)
+        measured, reference, eval_info = evaluation.evaluate_model(model, splits, eval_settings)
+        pictures = evaluation.pictures(model, splits)
 
-    card = {
-        "data": {**info.as_dict("train"), "size": train_size, "evaluated_on": info.as_dict("test")},
-        "config": {**model.config_dict(), "learning_rate": args.learning_rate,
-                   "batch_size": global_batch, "seed": args.seed},
-        "training": {
-            "epochs": args.epochs,
-            "steps": int(model.optimizer.iterations.numpy()) if model.optimizer else None,
-            "seconds": round(trainer.seconds, 2),
-            "images_per_second": round(trainer.images_per_second, 1),
-            "strategy": distribute.strategy_name(strategy),
-            "replicas": strategy.num_replicas_in_sync,
-            "mixed_precision": args.mixed_precision,
-            "jit_compile": args.jit_compile,
-            "resumed": resumed,
-            "run_dir": run_dir,
-            "final_losses": final,
-        },
-        "metrics": scores,
-        "feature_extractor": extractor,
-    }
-    written = {}
-    if chief:
-        print("zoo: exporting")
-        written, card = export.export(model, out, card=card, pictures=model.pictures(test_images, test_labels))
-    _write_json_atomic(os.path.join(run_dir, "finished.json"), {"card": card, "written": written})
-    summary(model_name, card, written, time.perf_counter() - started)
-    return Result(model, card, written, run_dir)
+        # 8. Card
+        card = {
+            "data": {**info.as_dict("train", len(fit_y)), "evaluated_on": info.as_dict("test", len(test_y))},
+            "config": {**model_config.to_dict(), "learning_rate": run.learning_rate, "batch_size": global_batch,
+                       "seed": run.seed},
+            "training": {
+                "epochs": run.epochs,
+                "steps": int(model.optimizers[0].iterations.numpy()),
+                "seconds": round(trainer.total_seconds, 2),
+                "images_per_second": round(trainer.total_images / trainer.total_seconds, 1)
+                if trainer.total_seconds else None,
+                "strategy": distribute.strategy_name(strategy),
+                "replicas": strategy.num_replicas_in_sync,
+                "mixed_precision": policy,
+                "jit_compile": jit,
+                "steps_per_execution": run.steps_per_execution,
+                "resumed": resumed,
+                "run_dir": run_dir,
+                "final_losses": final,
+            },
+            "metrics": {**test_losses, **measured},
+            "reference": reference,
+            "evaluation": {**eval_info, "seed": run.seed},
+            "feature_extractor": eval_info.get("feature_extractor"),
+        }
+
+        # 9. Export
+        written, card = export.export(model, out, card=card, pictures=pictures)
+    except (ZooError, KeyboardInterrupt):
+        raise
+    except (OSError, tf.errors.OpError, ValueError, RuntimeError) as e:
+        if os.environ.get("ZOO_DEBUG"):
+            raise
+        cause = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise Failure(f"evaluation or export failed after training ({type(e).__name__}: {cause}); the trained "
+                      f"checkpoint is kept in {run_dir}: fix the cause and run the same command with --resume to "
+                      "finish without retraining") from None
+    write_json_atomic(os.path.join(run_dir, "finished.json"), {"card": card, "written": written})
+
+    # 10. Summary
+    summary(name, card, written, time.perf_counter() - started)
+    return Result(model, card, written, run_dir, args)
+
+
+def load_weights(model, path):
+    """``--init-from``: the weights of an exported .keras file, if it holds the same architecture."""
+    try:
+        source = keras.saving.load_model(path, compile=False)
+    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one-line answer
+        raise ConfigError("--init-from", path, f"must be a .keras file zoo can read ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0][:120]})") from None
+    if type(source) is not type(model):
+        raise ConfigError("--init-from", path, f"holds a {type(source).__name__}, not a {type(model).__name__}")
+    mine, theirs = model.get_weights(), source.get_weights()
+    if [w.shape for w in mine] != [w.shape for w in theirs]:
+        raise ConfigError("--init-from", path, f"holds a {type(source).__name__} with config "
+                          f"{source.config.to_dict()}: a different architecture from these flags'; pass the same "
+                          "architecture flags")
+    model.set_weights(theirs)
+    print(f"zoo: starting from the weights of {path}")
+
+
+def _value(v, se=None, ref=None):
+    text = f"{v:.4g}" if isinstance(v, float) else str(v)
+    if se is not None:
+        text += f" ± {se:.2g}"
+    if ref is not None:
+        text += f"   (real: {ref:.4g})" if isinstance(ref, float) else f"   (real: {ref})"
+    return text
 
 
 def summary(model_name, card, written, seconds):
-    rows = [("metric", "value")]
-    rows += [(k, f"{v:.4g}" if isinstance(v, float) else str(v)) for k, v in card["metrics"].items()
-             if not isinstance(v, dict)]
+    metrics, reference = card["metrics"], card.get("reference", {})
+    rows = [("metric", "value ± standard error   (the same for real data)")]
+    for k, v in metrics.items():
+        if isinstance(v, (dict, list)) or k.endswith("_se"):
+            continue
+        rows.append((k, _value(v, metrics.get(f"{k}_se"), reference.get(k))))
     if card.get("feature_extractor"):
         rows += [("feature metrics by", str(card["feature_extractor"]))]
     rows += [("", ""), ("file", "path")]
     rows += list(written.items())
     t = card["training"]
-    rows += [("", ""), ("training", f"{t['seconds']:.0f} s, {t['images_per_second']:.0f} images/s, "
-                                    f"{t['strategy']} × {t['replicas']}"),
+    speed = f"{t['images_per_second']:.0f} images/s" if t["images_per_second"] else "no training left"
+    rows += [("", ""), ("training", f"{t['seconds']:.0f} s, {speed}, {t['strategy']} × {t['replicas']}, "
+                                    f"{t['mixed_precision']}"),
              ("total time", f"{seconds:.0f} s")]
     width = max(len(r[0]) for r in rows)
     print(f"\n=== {model_name}: done ===")

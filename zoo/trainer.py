@@ -1,13 +1,23 @@
 """One training loop for every tf.distribute strategy, in the shape of Orbit's
-StandardTrainer: ``train_loop_begin`` (reset metrics) → ``train_step`` under
-``strategy.run`` over ``strategy.experimental_distribute_dataset`` → ``train_loop_end``
-(epoch logs, validation, checkpoint), with Keras callbacks (progress bar, TensorBoard,
-TerminateOnNaN, per-epoch previews, ...) driven around it.
+StandardTrainer: ``train_loop_begin`` (reset metrics) → K × ``train_step`` under
+``strategy.run`` inside one compiled call → ``train_loop_end`` (epoch logs, validation,
+checkpoint), with Keras callbacks (progress bar, TensorBoard, TerminateOnNaN, per-epoch
+previews, ...) driven around it.
+
+Several steps per call: a call of the compiled function runs ``steps_per_execution`` steps in
+a loop inside the graph, and its losses come back to Python once per call — on a GPU a small
+model's step is a fraction of a millisecond, and a host sync per step would leave the
+device idle. The NaN check and the callbacks run once per call.
 
 Why not ``Model.fit``: under MultiWorkerMirroredStrategy it fails in Keras 3
-("Attempt to convert a value (PerReplica…) to a Tensor", keras-team/keras#20585); this
-loop runs the model's own ``train_step`` the same way on one CPU, several GPUs and
-several workers.
+("Attempt to convert a value (PerReplica…) to a Tensor", keras-team/keras#20585); this loop
+runs the model's own ``train_step`` the same way on one CPU, several GPUs and several workers.
+
+Checkpoints (one per epoch) hold every model variable — the random-number generators'
+states included, which ``tf.train.Checkpoint(model=...)`` alone does not restore — the
+optimizers, the epoch and the training time so far; with the data order a function of
+(seed, epoch) (``zoo.data.training_batches``), a resumed run ends with the same weights as an
+uninterrupted one.
 """
 
 from __future__ import annotations
@@ -27,25 +37,35 @@ class NonFiniteLoss(ZooError):
 
 
 class Trainer:
-    def __init__(self, model, strategy, *, checkpoint_dir=None, jit_compile=False, max_to_keep=2):
+    def __init__(self, model, strategy, *, checkpoint_dir=None, jit_compile=False, steps_per_execution=1,
+                 max_to_keep=2):
+        if not isinstance(steps_per_execution, int) or steps_per_execution < 1:
+            raise ZooError(f"--steps-per-execution must be a positive integer, got {steps_per_execution!r}")
         self.model = model
         self.strategy = strategy
         self.jit_compile = jit_compile
-        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.steps_per_execution = steps_per_execution
+        with strategy.scope():
+            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+            # Training time and images of every part of a run (a resumed run adds to them).
+            self.seconds_variable = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="train_seconds")
+            self.images_variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_images")
         self.manager = None
         if checkpoint_dir is not None:
             # Every worker must take part in saving; only the chief keeps what it wrote.
             if not distribute.is_chief(strategy):
                 checkpoint_dir = tempfile.mkdtemp(prefix="zoo-worker-ckpt-")
-            checkpoint = tf.train.Checkpoint(model=model, optimizers=self._optimizers(), epoch=self.epoch)
+            checkpoint = tf.train.Checkpoint(model=model, variables=list(model.variables),
+                                             optimizers=self._optimizers(), epoch=self.epoch,
+                                             seconds=self.seconds_variable, images=self.images_variable)
             self.manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=max_to_keep)
         self._train_function = None
         self._test_function = None
-        self.seconds = 0.0
+        self.seconds = 0.0  # this process's training time
         self.images = 0
 
     def _optimizers(self):
-        return {f"optimizer_{i}": opt for i, opt in enumerate(self.model.all_optimizers)}
+        return {f"optimizer_{i}": opt for i, opt in enumerate(self.model.optimizers)}
 
     def restore(self):
         """Load the newest readable checkpoint, if any; return the epoch to start from.
@@ -55,8 +75,7 @@ class Trainer:
         """
         if self.manager is None:
             return 0
-        with self.strategy.scope():
-            self.build()
+        self.build()
         for path in reversed(self.manager.checkpoints):
             try:
                 with self.strategy.scope():
@@ -69,22 +88,35 @@ class Trainer:
 
     def build(self):
         """Create every variable (model, optimizer slots) so a checkpoint restores into them."""
-        self.model.build_optimizers()
+        with self.strategy.scope():
+            self.model.build_optimizers()
+
+    @property
+    def total_seconds(self):
+        """Training seconds of every part of this run, resumed parts included."""
+        return float(self.seconds_variable.numpy())
+
+    @property
+    def total_images(self):
+        return int(self.images_variable.numpy())
 
     # Step functions -------------------------------------------------------------------
     def _make_function(self, step):
         if self.jit_compile:
             step = tf.function(step, jit_compile=True, reduce_retracing=True)
 
-        @tf.function
-        def function(iterator):
+        def one_step(iterator):
             outputs = self.strategy.run(step, args=(next(iterator),))
             return {k: self.strategy.reduce("MEAN", v, axis=None) for k, v in outputs.items()}
 
-        return function
+        @tf.function
+        def function(iterator, steps):
+            outputs = one_step(iterator)
+            for _ in tf.range(steps - 1):  # a loop inside the graph: no return to Python per step
+                outputs = one_step(iterator)
+            return outputs
 
-    def _distribute(self, dataset):
-        return iter(self.strategy.experimental_distribute_dataset(dataset))
+        return function
 
     def _reset_metrics(self):
         for m in self.model.metrics:
@@ -96,7 +128,9 @@ class Trainer:
     # Loops ----------------------------------------------------------------------------
     def fit(self, dataset, *, epochs, steps_per_epoch, callbacks=(), validation_data=None,
             initial_epoch=0, verbose=1):
-        """Train on ``dataset`` (batched with the global batch, repeated, drop_remainder)."""
+        """Train on ``dataset``: exactly (epochs − initial_epoch) × steps_per_epoch global
+        batches (``zoo.data.training_batches`` from ``initial_epoch``, or any dataset that
+        yields at least that many full batches)."""
         if steps_per_epoch < 1:
             raise ZooError("the training split is smaller than one global batch; lower --batch-size")
         batch_size = dataset.element_spec[0].shape[0]
@@ -111,24 +145,29 @@ class Trainer:
             verbose=verbose, epochs=epochs, steps=steps_per_epoch,
         )
         model.stop_training = False
-        iterator = self._distribute(dataset)
+        iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
         callbacks.on_train_begin()
         logs = {}
         for epoch in range(initial_epoch, epochs):
             self._reset_metrics()
             callbacks.on_epoch_begin(epoch)
-            start = time.perf_counter()
-            for step in range(steps_per_epoch):
+            start, step = time.perf_counter(), 0
+            while step < steps_per_epoch:
+                k = min(self.steps_per_execution, steps_per_epoch - step)
                 callbacks.on_train_batch_begin(step)
-                logs = {k: float(v) for k, v in self._train_function(iterator).items()}
-                callbacks.on_train_batch_end(step, logs)
+                logs = {key: float(v) for key, v in self._train_function(iterator, tf.constant(k)).items()}
+                step += k
+                callbacks.on_train_batch_end(step - 1, logs)
                 if not all(math.isfinite(v) for v in logs.values()):
                     model.stop_training = True
                     self._raise_non_finite(epoch, step, logs)
                 if model.stop_training:
                     break
-            self.seconds += time.perf_counter() - start
-            self.images += (step + 1) * batch_size
+            elapsed = time.perf_counter() - start
+            self.seconds += elapsed
+            self.images += step * batch_size
+            self.seconds_variable.assign_add(elapsed)
+            self.images_variable.assign_add(step * batch_size)
             logs = self._metric_logs()
             if validation_data is not None:
                 logs.update(self.evaluate(validation_data, prefix="val_"))
@@ -145,7 +184,7 @@ class Trainer:
         last = self.manager.latest_checkpoint if self.manager else None
         kept = f"the last good checkpoint is {last}" if last else "no checkpoint was saved before it"
         raise NonFiniteLoss(
-            f"training stopped at epoch {epoch + 1}, step {step + 1}: the losses became "
+            f"training stopped at epoch {epoch + 1}, step {step}: the losses became "
             f"{ {k: v for k, v in logs.items() if not math.isfinite(v)} } ({kept}); lower "
             "--learning-rate, or turn off --mixed-precision"
         )

@@ -14,6 +14,7 @@ from zoo.metrics.core import (
     clip_score,
     density_coverage,
     frechet_distance,
+    frechet_distance_from_samples,
     inception_score,
     intra_frechet_distance,
     kernel_distance,
@@ -21,14 +22,14 @@ from zoo.metrics.core import (
     precision_recall,
     reconstruction_errors,
 )
-from zoo.metrics.evaluate import evaluate_model, evaluate_samples
+from zoo.metrics.evaluate import evaluate_samples, fid_infinity
 from zoo.metrics.extractors import ClassifierExtractor, InceptionV3Extractor, zoo_classifier
 from zoo.metrics.lpips import LPIPS, lpips_distance, lpips_diversity
 
 __all__ = [
     "CLIPScorer", "ClassifierExtractor", "FeatureMetric", "GaussianStats", "GenerativeMetricsCallback",
     "InceptionV3Extractor", "LPIPS", "classification_accuracy_score", "classifier_accuracy", "clip_score",
-    "density_coverage", "evaluate_model", "evaluate_samples", "frechet_distance", "inception_score",
-    "intra_frechet_distance", "kernel_distance", "lpips_distance", "lpips_diversity",
+    "density_coverage", "evaluate_samples", "fid_infinity", "frechet_distance", "inception_score",
+    "frechet_distance_from_samples", "intra_frechet_distance", "kernel_distance", "lpips_distance", "lpips_diversity",
     "neighbourhood_metrics", "precision_recall", "reconstruction_errors", "zoo_classifier",
 ]

@@ -58,21 +58,24 @@ class FeatureMetric(keras.metrics.Metric):
 
 
 class GenerativeMetricsCallback(keras.callbacks.Callback):
-    """Every ``every`` epochs: generate samples with ``model.evaluation_samples``, score them
-    against the real images, put the numbers into ``logs`` (so History, TensorBoard and CSV
-    see them, as ``gen_<metric>``) and print them. Place it before those callbacks."""
+    """Every ``every`` epochs: draw samples with ``draw(num, seed) -> (images, labels or
+    None)``, score them against the real images, put the numbers into ``logs`` (so History,
+    TensorBoard and CSV see them, as ``gen_<metric>``) and print them. Place it before those
+    callbacks. (``zoo.evaluation.sampler(model)`` gives a zoo model's ``draw``.)"""
 
-    def __init__(self, real_images, real_labels=None, every=1, num_samples=None, extractor=None, seed=0):
+    def __init__(self, draw, real_images, real_labels=None, every=1, num_samples=None, extractor=None, seed=0):
         super().__init__()
-        self.real_images, self.real_labels = real_images, real_labels
-        self.every, self.num_samples, self.seed = every, num_samples, seed
+        self.draw, self.real_images, self.real_labels = draw, real_images, real_labels
+        self.every, self.num_samples, self.seed = every, num_samples or len(real_images), seed
         self.extractor = extractor or evaluate.default_extractor(real_images.shape[1:])
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
             return
-        result = evaluate.evaluate_model(self.model, self.real_images, self.real_labels,
-                                         extractor=self.extractor, num_samples=self.num_samples, seed=self.seed)
+        images, labels = self.draw(self.num_samples, self.seed)
+        metrics = evaluate.CONDITIONAL if labels is not None else evaluate.UNCONDITIONAL
+        result = evaluate.evaluate_samples(images, self.real_images, extractor=self.extractor, metrics=metrics,
+                                           fake_labels=labels, real_labels=self.real_labels, bootstrap=0)
         numbers = {f"gen_{k}": v for k, v in result.items() if isinstance(v, float)}
         if logs is not None:
             logs.update(numbers)

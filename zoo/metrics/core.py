@@ -99,12 +99,30 @@ def frechet_distance_from_stats(mean1, cov1, mean2, cov2):
     return float(max(value, 0.0))
 
 
+def frechet_distance_from_samples(a, b):
+    """FID from the samples themselves, for n < d (per-class intra-FID, bootstrap replicates).
+
+    With centred samples X (n × d), Σ = XᵀX/(n−1), and the non-zero eigenvalues of ΣaΣb
+    are those of M Mᵀ/((na−1)(nb−1)) with M = Xa Xbᵀ (na × nb): an na × na symmetric
+    eigenvalue problem instead of two d × d ones, O(n²d) instead of O(d³).
+    """
+    xa, xb = a - a.mean(axis=0), b - b.mean(axis=0)
+    na, nb = len(a) - 1, len(b) - 1
+    m = xa @ xb.T
+    eig = np.linalg.eigvalsh(m @ m.T / (na * nb))
+    diff = a.mean(axis=0) - b.mean(axis=0)
+    value = diff @ diff + np.sum(xa * xa) / na + np.sum(xb * xb) / nb - 2 * np.sum(np.sqrt(np.clip(eig, 0, None)))
+    return float(max(value, 0.0))
+
+
 def frechet_distance(features_a, features_b):
     """FID: ‖μa − μb‖² + tr(Σa + Σb − 2 √(Σa Σb)) between Gaussians fitted to the features."""
     a, b = as_features(features_a, "features_a"), as_features(features_b, "features_b")
     same_width(a, b)
     need_samples(a, 2, "features_a", "a covariance")
     need_samples(b, 2, "features_b", "a covariance")
+    if min(len(a), len(b)) < a.shape[1]:
+        return frechet_distance_from_samples(a, b) if len(a) <= len(b) else frechet_distance_from_samples(b, a)
     return frechet_distance_from_stats(*GaussianStats().update(a).mean_cov(), *GaussianStats().update(b).mean_cov())
 
 
@@ -212,17 +230,20 @@ def _cross_block(fake_block, real, real_sq, real_r3, real_r5, fake_r3_block):
     )
 
 
-def neighbourhood_metrics(real_features, fake_features, k_pr=3, k_dc=5):
+def neighbourhood_metrics(real_features, fake_features, k_pr=3, k_dc=5, radii=None):
     """Improved precision/recall (k_pr) and density/coverage (k_dc) from one pass over the
-    real×fake distances, in row blocks (float32 distances; memory O(block × n))."""
+    real×fake distances, in row blocks (float32 distances; memory O(block × n)).
+
+    ``radii``: precomputed (real k_pr, real k_dc, fake k_pr) squared radii — the bootstrap
+    passes them so a resampled point keeps its ball (a duplicate would otherwise be its own
+    nearest neighbour at distance 0)."""
     real = as_features(real_features, "real_features", np.float32)
     fake = as_features(fake_features, "fake_features", np.float32)
     same_width(real, fake, ("real_features", "fake_features"))
     k_max = max(k_pr, k_dc)
     need_samples(real, k_max + 1, "real_features", f"k={k_max} nearest neighbours")
     need_samples(fake, k_pr + 1, "fake_features", f"k={k_pr} nearest neighbours")
-    real_r3, real_r5 = knn_radii(real, k_pr), knn_radii(real, k_dc)
-    fake_r3 = knn_radii(fake, k_pr)
+    real_r3, real_r5, fake_r3 = radii or (knn_radii(real, k_pr), knn_radii(real, k_dc), knn_radii(fake, k_pr))
     rt = tf.constant(real)
     real_sq = tf.reduce_sum(tf.square(rt), axis=1)
     precision, density = [], []

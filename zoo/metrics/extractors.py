@@ -63,40 +63,32 @@ class Extractor:
 
 
 class ClassifierExtractor(Extractor):
-    """Any zoo ``Classifier``: penultimate-layer features, softmax probabilities."""
+    """A ``nets.classifier`` network: its pooled convolutional features, softmax probabilities."""
 
-    def __init__(self, model, name="zoo_mnist_classifier"):
-        self.model = model
+    def __init__(self, network, name="zoo_mnist_classifier"):
+        self.network = network
         self.name = name
-        self._features = tf.function(model.features)
-        self._probabilities = tf.function(model.probabilities)
+        self._features = tf.function(lambda x: network(x, training=False)["features"])
+        self._probabilities = tf.function(lambda x: tf.nn.softmax(network(x, training=False)["logits"]))
+        self._maps = None
 
     def feature_maps(self, images):
         """Activations of every convolution (for LPIPS-style distances)."""
-        return self._maps(images)
-
-    @property
-    def _maps(self):
-        if not hasattr(self, "_maps_model"):
+        if self._maps is None:
             import keras
 
-            backbone = self.model.backbone
-            convs = [l.output for l in backbone.layers if isinstance(l, keras.layers.Conv2D)]
-            self._maps_model = keras.Model(backbone.input, convs)
-        return self._maps_model
+            convs = [layer.output for layer in self.network.layers if isinstance(layer, keras.layers.Conv2D)]
+            self._maps = keras.Model(self.network.input, convs)
+        return self._maps(images)
 
 
-def ship_classifier(model, card):
-    """Write a trained classifier's weights and a small card into the package."""
+def ship_classifier(network, config, card):
+    """Write a trained ``nets.classifier`` network's weights and a small card into the package."""
     os.makedirs(WEIGHTS_DIR, exist_ok=True)
-    from zoo.models.classifier import Classifier
-
-    bare = Classifier(model.config_dict(), name="classifier")  # no optimizer state in the file
-    bare.set_weights(model.get_weights())
     tmp = CLASSIFIER_WEIGHTS + ".tmp.weights.h5"
-    bare.save_weights(tmp)
+    network.save_weights(tmp)
     os.replace(tmp, CLASSIFIER_WEIGHTS)
-    shipped = {"config": model.config_dict(), "data": card.get("data"), "metrics": card.get("metrics"),
+    shipped = {"config": config, "data": card.get("data"), "metrics": card.get("metrics"),
                "training": {k: card["training"][k] for k in ("epochs", "steps", "seconds")},
                "versions": card.get("versions")}
     with open(CLASSIFIER_CARD + ".tmp", "w") as f:
@@ -112,16 +104,17 @@ def zoo_classifier():
     """The shipped MNIST classifier as an extractor (loaded once)."""
     global _CLASSIFIER
     if _CLASSIFIER is None:
-        from zoo.models.classifier import Classifier, ClassifierConfig
+        from zoo import nets
 
         if not os.path.exists(CLASSIFIER_WEIGHTS):
             raise ZooError(f"the zoo classifier weights are missing ({CLASSIFIER_WEIGHTS}); "
                            "run `python recipes/classifier.py --ship` to make them")
         with open(CLASSIFIER_CARD) as f:
-            config = json.load(f)["config"]
-        model = Classifier(ClassifierConfig(**config), name="classifier")
-        model.load_weights(CLASSIFIER_WEIGHTS)
-        _CLASSIFIER = ClassifierExtractor(model)
+            c = json.load(f)["config"]
+        network = nets.classifier(tuple(c["image_shape"]), c["num_classes"], tuple(c["filters"]), c["hidden"],
+                                  c["dropout"], c["seed"], name="zoo_mnist_classifier")
+        network.load_weights(CLASSIFIER_WEIGHTS)
+        _CLASSIFIER = ClassifierExtractor(network)
     return _CLASSIFIER
 
 

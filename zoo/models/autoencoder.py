@@ -1,13 +1,10 @@
 """Autoencoder (AE) and denoising autoencoder (DAE).
 
-One model: conv encoder → low-dimensional latent → conv decoder, trained to reconstruct
-its input (MSE by default, or Bernoulli cross-entropy). With ``noise`` set it is a DAE:
-inputs are corrupted on the fly in ``train_step`` (fresh per step and per replica,
-reproducible from the seed), the targets stay clean, and inference never corrupts.
-
-Uses measured in ``evaluate_arrays``: reconstruction error, denoising PSNR, anomaly
-detection by reconstruction error (``anomaly_class``: trained without that digit), and the
-latent code as features (linear-probe accuracy against raw pixels).
+Conv encoder → low-dimensional code → conv decoder, trained to reconstruct its input (MSE by
+default, or Bernoulli cross-entropy). The DAE corrupts its inputs on the fly in
+``train_step`` (fresh per step, reproducible from the seed), the targets stay clean, and
+inference never corrupts. With ``anomaly_class`` a model trains without that class (and
+without a held-out tenth of the others, the normal data its detection threshold is set on).
 """
 
 from __future__ import annotations
@@ -18,47 +15,54 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import ZooError, corruption, distribute, nets
-from zoo.export import Input, Signature
-from zoo.images import grid
-from zoo.models.base import ZooModel, check_positive
+from zoo import corruption, distribute, nets
+from zoo import signature as sig
+from zoo.config import Config, ConfigError, any_int, each, one_of, positive_int, setting
+from zoo.models.base import AnomalyScorer, Denoiser, Reconstructor, ZooModel, batched
 
 VALIDATION_EVERY = 10  # with anomaly_class: every 10th normal training image is held out
 
 
 @dataclasses.dataclass
-class AutoencoderConfig:
-    image_shape: tuple = (28, 28, 1)
-    latent_dim: int = 32
-    filters: tuple = (32, 64)
-    hidden: int = 256
-    loss: str = "mse"  # or "bce"
-    noise: str | None = None  # None: plain AE; else one of corruption.KINDS
-    noise_level: float = 0.3
-    patch_size: int = 4
-    anomaly_class: int | None = None
-    num_classes: int = 10
-    seed: int = 0
+class AutoencoderConfig(Config):
+    image_shape: tuple = setting((28, 28, 1), "image height, width, channels", from_data=True)
+    num_classes: int = setting(10, "classes in the dataset", from_data=True)
+    latent_dim: int = setting(32, "size of the code", positive_int)
+    filters: tuple = setting((32, 64), "filters of the encoder's stride-2 convolutions (the decoder mirrors them)",
+                             each(positive_int))
+    hidden: int = setting(256, "units of the dense layer next to the code", positive_int)
+    loss: str = setting("mse", "reconstruction loss", one_of("mse", "bce"))
+    anomaly_class: int | None = setting(None, "leave this class out of training and report how well it is detected",
+                                        any_int, type=int)
+    seed: int = setting(0, "seed of the model's noise", flag=False)
 
-    def __post_init__(self):
-        self.image_shape = tuple(self.image_shape)
-        self.filters = tuple(self.filters)
-        check_positive("latent_dim", self.latent_dim)
-        if self.loss not in ("mse", "bce"):
-            raise ZooError(f"loss must be 'mse' or 'bce', got {self.loss!r}")
-        if self.noise is not None:
-            corruption.check(self.noise, self.noise_level, self.patch_size)
-        if self.anomaly_class is not None and not 0 <= self.anomaly_class < self.num_classes:
-            raise ZooError(f"--anomaly-class must be in 0..{self.num_classes - 1}, got {self.anomaly_class}")
+    def validate(self):
+        k = self.anomaly_class
+        if k is not None and not 0 <= k < self.num_classes:
+            raise ConfigError("anomaly_class", k, f"must be in 0..{self.num_classes - 1} (the dataset's classes)")
 
 
-class Autoencoder(ZooModel):
+@dataclasses.dataclass
+class DenoisingConfig(AutoencoderConfig):
+    noise: str = setting("gaussian", "corruption applied to the inputs in training", corruption.KIND)
+    noise_level: float = setting(0.3, "σ for gaussian (0..10); the rate (0..1) for salt_pepper, mask_pixels, "
+                                 "mask_patches", type=float)
+    patch_size: int = setting(4, "patch side for mask_patches", positive_int)
+
+    def validate(self):
+        super().validate()
+        corruption.check(self.noise, self.noise_level)
+
+
+@keras.saving.register_keras_serializable("zoo")
+class Autoencoder(ZooModel, Reconstructor, AnomalyScorer):
     Config = AutoencoderConfig
+    zoo_name = "ae"
     tracked = ("loss", "mse")
+    run_defaults = {"epochs": 20, "batch_size": 64, "learning_rate": 1e-3}
+    jit_compile = True
 
     def __init__(self, config=None, **kwargs):
-        config = config if not isinstance(config, dict) else AutoencoderConfig(**config)
-        kwargs.setdefault("name", "ae" if (config is None or config.noise is None) else "dae")
         super().__init__(config, **kwargs)
         c = self.config
         self.encoder = nets.conv_encoder(c.image_shape, c.filters, c.hidden, c.latent_dim)
@@ -88,106 +92,76 @@ class Autoencoder(ZooModel):
 
     # Training --------------------------------------------------------------------------
     def corrupt_for_training(self, images):
-        c = self.config
-        if c.noise is None:
-            return images
-        return corruption.corrupt(images, c.noise, c.noise_level, distribute.replica_seed(self.seed_generator),
-                                  c.patch_size)
+        """The training input made from clean images (the plain AE: the images themselves)."""
+        return images
 
-    def _objective(self, clean, inputs, training):
+    def objective(self, clean, inputs, training=False):
         logits = self(inputs, training=training)
         mse = tf.reduce_mean(tf.square(tf.sigmoid(logits) - clean), axis=[1, 2, 3])
         if self.config.loss == "mse":
-            return mse, mse
+            return {"loss": mse, "mse": mse}
         bce = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=clean, logits=logits), axis=[1, 2, 3])
-        return bce, mse
+        return {"loss": bce, "mse": mse}
 
     def train_step(self, data):
         clean = data[0] if isinstance(data, (tuple, list)) else data
-        with tf.GradientTape() as tape:
-            per_image, mse = self._objective(clean, self.corrupt_for_training(clean), training=True)
-            scaled = self.optimizer.scale_loss(distribute.average_loss(per_image))
-        grads = tape.gradient(scaled, self.trainable_variables)
-        self.optimizer.apply(grads, self.trainable_variables)
-        return self.update_trackers(loss=per_image, mse=mse)
+        return self.update_trackers(**self.minimize(
+            lambda: self.objective(clean, self.corrupt_for_training(clean), training=True)))
 
     def test_step(self, data):
         clean = data[0] if isinstance(data, (tuple, list)) else data
-        per_image, mse = self._objective(clean, clean, training=False)
-        return self.update_trackers(loss=per_image, mse=mse)
+        return self.update_trackers(**self.objective(clean, clean))
 
-    def training_selection(self):
-        """With ``anomaly_class``: train on the other digits, minus a held-out tenth of them
-        (the normal validation data the detection threshold is chosen on)."""
-        k = self.config.anomaly_class
-        if k is None:
+    def select_training_examples(self, labels):
+        """With ``anomaly_class``: the other classes, minus the held-out normal tenth."""
+        if self.config.anomaly_class is None:
             return None
-        return lambda index, label: tf.logical_and(tf.not_equal(label, k), tf.not_equal(index % VALIDATION_EVERY, 0))
+        return (labels != self.config.anomaly_class) & ~self.normal_validation(labels)
 
     # Export ----------------------------------------------------------------------------
     def signatures(self):
         c = self.config
-        images = Input("images", "images", c.image_shape)
-        latent = Input("latent", "noise", (c.latent_dim,))
+        images = sig.images(c.image_shape)
         return [
-            Signature("reconstruct", lambda images: {"images": self.reconstruct(images)}, (images,), tflite=True),
-            Signature("encode", lambda images: {"latent": self.encode(images)}, (images,)),
-            Signature("decode", lambda latent: {"images": self.decode(latent)}, (latent,)),
-            Signature("anomaly_score", lambda images: {"score": self.anomaly_score(images)}, (images,), tflite=True),
+            sig.Signature("reconstruct", lambda images: {"images": self.reconstruct(images)}, (images,), tflite=True),
+            sig.Signature("encode", lambda images: {"latent": self.encode(images)}, (images,)),
+            sig.Signature("decode", lambda latent: {"images": self.decode(latent)},
+                          (sig.noise("latent", (c.latent_dim,)),)),
+            sig.Signature("anomaly_score", lambda images: {"score": self.anomaly_score(images)}, (images,),
+                          tflite=True),
         ]
 
-    # Evaluation ------------------------------------------------------------------------
-    def _batched(self, fn, images, batch=500):
-        return np.concatenate([fn(tf.constant(images[i:i + batch])).numpy() for i in range(0, len(images), batch)])
+    # Capabilities ----------------------------------------------------------------------
+    def encode_images(self, images):
+        return batched(self.encode, images)
 
-    def denoising(self, images, seed=0):
-        """PSNR (dB) of corrupted inputs and of their reconstructions, per noise kind."""
-        out = {}
-        for i, (kind, level) in enumerate(corruption.EVALUATION_LEVELS.items()):
-            noisy = corruption.corrupt(tf.constant(images), kind, level, tf.constant([seed, i]),
-                                       self.config.patch_size).numpy()
-            denoised = self._batched(self.reconstruct, noisy)
-            out[f"psnr_noisy_{kind}"] = float(np.mean(corruption.psnr(images, noisy)))
-            out[f"psnr_denoised_{kind}"] = float(np.mean(corruption.psnr(images, denoised)))
-        return out
+    def decode_codes(self, codes):
+        return batched(self.decode, codes.astype(np.float32))
 
-    def evaluate_arrays(self, images, labels, train=None):
-        from zoo.metrics import core
-        from zoo.metrics.anomaly import anomaly_detection, linear_probe
+    def anomaly_scores(self, images):
+        return batched(self.anomaly_score, images)
 
+    def held_out_class(self):
+        return self.config.anomaly_class
+
+    def normal_validation(self, labels):
+        """The normal training examples held out of training (every 10th of them)."""
         k = self.config.anomaly_class
-        normal = np.ones(len(labels), bool) if k is None else labels != k
-        recon = self._batched(self.reconstruct, images[normal])
-        errors = core.reconstruction_errors(images[normal], recon)
-        out = {"reconstruction_mse": errors["mse"], "reconstruction_mae": errors["mae"]}
-        out.update(self.denoising(images))
-        if train is not None:
-            train_x, train_y = train
-            out.update(linear_probe(self._batched(self.encode, train_x), train_y,
-                                    self._batched(self.encode, images), labels, prefix="latent"))
-            out.update(linear_probe(train_x.reshape(len(train_x), -1), train_y,
-                                    images.reshape(len(images), -1), labels, prefix="pixels"))
-            if k is not None:
-                held_out = (np.arange(len(train_y)) % VALIDATION_EVERY == 0) & (train_y != k)
-                out.update(anomaly_detection(self._batched(self.anomaly_score, images), labels == k,
-                                             self._batched(self.anomaly_score, train_x[held_out])))
-                out["anomaly_class"] = k
-        return out
+        return (np.arange(len(labels)) % VALIDATION_EVERY == 0) & (labels != k) if k is not None else \
+            np.zeros(len(labels), bool)
 
-    def pictures(self, images, labels):
-        rng = np.random.default_rng(0)
-        images = images[rng.permutation(len(images))[:32]]
-        recon = self.reconstruct(tf.constant(images)).numpy()
-        pairs = np.concatenate([np.stack([images[i:i + 16], recon[i:i + 16]]) for i in (0, 16)])
-        pictures = {"reconstructions.png": grid(pairs.reshape(-1, *images.shape[1:]), rows=4)}
-        if self.config.noise is not None:
-            kind = self.config.noise
-            level = corruption.EVALUATION_LEVELS[kind]
-            noisy = corruption.corrupt(tf.constant(images[:16]), kind, level, tf.constant([0, 0]),
-                                       self.config.patch_size).numpy()
-            rows = np.concatenate([noisy, self.reconstruct(tf.constant(noisy)).numpy(), images[:16]])
-            pictures["denoising.png"] = grid(rows, rows=3)
-        return pictures
 
-    def preview(self):
-        return None
+@keras.saving.register_keras_serializable("zoo")
+class DenoisingAutoencoder(Autoencoder, Denoiser):
+    """The autoencoder trained on corrupted inputs with clean targets."""
+
+    Config = DenoisingConfig
+    zoo_name = "dae"
+
+    def corrupt_for_training(self, images):
+        c = self.config
+        return corruption.corrupt(images, c.noise, c.noise_level, distribute.Draws.for_replica(self.seed_generator),
+                                  c.patch_size)
+
+    def training_corruption(self):
+        return self.config.noise, corruption.EVALUATION_LEVELS[self.config.noise]

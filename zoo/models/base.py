@@ -1,83 +1,152 @@
-"""What every zoo model shares: config handling, loss trackers, and the hooks that the
-trainer, the evaluator and the exporter call."""
+"""The model contract: what every zoo model declares, and the capabilities it can have.
+
+A zoo model is a ``ZooModel`` (a ``keras.Model``) plus any of the capability types below.
+The trainer, the evaluator, the exporter and the recipe call only what is declared here:
+the hooks of ``ZooModel`` (each with a neutral default) and the methods of the capabilities
+a model mixes in. They dispatch on ``isinstance(model, Capability)`` — never on model names
+or on ``hasattr`` — so a new model slots in by declaring what it can do.
+
+Training: a model's ``train_step`` computes per-example losses and hands them to
+``minimize(loss_fn, network)``, which owns the rules every model must follow (global-batch
+averaging, mixed-precision loss scaling, the update, the weight averages). See
+docs/design.md, "The model contract".
+"""
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
+import weakref
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import ZooError
+from zoo import ZooError, distribute
 
 
-def check_positive(name, value):
-    if not isinstance(value, (int, np.integer)) or value < 1:
-        raise ZooError(f"{name} must be a positive integer, got {value!r}")
+# Capabilities ----------------------------------------------------------------------------------
+class Capability:
+    """Marker base of the capability types."""
 
 
-class EMAWarmupAdam(keras.optimizers.Adam):
-    """Adam that keeps a moving average of the weights whose decay warms up:
-    min(decay, (1 + step) / (10 + step)). A fixed decay of 0.999 would still hold a third
-    of the initial weights after 1,000 steps, which is all a short CPU run has."""
+class Generator(Capability):
+    """Draws new images without a label."""
 
-    def __init__(self, learning_rate, ema_decay, **kwargs):
-        super().__init__(learning_rate, use_ema=ema_decay > 0, ema_momentum=ema_decay, **kwargs)
-
-    @property
-    def ema_momentum(self):
-        step = keras.ops.cast(self.iterations, "float32")
-        return keras.ops.minimum(self._ema_decay, (1.0 + step) / (10.0 + step))
-
-    @ema_momentum.setter
-    def ema_momentum(self, value):
-        self._ema_decay = float(value)
-
-    def get_config(self):
-        config = super().get_config()
-        config["ema_decay"] = self._ema_decay
-        config.pop("ema_momentum", None)
-        config.pop("use_ema", None)
-        return config
+    def generate_images(self, num, seed=0):
+        """``num`` images, float32 NHWC in [0, 1], deterministic for a seed (NumPy)."""
+        raise NotImplementedError
 
 
-def copy_ema_weights(optimizer, source, target):
-    """Copy into ``target`` (a network shaped like ``source``) the moving averages that a
-    Keras optimizer built with ``use_ema=True`` keeps of ``source``'s trainable weights;
-    weights it does not average are copied as they are."""
-    opt = getattr(optimizer, "inner_optimizer", optimizer)
-    averages = {}
-    if opt is not None and getattr(opt, "use_ema", False) and opt.built:
-        averages = {id(v): a for v, a in zip(opt._trainable_variables, opt._model_variables_moving_average)}
-    for t, s in zip(target.weights, source.weights):
-        t.assign(averages.get(id(s), s))
+class ConditionalGenerator(Capability):
+    """Draws images of requested classes; ``config.num_classes`` says how many there are."""
+
+    def generate_images_for(self, labels, seed=0):
+        """One image per label, float32 NHWC in [0, 1], deterministic for a seed (NumPy)."""
+        raise NotImplementedError
 
 
+class Reconstructor(Capability):
+    """Encodes images to codes and decodes codes back to images."""
+
+    def encode_images(self, images):
+        """Codes [N, d] of images (NumPy)."""
+        raise NotImplementedError
+
+    def decode_codes(self, codes):
+        """Images from codes (NumPy)."""
+        raise NotImplementedError
+
+    def reconstruct_images(self, images):
+        """decode(encode(images)) (NumPy)."""
+        return self.decode_codes(self.encode_images(images))
+
+
+class Denoiser(Capability):
+    """Removes a corruption it was trained to remove (its reconstruction is the denoised image)."""
+
+    def training_corruption(self):
+        """(kind, level): the ``zoo.corruption`` noise it was trained on, at its evaluation level."""
+        raise NotImplementedError
+
+
+class AnomalyScorer(Capability):
+    """Scores how unlike its training data an image is (higher: more anomalous)."""
+
+    def anomaly_scores(self, images):
+        """One score per image (NumPy), what the ``anomaly_score`` signature returns."""
+        raise NotImplementedError
+
+    def held_out_class(self):
+        """The class left out of training to be detected, or None."""
+        return None
+
+
+class Inpainter(Capability):
+    """Fills the pixels of an image where a mask is 0, keeping those where it is 1."""
+
+    def inpaint_images(self, images, mask, labels=None, seed=0):
+        """Filled images (NumPy); ``labels`` None: without a label."""
+        raise NotImplementedError
+
+
+def batched(fn, arrays, batch=500):
+    """``fn`` over NumPy ``arrays`` (one or a tuple, split along the first axis), concatenated."""
+    arrays = arrays if isinstance(arrays, tuple) else (arrays,)
+    return np.concatenate([np.asarray(fn(*(tf.constant(a[i:i + batch]) for a in arrays)))
+                           for i in range(0, len(arrays[0]), batch)])
+
+
+@contextlib.contextmanager
+def float32_policy():
+    """Build layers in float32 whatever the global mixed-precision policy."""
+    before = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(before)
+
+
+# Compiled inference functions per model, kept outside the Keras object so that neither Keras'
+# attribute tracking nor a SavedModel export sees them.
+_GRAPHS = weakref.WeakKeyDictionary()
+
+
+# The contract ----------------------------------------------------------------------------------
 class ZooModel(keras.Model):
-    """Base class. Subclasses set ``Config`` (a dataclass) and ``tracked`` (names of the
-    Mean metrics their ``train_step``/``test_step`` report), and implement:
+    """Base class of every zoo model.
 
-    - ``signatures()``: the inference methods the exporter turns into SavedModel/TFLite
-      signatures (``zoo.export.Signature``), serving_default first;
-    - ``evaluate_arrays(images, labels, train=None)``: model-specific numbers for the card
-      (``train``: up to 10,000 training images and labels, for probes);
-    - ``pictures(images, labels)``: name → image grid for the export folder;
-    - ``preview()``: a small image grid drawn at the end of every ``preview_every`` epochs.
+    Class attributes a model sets: ``Config`` (a ``zoo.config.Config`` dataclass),
+    ``zoo_name`` (the name of its runs/ and exported/ folders), ``tracked`` (the losses its
+    steps report); optionally ``presets``, ``run_defaults``, ``jit_compile``,
+    ``preview_every``, ``tflite_tolerance``. Methods to implement: ``train_step``,
+    ``test_step``, ``signatures``; the hooks below have neutral defaults.
     """
 
     Config = None
+    zoo_name = None
     tracked = ("loss",)
-    preview_every = 1  # epochs between preview grids (the last epoch always gets one)
+    # name → overrides of config fields and run settings (e.g. epochs); the first is the
+    # recipe's default and must equal the Config defaults (one source for every default).
+    presets = {}
+    run_defaults = {}  # the recipe's defaults for shared settings: epochs, batch_size, learning_rate
+    jit_compile = False  # XLA for the train step when --jit-compile is not given (measured per model)
+    preview_every = 1  # epochs between preview grids during training (the last epoch always gets one)
+    tflite_tolerance = 1e-4  # the largest SavedModel↔TFLite difference the exporter accepts
 
     def __init__(self, config=None, **kwargs):
-        name = kwargs.pop("name", None) or type(self).__name__.lower()
-        super().__init__(name=name, **kwargs)
+        kwargs.setdefault("name", self.zoo_name or type(self).__name__.lower())
+        super().__init__(**kwargs)
         if isinstance(config, dict):
-            config = self.Config(**config)
-        self.config = config or self.Config()
+            config = self.Config.from_dict(config)
+        self.config = config if config is not None else self.Config()
+        if not isinstance(self.config, self.Config):
+            raise ZooError(f"{type(self).__name__} takes a {self.Config.__name__}, got {type(self.config).__name__}")
         self.trackers = {n: keras.metrics.Mean(name=n) for n in self.tracked}
+        self._optimizer_plan = []  # [(optimizer, network attribute name or "" for the model)]
+        self._averages = []  # [(source attribute, average attribute, decay)]
 
+    # Keras plumbing -----------------------------------------------------------------------------
     @property
     def metrics(self):
         return list(self.trackers.values())
@@ -88,50 +157,133 @@ class ZooModel(keras.Model):
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     def get_config(self):
-        return {"config": dataclasses.asdict(self.config), "name": self.name}
+        return {"config": self.config.to_dict(), "name": self.name}
 
     @classmethod
     def from_config(cls, config):
         return cls(**config)
 
-    def config_dict(self):
-        return dataclasses.asdict(self.config)
+    def float32_copy(self):
+        """The same model in float32, with these weights: what is exported, whatever
+        precision trained it."""
+        with float32_policy():
+            copy = type(self).from_config(self.get_config())
+        copy.set_weights(self.get_weights())
+        return copy
 
-    def compile_default(self, learning_rate):
-        """The optimizer a recipe trains with (models with two optimizers override this)."""
-        self.compile(optimizer=keras.optimizers.Adam(learning_rate))
+    # Training hooks -----------------------------------------------------------------------------
+    def optimizers_for(self, learning_rate):
+        """[(optimizer, network)]: what each optimizer trains; default one Adam for the model."""
+        return [(keras.optimizers.Adam(learning_rate), self)]
+
+    def configure_optimizers(self, learning_rate):
+        """Create the optimizers (loss-scaled under mixed_float16) and compile."""
+        plan = self.optimizers_for(learning_rate)
+        self.compile(optimizer=plan[0][0])  # Keras wraps it in a LossScaleOptimizer for mixed_float16
+        optimizers = [self.optimizer]
+        for optimizer, _ in plan[1:]:
+            if self.dtype_policy.name == "mixed_float16":
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+            optimizers.append(optimizer)
+        self._optimizer_plan = [(opt, self._attribute_of(net)) for opt, (_, net) in zip(optimizers, plan)]
 
     @property
-    def all_optimizers(self):
+    def optimizers(self):
         """Every optimizer the model trains with (checkpointed together)."""
-        return [self.optimizer]
+        return [opt for opt, _ in self._optimizer_plan]
 
     def build_optimizers(self):
-        """Create optimizer slots before a checkpoint restores into them."""
-        if not self.optimizer.built:
-            self.optimizer.build(self.trainable_variables)
+        """Create the optimizer slots before a checkpoint restores into them."""
+        for optimizer, name in self._optimizer_plan:
+            if not optimizer.built:
+                optimizer.build(self._network(name).trainable_variables)
 
-    def callbacks(self):
-        """Model-specific Keras callbacks the recipe adds to training."""
+    def minimize(self, loss_fn, network=None):
+        """One update of ``network`` (default: the whole model) by its optimizer.
+
+        ``loss_fn()`` returns per-example losses (or a dict with them under "loss"); they are
+        averaged over the *global* batch, scaled for mixed precision, differentiated and
+        applied; then every weight average of ``network`` moves. Returns what ``loss_fn``
+        returned.
+        """
+        network = self if network is None else network
+        name = self._attribute_of(network)
+        optimizer = next((opt for opt, n in self._optimizer_plan if n == name), None)
+        if optimizer is None:
+            raise ZooError(f"{type(self).__name__}.optimizers_for has no optimizer for {name or 'the model'}")
+        variables = network.trainable_variables
+        with tf.GradientTape() as tape:
+            outputs = loss_fn()
+            per_example = outputs["loss"] if isinstance(outputs, dict) else outputs
+            scaled = optimizer.scale_loss(distribute.average_loss(per_example))
+        optimizer.apply(tape.gradient(scaled, variables), variables)
+        for source, target, decay in self._averages:
+            if source == name:
+                self._move_average(self._network(source), self._network(target), decay, optimizer.iterations)
+        return outputs
+
+    def keep_average(self, source, target, decay):
+        """Keep ``target`` (a network shaped like ``source``) an exponential moving average of
+        ``source``'s weights, updated by every ``minimize`` of ``source``. Its decay warms up
+        as min(decay, (1 + n) / (10 + n)) after n updates: a fixed 0.999 would still hold a
+        third of the initial weights after the 1,000 steps a short CPU run has."""
+        source_net, target_net = getattr(self, source), getattr(self, target)
+        target_net.set_weights(source_net.get_weights())
+        target_net.trainable = False
+        self._averages.append((source, target, float(decay)))
+
+    @staticmethod
+    def _move_average(source, target, decay, iterations):
+        n = tf.cast(iterations, tf.float32) - 1.0
+        momentum = tf.minimum(decay, (1.0 + n) / (10.0 + n))
+        values = [momentum * t + (1.0 - momentum) * s if s.trainable else s  # states are copied
+                  for t, s in zip(target.weights, source.weights)]
+        distribute.assign_in_sync(target.weights, values)
+
+    def graph(self, key, fn):
+        """``tf.function(fn)``, compiled once per model and ``key`` (include in the key every
+        Python value the function reads, e.g. a guidance scale)."""
+        cache = _GRAPHS.setdefault(self, {})
+        if key not in cache:
+            cache[key] = tf.function(fn, reduce_retracing=True)
+        return cache[key]
+
+    def _attribute_of(self, network):
+        if network is self:
+            return ""
+        for name, value in vars(self).items():
+            if value is network:
+                return name
+        for name in dir(type(self)):
+            if not name.startswith("__") and getattr(self, name, None) is network:
+                return name
+        raise ZooError(f"{network.name} is not an attribute of {type(self).__name__}")
+
+    def _network(self, name):
+        return self if name == "" else getattr(self, name)
+
+    def training_callbacks(self):
+        """Model-specific Keras callbacks added to training."""
         return []
 
-    def conditional_samples(self, sample, num, labels, seed, batch):
-        """``sample(labels, seed)`` over ``labels`` (default: classes in turn) in batches,
-        each batch with its own seed; a NumPy array of images."""
-        labels = np.arange(num) % self.config.num_classes if labels is None else np.asarray(labels)
-        return np.concatenate([sample(tf.constant(labels[i:i + batch], tf.int32), tf.constant(seed + i)).numpy()
-                               for i in range(0, num, batch)])
-
-    # Hooks with neutral defaults.
-    def evaluate_arrays(self, images, labels, train=None):
-        return {}
-
-    def training_selection(self):
-        """None (train on every example) or ``(index, label) -> bool tensor``."""
+    def select_training_examples(self, labels):
+        """A boolean mask over the training split (None: train on every example)."""
         return None
 
-    def pictures(self, images, labels):
+    def after_training(self, images, labels):
+        """Fit what is not learned by gradient steps (e.g. a density over codes) on the
+        training data, before evaluation and export."""
+
+    # Export and evaluation hooks ----------------------------------------------------------------
+    def signatures(self):
+        """The inference functions to export (``zoo.signature.Signature``), serving_default first."""
+        raise NotImplementedError
+
+    def measure(self, test, train):
+        """Model-specific measurements for the card: ``test`` and ``train`` are (images,
+        labels) NumPy pairs (the training split as trained on). Measurements only."""
         return {}
 
-    def preview(self):
-        return None
+    def extra_pictures(self, images, labels):
+        """Model-specific pictures (name → grid) beyond what its capabilities give."""
+        return {}

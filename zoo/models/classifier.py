@@ -1,11 +1,6 @@
-"""A small CNN classifier: the zoo's offline feature extractor for MNIST-like data.
-
-Its logits give class probabilities (Inception Score, classifier accuracy); its pooled
-convolutional features (4×4×64 = 1,024 values, the analogue of Inception's pool3) are the
-features for FID, KID, precision/recall and density/coverage, and its convolutions feed
-LPIPS-style distances. (The 128-unit dense layer after them is a poor metric space: it maps
-pure noise next to thin digits, so noise would score high precision there.)
-Trained by ``recipes/classifier.py``; the weights ship in ``zoo/weights``.
+"""The zoo MNIST classifier as a trainable model: ``nets.classifier`` plus light
+augmentation. Its trained network is the offline feature extractor behind the metrics
+(``zoo.metrics.extractors``); ``recipes/classifier.py --ship`` writes it into the package.
 """
 
 from __future__ import annotations
@@ -17,48 +12,35 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from zoo import distribute
-from zoo.export import Input, Signature
-from zoo.models.base import ZooModel, check_positive
+from zoo import nets
+from zoo import signature as sig
+from zoo.config import Config, each, in_range, positive_int, setting
+from zoo.models.base import ZooModel, batched
 
 
 @dataclasses.dataclass
-class ClassifierConfig:
-    image_shape: tuple = (28, 28, 1)
-    num_classes: int = 10
-    filters: tuple = (32, 64)
-    hidden: int = 128
-    dropout: float = 0.3
-    augment: bool = True
-    seed: int = 0
-
-    def __post_init__(self):
-        self.image_shape = tuple(self.image_shape)
-        self.filters = tuple(self.filters)
-        check_positive("num_classes", self.num_classes)
+class ClassifierConfig(Config):
+    image_shape: tuple = setting((28, 28, 1), "image height, width, channels", from_data=True)
+    num_classes: int = setting(10, "classes in the dataset", from_data=True)
+    filters: tuple = setting((32, 64), "filters of each pair of 3×3 convolutions", each(positive_int))
+    hidden: int = setting(128, "units of the dense layer before the logits", positive_int)
+    dropout: float = setting(0.3, "dropout before the logits", in_range(0, 1, high_open=True))
+    augment: bool = setting(True, "random shifts, rotations and zooms while training")
+    seed: int = setting(0, "seed of the model's randomness", flag=False)
 
 
+@keras.saving.register_keras_serializable("zoo")
 class Classifier(ZooModel):
     Config = ClassifierConfig
+    zoo_name = "classifier"
     tracked = ("loss", "accuracy")
+    run_defaults = {"epochs": 40, "batch_size": 64, "learning_rate": 1e-3}
+    jit_compile = False  # XLA cannot compile the image-augmentation transforms
 
     def __init__(self, config=None, **kwargs):
         super().__init__(config, **kwargs)
         c = self.config
-        inputs = keras.Input(c.image_shape, name="images")
-        x = inputs
-        for f in c.filters:
-            x = layers.Conv2D(f, 3, padding="same", activation="relu")(x)
-            x = layers.Conv2D(f, 3, padding="same", activation="relu")(x)
-            x = layers.MaxPooling2D()(x)
-        x = layers.MaxPooling2D(padding="same")(x)  # 7×7 → 4×4 keeps the shipped weights small
-        x = layers.Flatten()(x)
-        hidden = layers.Dense(c.hidden, activation="relu", name="hidden")(x)
-        self.backbone = keras.Model(inputs, hidden, name="backbone")
-        self.pooled = keras.Model(inputs, x, name="pooled_features")  # shares the conv layers
-        self.dropout = layers.Dropout(c.dropout, seed=c.seed)
-        self.head = layers.Dense(c.num_classes, dtype="float32", name="logits")
-        self.head.build((None, c.hidden))
+        self.network = nets.classifier(c.image_shape, c.num_classes, c.filters, c.hidden, c.dropout, c.seed)
         self.augmentation = keras.Sequential([
             layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=c.seed),
             layers.RandomRotation(0.04, fill_mode="constant", seed=c.seed + 1),
@@ -67,41 +49,31 @@ class Classifier(ZooModel):
         self.built = True
 
     def call(self, images, training=False):
-        return self.head(self.dropout(self.backbone(images, training=training), training=training))
+        return self.network(images, training=training)["logits"]
 
-    def features(self, images):
-        return self.pooled(images, training=False)
-
-    def probabilities(self, images):
-        return tf.nn.softmax(self.call(images))
-
-    def _step(self, data, training):
+    def objective(self, data, training):
         images, labels = data
         if training and self.config.augment:
             images = self.augmentation(images, training=True)
         logits = tf.cast(self(images, training=training), tf.float32)
         per_image = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
         correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32)
-        return per_image, correct
+        return {"loss": per_image, "accuracy": correct}
 
     def train_step(self, data):
-        with tf.GradientTape() as tape:
-            per_image, correct = self._step(data, training=True)
-            scaled = self.optimizer.scale_loss(distribute.average_loss(per_image))
-        grads = tape.gradient(scaled, self.trainable_variables)
-        self.optimizer.apply(grads, self.trainable_variables)
-        return self.update_trackers(loss=per_image, accuracy=correct)
+        return self.update_trackers(**self.minimize(lambda: self.objective(data, training=True)))
 
     def test_step(self, data):
-        per_image, correct = self._step(data, training=False)
-        return self.update_trackers(loss=per_image, accuracy=correct)
+        return self.update_trackers(**self.objective(data, training=False))
 
     def signatures(self):
-        images = Input("images", "images", self.config.image_shape)
-        return [Signature("classify", lambda images: {
-            "probabilities": self.probabilities(images), "features": self.features(images)}, (images,))]
+        def classify(images):
+            out = self.network(images)
+            return {"probabilities": tf.nn.softmax(out["logits"]), "features": out["features"]}
 
-    def evaluate_arrays(self, images, labels, train=None):
-        predictions = np.concatenate([
-            np.argmax(self(tf.constant(images[i:i + 500])).numpy(), -1) for i in range(0, len(images), 500)])
+        return [sig.Signature("classify", classify, (sig.images(self.config.image_shape),))]
+
+    def measure(self, test, train):
+        images, labels = test
+        predictions = batched(lambda x: tf.argmax(self(x), -1), images)
         return {"accuracy": float(np.mean(predictions == labels))}

@@ -1,0 +1,53 @@
+"""Beyond MNIST: every recipe end to end on fashion_mnist (28×28×1) and cifar10 (32×32×3)
+through tensorflow-datasets' mock data (no network), and image sizes an architecture cannot
+take refused before training."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from test_recipe import RECIPES, fails, load_recipe
+from zoo import data, recipe
+
+TINY = {  # a few steps; the architectures are the recipes' defaults
+    "common": ["--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "16", "--eval-samples", "32",
+               "--verbose", "0"],
+    "diffusion": ["--sample-steps", "2"],
+}
+
+
+@pytest.mark.parametrize("dataset, shape", [("fashion_mnist", (28, 28, 1)), ("cifar10", (32, 32, 3))])
+@pytest.mark.parametrize("name", RECIPES)
+def test_every_recipe_runs_on_other_datasets(name, dataset, shape, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(data, "network_available", lambda: True)
+    argv = ["--data", dataset, "--out", str(tmp_path / "out"), "--runs-dir", str(tmp_path / "runs"),
+            *TINY["common"], *TINY.get(name, [])]
+    with tfds.testing.mock_data(num_examples=64, data_dir=str(tmp_path / "tfds")):
+        result = recipe.main(load_recipe(name).MODEL, argv=argv)
+    card = result.card
+    assert card["data"]["name"] == dataset and card["data"]["image_shape"] == list(shape)
+    assert card["training"]["steps"] == 2
+    for lite, entry in card["tflite"].items():
+        assert max(entry["max_abs_difference"].values()) <= 1e-3, lite
+    assert os.path.isdir(result.written["saved_model"])
+    out = capsys.readouterr().out
+    if name in ("vae", "cgan", "diffusion"):
+        # The zoo classifier knows digits only; InceptionV3's weights are not on this machine.
+        assert "zoo: skipping the feature metrics: InceptionV3 ImageNet weights not found" in out
+        assert card["feature_extractor"] is None and "fid" not in card["metrics"]
+
+
+@pytest.mark.parametrize("shape, network", [((30, 30, 1), "the conv encoder"), ((218, 178, 3), "the conv encoder")])
+def test_image_sizes_an_architecture_cannot_take_are_refused_before_training(shape, network, monkeypatch, capsys,
+                                                                           tmp_path):
+    info = data.DataInfo("odd", shape, 10, {"train": 64, "test": 16})
+    monkeypatch.setattr(data, "info", lambda name, data_dir=None: info)
+    monkeypatch.setattr(data, "arrays", lambda name, split, data_dir=None, limit=None: (
+        np.zeros((64 if split == "train" else 16, *shape), np.float32), np.zeros(64 if split == "train" else 16,
+                                                                                 np.int32)))
+    line = fails(capsys, ["--out", str(tmp_path), "--runs-dir", str(tmp_path / "runs")], "vae")
+    assert f"images of {shape[0]}×{shape[1]} cannot be used: {network} halves them 2 times" in line
+    assert "multiples of 4 (e.g." in line
+    assert not (tmp_path / "runs" / "vae").exists()

@@ -1,0 +1,391 @@
+"""Evaluation: the metrics and pictures a model gets, chosen from its capabilities.
+
+| capability | measured | pictures |
+|---|---|---|
+| Generator | feature metrics of ``generate_images`` (± se), class balance | samples.png |
+| ConditionalGenerator | conditional feature metrics (± se), CAS | samples.png (a row per class) |
+| Reconstructor | reconstruction error, denoising PSNR, linear probe on the codes | reconstructions.png |
+| Denoiser | — | denoising.png |
+| AnomalyScorer (trained without a class) | ROC-AUC, AP, rates at a 5% FPR threshold | — |
+| Inpainter | classifier accuracy of fills | inpainting.png |
+
+plus the model's own ``measure`` and ``extra_pictures``. Every number that has a real-data
+floor is reported beside it (``reference``): the same metrics of real held-out images at the
+same sample count, computed once per dataset and extractor and cached (``ZOO_CACHE``, default
+~/.cache/zoo), so "FID 176" is read against "real: 141".
+
+The card's ``metrics`` hold measurements only; how they were made goes to ``evaluation``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from zoo import ZooError, corruption, distribute
+from zoo.images import grid
+from zoo.metrics import anomaly, cas, core, evaluate, extractors
+from zoo.models.base import (AnomalyScorer, ConditionalGenerator, Denoiser, Generator, Inpainter, Reconstructor)
+from zoo.progress import Stage, stage
+
+CAS_EPOCHS = 10
+
+
+@dataclasses.dataclass
+class Splits:
+    """What evaluation sees: the test split, the whole training split (probes, CAS,
+    detection thresholds, the real-data reference) and the dataset's name."""
+
+    test: tuple  # (images, labels) NumPy
+    train: tuple
+    data_name: str = "mnist5k"
+
+    @property
+    def image_shape(self):
+        return tuple(self.test[0].shape[1:])
+
+
+@dataclasses.dataclass
+class Settings:
+    extractor: str = "auto"  # auto | zoo_mnist_classifier | inception_v3 | none
+    samples: int | None = None  # generated samples for the feature metrics (default: the test split's size)
+    bootstrap: int = evaluate.BOOTSTRAP
+    seed: int = 0
+
+
+def resolve_extractor(settings, splits):
+    """The extractor name, or None with the reason the feature metrics are skipped."""
+    if settings.extractor == "none":
+        return None, "--eval-extractor none"
+    name = evaluate.default_extractor(splits.image_shape, splits.data_name) if settings.extractor == "auto" \
+        else settings.extractor
+    try:
+        extractors.get(name)
+    except ZooError as e:
+        return None, str(e)
+    return name, None
+
+
+def digit_classifier(splits):
+    """The zoo classifier when the data is MNIST digits (for accuracy-type numbers), else None."""
+    if evaluate.default_extractor(splits.image_shape, splits.data_name) == "zoo_mnist_classifier":
+        return extractors.zoo_classifier()
+    return None
+
+
+# Cache of real-data references -------------------------------------------------------------
+def cache_dir():
+    return os.environ.get("ZOO_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "zoo")
+
+
+def cached(kind, key, compute):
+    """``compute()`` once per (kind, key), kept as JSON under the cache folder."""
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    path = os.path.join(cache_dir(), f"{kind}-{digest}.json")
+    try:
+        with open(path) as f:
+            return json.load(f)["value"]
+    except (OSError, ValueError, KeyError):
+        pass
+    value = compute()
+    try:
+        os.makedirs(cache_dir(), exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "w") as f:
+            json.dump({"key": key, "value": value}, f, default=str)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home: recompute next time
+    return value
+
+
+def _fingerprint(images):
+    return hashlib.sha256(np.ascontiguousarray(images[:: max(1, len(images) // 64)]).tobytes()).hexdigest()[:12]
+
+
+def stratified(labels, n, seed):
+    """``n`` indices whose class counts are proportional to those of ``labels`` (whatever
+    their order: the test split may be sorted by class)."""
+    order = np.random.default_rng(seed).permutation(len(labels))
+    share = np.empty(len(labels))
+    for c in np.unique(labels):
+        members = order[labels[order] == c]
+        share[members] = (np.arange(len(members)) + 0.5) / len(members)
+    return np.argsort(share, kind="stable")[:n]
+
+
+def _matching_indices(train_labels, test_labels, seed):
+    """Training indices with the same class counts as ``test_labels`` (a random draw)."""
+    order = np.random.default_rng(seed).permutation(len(train_labels))
+    picked = []
+    for c, count in zip(*np.unique(test_labels, return_counts=True)):
+        of_class = order[train_labels[order] == c][:count]
+        picked.extend(of_class)
+    return np.sort(np.asarray(picked, int))
+
+
+def real_reference(splits, extractor, labels, conditional, settings):
+    """The feature metrics of real training images with the class counts of ``labels`` (those
+    the generated samples were drawn for) against the test split: the floor a perfect
+    generator would reach at this sample count."""
+    test_x, test_y = splits.test
+    train_x, train_y = splits.train
+    n = len(labels)
+
+    def compute():
+        with stage(f"real-data reference: {n} training images against the test split"):
+            index = _matching_indices(train_y, labels, settings.seed)
+            result = evaluate.evaluate_samples(
+                train_x[index], test_x, extractor=extractor,
+                metrics=evaluate.CONDITIONAL if conditional else evaluate.UNCONDITIONAL,
+                fake_labels=train_y[index] if conditional else None, real_labels=test_y if conditional else None,
+                bootstrap=settings.bootstrap, seed=settings.seed)
+        return {k: v for k, v in result.items() if isinstance(v, float)}
+
+    key = {"data": splits.data_name, "train": _fingerprint(train_x), "test": _fingerprint(test_x), "n": n,
+           "counts": np.bincount(labels).tolist(), "extractor": extractor, "conditional": conditional,
+           "seed": settings.seed, "bootstrap": settings.bootstrap, "version": 1}
+    return cached("reference", key, compute)
+
+
+# The evaluation ------------------------------------------------------------------------------
+def evaluate_model(model, splits, settings=None):
+    """(metrics, reference, info) for the card: measurements, their real-data floors, and how
+    they were made (``info``: extractor, sample counts, methods)."""
+    settings = settings or Settings()
+    metrics, reference, info = {}, {}, {}
+    extractor, skipped = resolve_extractor(settings, splits)
+    if isinstance(model, (Generator, ConditionalGenerator)):
+        info["feature_extractor"] = extractor
+        if skipped:
+            print(f"zoo: skipping the feature metrics: {skipped}")
+            info["feature_metrics_skipped"] = skipped
+
+    if isinstance(model, ConditionalGenerator):
+        _conditional(model, splits, settings, extractor, metrics, reference, info)
+    elif isinstance(model, Generator):
+        _unconditional(model, splits, settings, extractor, metrics, reference, info)
+    if isinstance(model, Reconstructor):
+        _reconstruction(model, splits, metrics, reference)
+    if isinstance(model, AnomalyScorer) and model.held_out_class() is not None:
+        _anomaly(model, splits, metrics, info)
+    if isinstance(model, Inpainter):
+        _inpainting(model, splits, settings, metrics, reference)
+    with stage(f"{type(model).__name__} measurements"):
+        own = model.measure(splits.test, splits.train)
+    info.update(own.pop("settings", {}))
+    metrics.update(own)
+    return metrics, reference, info
+
+
+def sample_metrics(model, splits, settings=None):
+    """The feature metrics of a generator's samples alone, with their real-data reference
+    (no CAS, no other capability): what a sweep over a sampling setting needs."""
+    settings = settings or Settings()
+    metrics, reference, info = {}, {}, {}
+    extractor, skipped = resolve_extractor(settings, splits)
+    if skipped:
+        raise ZooError(f"no feature metrics: {skipped}")
+    if isinstance(model, ConditionalGenerator):
+        _conditional(model, splits, dataclasses.replace(settings, samples=settings.samples or len(splits.test[1])),
+                     extractor, metrics, reference, info, with_cas=False)
+    else:
+        _unconditional(model, splits, settings, extractor, metrics, reference, info)
+    return metrics, reference, info
+
+
+def sampler(model):
+    """``draw(num, seed) -> (images, labels or None)`` for a generator: conditional models
+    draw classes in turn. (What the training callback scores.)"""
+    if isinstance(model, ConditionalGenerator):
+        return lambda num, seed: (model.generate_images_for(np.arange(num) % model.config.num_classes, seed),
+                                  np.arange(num) % model.config.num_classes)
+    if isinstance(model, Generator):
+        return lambda num, seed: (model.generate_images(num, seed), None)
+    return None
+
+
+def _score(fake, labels, splits, settings, extractor, conditional, metrics, reference, info):
+    """Feature metrics of ``fake`` (drawn for ``labels``: the classes, or for an unconditional
+    model the test labels whose class counts the real reference copies)."""
+    test_x, test_y = splits.test
+    n = len(fake)
+    with stage(f"feature metrics of {n} samples ({extractor}; {settings.bootstrap} bootstrap replicates)"):
+        result = evaluate.evaluate_samples(
+            fake, test_x, extractor=extractor,
+            metrics=evaluate.CONDITIONAL if conditional else evaluate.UNCONDITIONAL,
+            fake_labels=labels if conditional else None, real_labels=test_y if conditional else None,
+            bootstrap=settings.bootstrap, seed=settings.seed)
+    info.update(result.pop("settings"))
+    result.pop("feature_extractor")
+    metrics.update(result)
+    reference.update(real_reference(splits, extractor, labels, conditional, settings))
+
+
+def _draw_in_stages(title, total, draw, batch):
+    """``draw(start, count)`` in pieces, with a progress bar."""
+    bar = Stage(title, total, unit="image")
+    parts = []
+    for start in range(0, total, batch):
+        parts.append(draw(start, min(batch, total - start)))
+        bar.advance(len(parts[-1]))
+    bar.finish()
+    return np.concatenate(parts)
+
+
+def _unconditional(model, splits, settings, extractor, metrics, reference, info):
+    n = settings.samples or len(splits.test[1])
+    fake = _draw_in_stages(f"sampling {n} images", n,
+                           lambda start, count: model.generate_images(count, settings.seed + start), 250)
+    if extractor:
+        counts = splits.test[1][stratified(splits.test[1], n, settings.seed)]
+        _score(fake, counts, splits, settings, extractor, False, metrics, reference, info)
+    classifier = digit_classifier(splits)
+    if classifier is not None:
+        counts = np.bincount(classifier.probabilities(fake).argmax(1), minlength=10)
+        share = counts / counts.sum()
+        entropy = -np.sum(share[share > 0] * np.log(share[share > 0]))
+        metrics["class_histogram"] = counts.tolist()
+        metrics["class_balance"] = float(np.exp(entropy) / len(counts))  # 1: every class equally often
+
+
+def _conditional(model, splits, settings, extractor, metrics, reference, info, with_cas=True):
+    """One draw serves every metric: the samples for the feature metrics (labels of the test
+    split) are the first part of the CAS training set (labels of the training split)."""
+    test_x, test_y = splits.test
+    train_x, train_y = splits.train
+    n = min(settings.samples or len(test_y), len(test_y))
+    labels = test_y[stratified(test_y, n, settings.seed)]
+    rest = []
+    if settings.samples is None:  # CAS: as many samples as training images, with their class counts
+        have = np.bincount(labels, minlength=model.config.num_classes)
+        need = np.bincount(train_y, minlength=model.config.num_classes)
+        rest = np.repeat(np.arange(len(need)), np.clip(need - have, 0, None))
+        rest = rest[np.random.default_rng(settings.seed).permutation(len(rest))]
+    all_labels = np.concatenate([labels, rest]).astype(np.int32)
+    fake = _draw_in_stages(f"sampling {len(all_labels)} images ({n} for the feature metrics, all for CAS)",
+                           len(all_labels), lambda start, count: model.generate_images_for(
+                               all_labels[start:start + count], settings.seed + start), 250)
+    if extractor:
+        _score(fake[:n], labels, splits, settings, extractor, True, metrics, reference, info)
+    if not with_cas:
+        return
+    with stage(f"CAS: a classifier trained on {len(fake)} generated images ({CAS_EPOCHS} epochs)"):
+        metrics["cas"] = cas.train_and_test(fake, all_labels, test_x, test_y, model.config.num_classes,
+                                            CAS_EPOCHS, seed=settings.seed)
+    key = {"data": splits.data_name, "train": _fingerprint(train_x), "test": _fingerprint(test_x),
+           "epochs": CAS_EPOCHS, "seed": settings.seed, "n": len(fake), "version": 1}
+
+    def real_cas():
+        index = _matching_indices(train_y, all_labels, settings.seed)
+        with stage(f"CAS reference: the same classifier trained on {len(index)} real images"):
+            return cas.train_and_test(train_x[index], train_y[index], test_x, test_y, model.config.num_classes,
+                                      CAS_EPOCHS, seed=settings.seed)
+
+    reference["cas"] = cached("cas-reference", key, real_cas)
+    info["cas"] = {"samples": len(fake), "epochs": CAS_EPOCHS}
+
+
+def _normal_test(model, splits):
+    images, labels = splits.test
+    k = model.held_out_class() if isinstance(model, AnomalyScorer) else None
+    keep = np.ones(len(labels), bool) if k is None else labels != k
+    return images[keep], labels[keep]
+
+
+def _reconstruction(model, splits, metrics, reference):
+    images, _ = _normal_test(model, splits)
+    with stage(f"reconstructions of {len(images)} test images and {len(corruption.KINDS)} corruptions"):
+        errors = core.reconstruction_errors(images, model.reconstruct_images(images))
+        metrics["reconstruction_mse"], metrics["reconstruction_mae"] = errors["mse"], errors["mae"]
+        for i, (kind, level) in enumerate(corruption.EVALUATION_LEVELS.items()):
+            noisy = corruption.corrupt(tf.constant(images), kind, level, distribute.Draws([0, i]), 4).numpy()
+            metrics[f"psnr_denoised_{kind}"] = float(np.mean(corruption.psnr(images, model.reconstruct_images(noisy))))
+            reference[f"psnr_denoised_{kind}"] = float(np.mean(corruption.psnr(images, noisy)))  # doing nothing
+    train_x, train_y = splits.train
+    test_x, test_y = splits.test
+    with stage("linear probe on the codes"):
+        metrics.update(anomaly.linear_probe(model.encode_images(train_x), train_y, model.encode_images(test_x), test_y,
+                                            prefix="latent"))
+    key = {"data": splits.data_name, "train": _fingerprint(train_x), "test": _fingerprint(test_x), "version": 1}
+    reference.update(cached("pixel-probe", key, lambda: anomaly.linear_probe(
+        train_x.reshape(len(train_x), -1), train_y, test_x.reshape(len(test_x), -1), test_y, prefix="pixels")))
+
+
+def _anomaly(model, splits, metrics, info):
+    test_x, test_y = splits.test
+    train_x, train_y = splits.train
+    k = model.held_out_class()
+    with stage(f"anomaly scores of {len(test_x)} test images"):
+        validation = train_x[model.normal_validation(train_y)]
+        metrics.update(anomaly.anomaly_detection(model.anomaly_scores(test_x), test_y == k,
+                                                 model.anomaly_scores(validation)))
+    info["anomaly"] = {"class": k, "threshold_from": f"{len(validation)} held-out normal training images",
+                       "target_false_positive_rate": metrics.pop("anomaly_target_fpr")}
+
+
+def lower_half_mask(images):
+    mask = np.ones_like(images)
+    mask[:, images.shape[1] // 2:] = 0
+    return mask
+
+
+def _inpainting(model, splits, settings, metrics, reference, n=200):
+    """Classifier accuracy on test digits whose lower half was filled in without the label,
+    beside the classifier on the masked input itself (what the kept half alone says)."""
+    classifier = digit_classifier(splits)
+    if classifier is None:
+        return
+    test_x, test_y = splits.test
+    order = np.random.default_rng(0).permutation(len(test_y))[:n]
+    images, labels = test_x[order], test_y[order]
+    mask = lower_half_mask(images)
+    with stage(f"inpainting the lower half of {n} test digits"):
+        filled = model.inpaint_images(images, mask, seed=settings.seed)
+    metrics["inpainting_accuracy_lower_half"] = float(np.mean(classifier.probabilities(filled).argmax(1) == labels))
+    reference["inpainting_accuracy_lower_half"] = float(np.mean(
+        classifier.probabilities(images * mask).argmax(1) == labels))  # the masked input itself
+
+
+# Pictures ------------------------------------------------------------------------------------
+def preview(model, images):
+    """A small grid drawn during training: samples of a generator, else reconstructions."""
+    if isinstance(model, ConditionalGenerator):
+        c = model.config.num_classes
+        return grid(model.generate_images_for(np.repeat(np.arange(c), 8), 0), rows=c)
+    if isinstance(model, Generator):
+        return grid(model.generate_images(64, 0), rows=8)
+    if isinstance(model, Reconstructor):
+        return grid(np.concatenate([images[:16], model.reconstruct_images(images[:16])]), rows=2)
+    return None
+
+
+def pictures(model, splits):
+    """name → image grid for the export folder."""
+    images, labels = splits.test
+    mixed = images[np.random.default_rng(0).permutation(len(images))]
+    out = {}
+    if isinstance(model, (Generator, ConditionalGenerator)):
+        out["samples.png"] = preview(model, images)
+    if isinstance(model, Reconstructor):
+        originals = mixed[:32]
+        recon = model.reconstruct_images(originals)
+        pairs = np.concatenate([np.stack([originals[i:i + 16], recon[i:i + 16]]) for i in (0, 16)])
+        out["reconstructions.png"] = grid(pairs.reshape(-1, *images.shape[1:]), rows=4)
+    if isinstance(model, Denoiser):
+        kind, level = model.training_corruption()
+        noisy = corruption.corrupt(tf.constant(mixed[:16]), kind, level, distribute.Draws([0, 0]), 4).numpy()
+        out["denoising.png"] = grid(np.concatenate([noisy, model.reconstruct_images(noisy), mixed[:16]]), rows=3)
+    if isinstance(model, Inpainter):
+        order = np.random.default_rng(1).permutation(len(labels))[:16]
+        mask = lower_half_mask(images[order])
+        filled = model.inpaint_images(images[order], mask)
+        masked = images[order] * mask + 0.5 * (1 - mask)
+        out["inpainting.png"] = grid(np.concatenate([masked, filled, images[order]]), rows=3)
+    out.update(model.extra_pictures(images, labels))
+    return out

@@ -1,0 +1,45 @@
+"""Progress of the long stages after training (sampling, feature passes, CAS training,
+inpainting, TFLite conversion and parity), in the Keras progress-bar style training uses:
+a title line, then ``12/50 [=====>....] - ETA: 3s``."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import keras
+
+VERBOSE = {"level": 1}  # the recipe sets it from --verbose; 0 silences every stage
+
+
+def set_verbosity(level):
+    VERBOSE["level"] = level
+
+
+class Stage:
+    """``total`` units of work; ``advance(n)`` after each piece."""
+
+    def __init__(self, title, total, unit="step"):
+        self.total, self.done, self.started = max(int(total), 1), 0, time.perf_counter()
+        self.bar = None
+        if VERBOSE["level"]:
+            print(f"zoo: {title}", flush=True)
+            self.bar = keras.utils.Progbar(self.total, unit_name=unit, verbose=1 if VERBOSE["level"] == 1 else 2)
+
+    def advance(self, n=1):
+        self.done = min(self.total, self.done + n)
+        if self.bar is not None:
+            self.bar.update(self.done)
+
+    def finish(self):
+        if self.done < self.total:
+            self.advance(self.total - self.done)
+        return time.perf_counter() - self.started
+
+
+@contextlib.contextmanager
+def stage(title, total=1, unit="step"):
+    """A ``Stage`` that is completed when the block ends."""
+    s = Stage(title, total, unit)
+    yield s
+    s.finish()
