@@ -1,0 +1,239 @@
+"""Density in a model's latent space, and the complexity of an image: the pieces behind
+sampling from autoencoders and scoring anomalies.
+
+- ``LatentMixture``: a Gaussian mixture over the codes of the training images (Ghosh et al.,
+  ICLR 2020: "ex-post density estimation"), fitted by scikit-learn after training with the
+  number of components chosen by the log-likelihood of held-out codes, and kept in
+  variables so that the SavedModel and the TFLite file can sample it (the component is
+  chosen from uniform noise, not a random op) and evaluate its density.
+- ``png_bits``: the length of an image's PNG encoding in bits (Serrà et al., ICLR 2020, the
+  "input complexity" L(x)); ``complexity_proxy``: a linear fit of it on image statistics
+  that TFLite can compute (TFLite has no PNG encoder).
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zoo import ZooError
+from zoo.config import ConfigError
+
+LOG_2PI = math.log(2 * math.pi)
+UNUSED = -1e30  # log-weight of an unused component: finite, so TFLite's logsumexp stays finite
+
+
+@keras.saving.register_keras_serializable("zoo")
+class LatentMixture(keras.layers.Layer):
+    """A Gaussian mixture with at most ``max_components`` full-covariance components over
+    ``dim``-dimensional codes; unfitted it is N(0, I)."""
+
+    def __init__(self, dim, max_components=20, **kwargs):
+        super().__init__(**kwargs)
+        self.dim, self.max_components = dim, max_components
+        k, d = max_components, dim
+        eye = np.tile(np.eye(d, dtype=np.float32), (k, 1, 1))
+        log_norm = np.full(k, UNUSED, np.float32)
+        log_norm[0] = -0.5 * d * LOG_2PI
+        weights = np.zeros(k, np.float32)
+        weights[0] = 1.0
+
+        def variable(name, value):
+            return self.add_weight(name=name, shape=value.shape, initializer=keras.initializers.Constant(value),
+                                   trainable=False, dtype="float32")
+
+        self.cumulative = variable("cumulative_weights", np.cumsum(weights))  # component c: u < cumulative[c]
+        self.means = variable("means", np.zeros((k, d), np.float32))
+        self.cholesky = variable("cholesky", eye)  # Σ_c = L_c L_cᵀ, for sampling
+        self.precision_cholesky = variable("precision_cholesky", eye)  # Σ_c⁻¹ = P_c P_cᵀ, for densities
+        self.log_norm = variable("log_norm", log_norm)  # log w_c + log det P_c − d/2 log 2π
+        self.components = variable("components", np.ones((), np.float32))
+
+    def get_config(self):
+        return {**super().get_config(), "dim": self.dim, "max_components": self.max_components}
+
+    def fit(self, codes, held_out, candidates=(1, 2, 4, 8, 12, 20), seed=0):
+        """Fit on ``codes``; the component count is the candidate whose mixture, fitted on
+        ``codes``, gives ``held_out`` the highest mean log-likelihood. Returns what was chosen."""
+        from sklearn.mixture import GaussianMixture
+
+        codes, held_out = np.asarray(codes, np.float64), np.asarray(held_out, np.float64)
+        usable = [k for k in candidates if k <= min(self.max_components, len(codes) // (2 * self.dim) or 1)]
+        if not usable:
+            raise ConfigError("mixture components", candidates[0], f"must be at most the {len(codes)} codes allow")
+        scores = {}
+        for k in usable:
+            gmm = GaussianMixture(k, covariance_type="full", reg_covar=1e-4, random_state=seed, max_iter=200)
+            scores[k] = float(gmm.fit(codes).score(held_out))
+        best = max(scores, key=scores.get)
+        gmm = GaussianMixture(best, covariance_type="full", reg_covar=1e-4, random_state=seed, max_iter=200)
+        gmm.fit(np.concatenate([codes, held_out]))
+        self.set_parameters(gmm.weights_, gmm.means_, gmm.covariances_)
+        return {"components": best, "held_out_log_likelihood": scores, "codes": len(codes) + len(held_out)}
+
+    def set_parameters(self, weights, means, covariances):
+        k, d = len(weights), self.dim
+        if k > self.max_components:
+            raise ZooError(f"a mixture of {k} components does not fit in {self.max_components}")
+        chol = np.linalg.cholesky(covariances)
+        precision_chol = np.linalg.inv(chol).transpose(0, 2, 1)  # P = L⁻ᵀ: Σ⁻¹ = P Pᵀ
+        pad = self.max_components - k
+        eye = np.tile(np.eye(d), (pad, 1, 1))
+        log_det = np.log(np.abs(np.diagonal(precision_chol, axis1=1, axis2=2))).sum(1)
+        log_norm = np.log(weights) + log_det - 0.5 * d * LOG_2PI
+        cumulative = np.cumsum(weights) / np.sum(weights)
+        self.cumulative.assign(np.concatenate([cumulative, np.full(pad, 2.0)]).astype(np.float32))
+        self.means.assign(np.concatenate([means, np.zeros((pad, d))]).astype(np.float32))
+        self.cholesky.assign(np.concatenate([chol, eye]).astype(np.float32))
+        self.precision_cholesky.assign(np.concatenate([precision_chol, eye]).astype(np.float32))
+        self.log_norm.assign(np.concatenate([log_norm, np.full(pad, UNUSED)]).astype(np.float32))
+        self.components.assign(float(k))
+
+    def log_density(self, codes):
+        """log p(code) under the mixture, [N] (nats)."""
+        diff = tf.cast(codes, tf.float32)[:, None, :] - self.means[None]  # [N, K, d]
+        projected = tf.einsum("nkd,kde->nke", diff, self.precision_cholesky)
+        return tf.reduce_logsumexp(self.log_norm[None] - 0.5 * tf.reduce_sum(tf.square(projected), -1), axis=1)
+
+    def sample(self, choice, noise):
+        """Codes from uniform ``choice`` [N] in [0, 1] (picks the component) and standard normal
+        ``noise`` [N, d]: no random op, so TFLite can run it."""
+        component = tf.reduce_sum(tf.cast(choice[:, None] >= self.cumulative[None, :], tf.int32), axis=1)
+        component = tf.minimum(component, tf.cast(self.components, tf.int32) - 1)  # u = 1 exactly
+        chol = tf.gather(self.cholesky, component)
+        return tf.gather(self.means, component) + tf.einsum("nde,ne->nd", chol, noise)
+
+
+# Input complexity -------------------------------------------------------------------------
+def png_bits(images):
+    """Length of each image's PNG encoding (8-bit, compression level 9) in bits, [N]: the
+    input complexity L(x) of Serrà et al. (in-graph; not a TFLite op)."""
+    pixels = tf.cast(tf.round(tf.clip_by_value(images, 0.0, 1.0) * 255.0), tf.uint8)
+    lengths = tf.map_fn(lambda x: tf.strings.length(tf.io.encode_png(x, compression=9)), pixels,
+                        fn_output_signature=tf.int32)
+    return 8.0 * tf.cast(lengths, tf.float32)
+
+
+def complexity_features(images):
+    """Image statistics TFLite can compute that predict the PNG length: ink, edges and the
+    number of lit pixels, [N, 3]."""
+    ink = tf.reduce_sum(images, axis=[1, 2, 3])
+    edges = (tf.reduce_sum(tf.abs(images[:, 1:] - images[:, :-1]), axis=[1, 2, 3])
+             + tf.reduce_sum(tf.abs(images[:, :, 1:] - images[:, :, :-1]), axis=[1, 2, 3]))
+    lit = tf.reduce_sum(tf.cast(images > 0.1, tf.float32), axis=[1, 2, 3])
+    return tf.stack([ink, edges, lit], axis=1)
+
+
+def fit_complexity_proxy(images):
+    """Least-squares coefficients (3 features + intercept) predicting ``png_bits`` from
+    ``complexity_features``, and R² on the images."""
+    x = tf.concat([complexity_features(images), tf.ones([len(images), 1])], 1).numpy().astype(np.float64)
+    y = png_bits(tf.constant(images)).numpy().astype(np.float64)
+    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+    spread = np.sum((y - y.mean()) ** 2)  # 0 when every image compresses alike (mock data)
+    r2 = 1 - np.sum((x @ coef - y) ** 2) / spread if spread > 0 else 0.0
+    return coef.astype(np.float32), float(r2)
+
+
+# Anomaly scores from parts ---------------------------------------------------------------
+@keras.saving.register_keras_serializable("zoo")
+class ScoreCombination(keras.layers.Layer):
+    """An anomaly score made of per-image parts (reconstruction error, likelihood, latent
+    density, complexity-corrected likelihood, ...): Σ_i w_i (part_i − centre_i) / scale_i,
+    with centres and scales from held-out normal images and weights chosen without the
+    anomaly class (``choose_combination``). Also keeps the TFLite proxy of the PNG length."""
+
+    def __init__(self, parts, **kwargs):
+        super().__init__(**kwargs)
+        self.parts = tuple(parts)
+        n = len(self.parts)
+        first = np.eye(n, dtype=np.float32)[0]  # unfitted: the first part alone
+
+        def variable(name, value):
+            return self.add_weight(name=name, shape=value.shape, initializer=keras.initializers.Constant(value),
+                                   trainable=False, dtype="float32")
+
+        self.centre = variable("centre", np.zeros(n, np.float32))
+        self.scale = variable("scale", np.ones(n, np.float32))
+        self.weights_ = variable("weights", first)
+        self.complexity_coef = variable("complexity_coef", np.zeros(4, np.float32))
+
+    def get_config(self):
+        return {**super().get_config(), "parts": list(self.parts)}
+
+    def combine(self, parts):
+        stacked = tf.stack([parts[name] for name in self.parts], axis=1)
+        return tf.reduce_sum(self.weights_ * (stacked - self.centre) / self.scale, axis=1)
+
+    def complexity_bits(self, images, exact=True):
+        """L(x): the PNG length (``exact``) or its TFLite-computable linear proxy."""
+        if exact:
+            return png_bits(images)
+        features = complexity_features(images)
+        return tf.reduce_sum(features * self.complexity_coef[:3], axis=1) + self.complexity_coef[3]
+
+    def weights_by_name(self):
+        return {name: float(w) for name, w in zip(self.parts, self.weights_.numpy()) if w}
+
+
+PROXY_KINDS = ("quarter_turn", "upside_down", "overlay", "glued_halves", "half_erased")
+
+
+def proxy_anomalies(images, seed=0):
+    """Images unlike the normal ones, made from held-out normal images only, by kind: rotated
+    a quarter turn, flipped upside down, two overlaid, the top half of one glued to the
+    bottom half of another (all as complex as a normal image or more) and one half erased
+    (simpler) — to choose a score without ever seeing the anomaly class. kind → images."""
+    rng = np.random.default_rng(seed)
+    x = np.asarray(images, np.float32)
+    other = x[rng.permutation(len(x))]
+    half = x.shape[1] // 2
+    erased = x.copy()
+    top = rng.random(len(x)) < 0.5
+    erased[top, half:] = 0.0  # keep the top half
+    erased[~top, :, :x.shape[2] // 2] = 0.0  # keep the right half
+    return {"quarter_turn": np.rot90(x, 1, axes=(1, 2)).copy(), "upside_down": x[:, ::-1].copy(),
+            "overlay": np.maximum(x, other), "glued_halves": np.concatenate([x[:, :half], other[:, half:]], axis=1),
+            "half_erased": erased}
+
+
+def candidate_combinations(parts):
+    """Each part alone, and the sum of the latent density with each of the others and with all."""
+    out = {name: {name: 1.0} for name in parts}
+    if "latent" in parts:
+        others = [p for p in parts if p != "latent"]
+        for p in others:
+            out[f"latent+{p}"] = {"latent": 1.0, p: 1.0}
+        out["all"] = {p: 1.0 for p in parts}
+    return out
+
+
+def choose_combination(normal_parts, proxy_parts):
+    """The candidate with the best worst case: for each candidate, its standardised score's
+    ROC-AUC between the held-out normal images and each kind of proxy anomaly; the candidate
+    whose lowest AUC over the kinds is highest wins (ties: the highest mean). The anomaly's
+    kind is unknown, so no kind may be given up. Returns (name, weights, centre, scale,
+    {candidate: {kind: AUC}})."""
+    from sklearn.metrics import roc_auc_score
+
+    names = list(normal_parts)
+    centre = {n: float(np.median(normal_parts[n])) for n in names}
+    scale = {n: float(np.std(normal_parts[n])) or 1.0 for n in names}
+    candidates = candidate_combinations(names)
+
+    def score(parts, weights):
+        return sum(w * (parts[p] - centre[p]) / scale[p] for p, w in weights.items())
+
+    aucs = {}
+    for name, weights in candidates.items():
+        normal = score(normal_parts, weights)
+        aucs[name] = {}
+        for kind, parts in proxy_parts.items():
+            proxy = score(parts, weights)
+            labels = np.r_[np.zeros(len(normal)), np.ones(len(proxy))]
+            aucs[name][kind] = float(roc_auc_score(labels, np.r_[normal, proxy]))
+    best = max(aucs, key=lambda c: (min(aucs[c].values()), np.mean(list(aucs[c].values()))))
+    return best, candidates[best], centre, scale, aucs
