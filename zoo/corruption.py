@@ -7,6 +7,7 @@ step and evaluation uses fixed seeds (``Draws(seed)``).
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from zoo.config import ConfigError, in_range, one_of
@@ -52,3 +53,32 @@ def psnr(clean, other):
     """Peak signal-to-noise ratio in dB per image, for pixels in [0, 1]."""
     mse = tf.reduce_mean(tf.square(tf.cast(clean, tf.float64) - tf.cast(other, tf.float64)), axis=[1, 2, 3])
     return 10.0 * tf.math.log(1.0 / tf.maximum(mse, 1e-12)) / tf.math.log(tf.constant(10.0, tf.float64))
+
+
+# Inpainting masks: 1 = keep the pixel, 0 = fill it in --------------------------------------------
+MASKS = ("lower_half", "centre_square", "strokes")
+
+
+def inpainting_mask(kind, count, image_shape, seed=0):
+    """``count`` masks [N, H, W, C] of one kind: the lower half hidden; a centre square of half
+    the side hidden; or three random brush strokes (random walks, 3 pixels wide) hidden."""
+    h, w, c = image_shape
+    masks = np.ones((count, h, w, c), np.float32)
+    if kind == "lower_half":
+        masks[:, h // 2:] = 0
+    elif kind == "centre_square":
+        masks[:, h // 4:h // 4 + h // 2, w // 4:w // 4 + w // 2] = 0
+    elif kind == "strokes":
+        rng = np.random.default_rng(seed)
+        for m in masks:
+            for _ in range(3):
+                y, x = rng.integers(h // 6, h - h // 6), rng.integers(w // 6, w - w // 6)
+                angle = rng.uniform(0, 2 * np.pi)
+                for _ in range(h):
+                    angle += rng.normal(0, 0.4)
+                    y = int(np.clip(y + 1.5 * np.sin(angle), 1, h - 2))
+                    x = int(np.clip(x + 1.5 * np.cos(angle), 1, w - 2))
+                    m[y - 1:y + 2, x - 1:x + 2] = 0
+    else:
+        raise ConfigError("mask", kind, "must be one of " + ", ".join(MASKS))
+    return masks

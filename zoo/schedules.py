@@ -100,6 +100,14 @@ class Schedule:
         return mean + tf.where(t[:, None, None, None] > 0, tf.sqrt(var) * noise, 0.0)
 
 
+def static_like(x, like):
+    """``x`` with ``like``'s static shape, when it has one. A while loop's result loses the static
+    batch: a file converted for a fixed batch would declare its output [-1, …], and LiteRT.js,
+    which sizes outputs from the declaration, returns one image instead of the batch. (An
+    EnsureShape is dropped by the converter; a Reshape to a constant shape is not.)"""
+    return tf.reshape(x, like.shape.as_list()) if like.shape.is_fully_defined() else x
+
+
 def ddim_sample(schedule, denoise, x_T, num_steps, eta=0.0, seed=None, known=None, trajectory=False):
     """DDIM from x_T in ``num_steps`` steps, in one graph (a tf.while_loop).
 
@@ -133,7 +141,7 @@ def ddim_sample(schedule, denoise, x_T, num_steps, eta=0.0, seed=None, known=Non
     if not trajectory:  # no TensorArray in the loop: TFLite cannot lower one
         _, x = tf.while_loop(more, lambda i, x: (i + 1, step(i, x)), (tf.constant(0), x_T),
                              maximum_iterations=num_steps)
-        return x
+        return static_like(x, x_T)
 
     def body(i, x, history):
         x_next = step(i, x)
@@ -156,4 +164,76 @@ def ddpm_sample(schedule, denoise, x_T, seed):
 
     _, x = tf.while_loop(lambda i, _: i < schedule.steps, body, (tf.constant(0), x_T),
                          maximum_iterations=schedule.steps)
-    return x
+    return static_like(x, x_T)
+
+
+# RePaint (Lugmayr et al. 2022) --------------------------------------------------------------
+def repaint_path(num_steps, resample=1, jump=1):
+    """Positions on the DDIM grid (0: x_T at times[0], …, num_steps: x_0) that RePaint visits:
+    down one step at a time, and after every ``jump`` steps down, back up ``jump`` steps and
+    down again, ``resample − 1`` times, so the fill is re-harmonised with the kept pixels
+    (their "jump length" j and "resamplings" r)."""
+    if resample < 1 or jump < 1:
+        raise ZooError(f"resampling count and jump length must be at least 1, got {resample} and {jump}")
+    path, position = [0], 0
+    while position < num_steps:
+        position += 1
+        path.append(position)
+        if position % jump == 0 and position < num_steps:
+            for _ in range(resample - 1):
+                path.extend(range(position - 1, position - jump - 1, -1))  # back up
+                path.extend(range(position - jump + 1, position + 1))  # and down again
+    return path
+
+
+def renoise(schedule, x, t_from, t_to, noise):
+    """q(x_{t_to} | x_{t_from}) for t_to > t_from: the forward process between two noise levels."""
+    ratio = schedule.gather(t_to) / schedule.gather(t_from)
+    return tf.sqrt(ratio) * x + tf.sqrt(1.0 - ratio) * noise
+
+
+def repaint_moves(num_steps, resample=1, jump=1):
+    """How many moves (steps down and up) ``repaint_path`` makes."""
+    return len(repaint_path(num_steps, resample, jump)) - 1
+
+
+def repaint_sample(schedule, denoise, x_T, num_steps, known, resample=1, jump=1, eta=0.0, seed=None, noise=None):
+    """Inpainting by RePaint, in one graph: walk ``repaint_path`` over the DDIM grid; a step
+    down is a DDIM step (η) followed by pasting in the known pixels noised to the new level
+    (``known`` = (x0_known, mask), mask 1 = keep); a step up re-noises the whole sample.
+    ``resample = jump = 1`` is plain DDIM with the known pixels pasted in after every step.
+
+    Each move takes one noise tensor (a step down uses it for the kept pixels and for the
+    DDIM noise of the others: disjoint pixels): drawn from ``seed``, or — with no random op,
+    for TFLite — ``noise`` [N, moves, H, W, C] given as input."""
+    times = schedule.ddim_timesteps(num_steps)
+    grid = np.concatenate([times, [-1]]).astype(np.int32)
+    path = repaint_path(num_steps, resample, jump)
+    t_from = tf.constant(grid[path[:-1]])
+    t_to = tf.constant(grid[path[1:]])
+    moves = len(path) - 1
+    n = tf.shape(x_T)[0]
+    seed = tf.zeros([2], tf.int32) if seed is None else tf.cast(seed, tf.int32)
+    x0_known, mask = known
+
+    def step(i, x):
+        t, t_next = tf.fill([n], t_from[i]), tf.fill([n], t_to[i])
+        if noise is None:
+            z = tf.random.stateless_normal(tf.shape(x), tf.random.experimental.stateless_fold_in(seed, i))
+        else:
+            z = tf.reshape(tf.gather(noise, i, axis=1), tf.shape(x))
+
+        def down():
+            x_next = schedule.ddim_step(x, t, t_next, denoise(x, t), eta, z if eta > 0 else None)
+            noised = tf.where(t_next[:, None, None, None] >= 0,
+                              schedule.q_sample(x0_known, tf.maximum(t_next, 0), z), x0_known)
+            return mask * noised + (1.0 - mask) * x_next
+
+        def up():
+            return renoise(schedule, x, t, t_next, z)
+
+        x_next = tf.cond(t_to[i] < t_from[i], down, up)
+        return i + 1, tf.ensure_shape(x_next, x.shape)
+
+    _, x = tf.while_loop(lambda i, _: i < moves, step, (tf.constant(0), x_T), maximum_iterations=moves)
+    return static_like(x, x_T)
