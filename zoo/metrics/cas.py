@@ -17,7 +17,7 @@ def train_and_test(train_x, train_y, test_x, test_y, num_classes, epochs=10, bat
     """Accuracy on (test_x, test_y) of a ``nets.classifier`` trained on (train_x, train_y)
     with Adam (lr 1e-3) for ``epochs`` epochs — plain Keras ``fit``."""
     keras.utils.set_random_seed(seed)
-    network = nets.classifier(train_x.shape[1:], num_classes, seed=seed, name="cas_classifier")
+    network = nets.classifier(train_x.shape[1:], num_classes, name="cas_classifier")
     model = keras.Model(network.input, network.output["logits"])
     model.compile(keras.optimizers.Adam(1e-3),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])

@@ -3,8 +3,9 @@ standard error: the work behind the recipes' evaluation and the training callbac
 
 Standard errors come from a bootstrap over the generated samples (the real images are held
 fixed, as in every evaluation): the metrics are recomputed on ``bootstrap`` resamples of the
-generated features (one feature pass; resampled points keep their k-NN balls), and the
-standard deviation of the replicates is the standard error. FID's small-sample bias
+generated features (one feature pass; resampled points keep their k-NN balls; samples drawn
+for chosen labels are resampled within their class), and the standard deviation of the
+replicates is the standard error. FID's small-sample bias
 (d = 1,024 features, n = 1,000) is reported alongside as FID∞ (Chong & Forsyth 2020):
 FID on subsets of several sizes N, fitted as FID∞ + a/N and extrapolated to N → ∞.
 """
@@ -103,8 +104,12 @@ def evaluate_samples(fake_images, real_images, *, extractor=None, metrics=UNCOND
     if bootstrap:
         rng = np.random.default_rng(seed)
         replicates = []
+        # Conditional samples were drawn for chosen labels: resample within each class, so the
+        # class counts stay what they were (and intra-FID keeps its samples per class).
+        by_class = [np.flatnonzero(fake_labels == c) for c in np.unique(fake_labels)] if conditional else None
         for _ in range(bootstrap):
-            i = rng.integers(0, len(fake), len(fake))
+            i = (np.concatenate([rng.choice(members, len(members)) for members in by_class]) if by_class
+                 else rng.integers(0, len(fake), len(fake)))
             replicates.append(_point_metrics(
                 real, fake[i], None if probabilities is None else probabilities[i],
                 None if fake_labels is None else fake_labels[i], real_labels, num_classes, metrics,

@@ -112,7 +112,7 @@ def zoo_classifier():
         with open(CLASSIFIER_CARD) as f:
             c = json.load(f)["config"]
         network = nets.classifier(tuple(c["image_shape"]), c["num_classes"], tuple(c["filters"]), c["hidden"],
-                                  c["dropout"], c["seed"], name="zoo_mnist_classifier")
+                                  name="zoo_mnist_classifier")
         network.load_weights(CLASSIFIER_WEIGHTS)
         _CLASSIFIER = ClassifierExtractor(network)
     return _CLASSIFIER
