@@ -34,7 +34,8 @@ import numpy as np
 import tensorflow as tf
 
 import zoo
-from zoo import ZooError, images as zoo_images
+from zoo import ZooError, tflite
+from zoo import images as zoo_images
 from zoo.progress import stage
 
 def _checked(sig):
@@ -45,11 +46,15 @@ def _checked(sig):
     return tf.function(serve, input_signature=[i.spec(relaxed=True) for i in sig.inputs])
 
 
-def _unchecked(sig):
-    def serve(*args):
-        return sig.fn(**{i.name: x for i, x in zip(sig.inputs, args)})
+def _unchecked(sig, batch=None):
+    """What goes to TFLite: no Assert ops (not TFLite built-ins), ``lite_fn`` where the
+    signature has one; ``batch``: a fixed batch size (LiteRT.js needs static shapes)."""
+    fn = sig.lite_fn or sig.fn
 
-    return tf.function(serve, input_signature=[i.spec() for i in sig.inputs])
+    def serve(*args):
+        return fn(**{i.name: x for i, x in zip(sig.inputs, args)})
+
+    return tf.function(serve, input_signature=[i.spec(batch=batch) for i in sig.inputs])
 
 
 def _write_saved_model(model, signatures, path, make_fn):
@@ -78,53 +83,33 @@ def prepare_output_dir(out, flag="--out", what="the exported models"):
     return out
 
 
-def _convert_to_tflite(saved_model_dir, signature_names, path):
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=signature_names)
-    with open(path, "wb") as f:
-        f.write(converter.convert())
-
-
-def _tflite_outputs(path, signature, inputs):
-    from ai_edge_litert.interpreter import Interpreter
-
-    runner = Interpreter(model_path=path).get_signature_runner(signature)
-    return runner(**inputs)  # resizes the inputs to the batch given
-
-
-def compare_tflite(tflite_path, serving, signatures, batch=4, seed=0):
-    """Max abs difference between TFLite and SavedModel outputs on one fixed input."""
+def compare_tflite(tflite_path, reference, signatures, batch=4, seed=0, relative=False):
+    """Max abs difference between a TFLite file and a loaded SavedModel (``reference``) on one
+    fixed input per signature; ``relative``: over max(1, the largest |output|), so a score in
+    the hundreds is held to the same relative precision as an image in [0, 1]."""
     rng = np.random.default_rng(seed)
+    lite = tflite.File(tflite_path)
     result = {}
     for sig in signatures:
         inputs = {i.name: i.example(rng, batch) for i in sig.inputs}
-        reference = serving.signatures[sig.name](**{k: tf.constant(v) for k, v in inputs.items()})
-        lite = _tflite_outputs(tflite_path, sig.name, inputs)
-        result[sig.name] = max(
-            float(np.max(np.abs(np.asarray(lite[k]) - reference[k].numpy()))) for k in reference
-        )
+        expected = reference.signatures[sig.name](**{k: tf.constant(v) for k, v in inputs.items()})
+        result[sig.name] = tflite.largest_difference(lite(sig.name, **inputs), {k: v.numpy() for k, v in
+                                                                                expected.items()}, relative)
     return result
 
 
-def tflite_latency_ms(tflite_path, signatures, repeats=5, seed=0):
-    """Median milliseconds of one batch-1 call of each TFLite signature on this machine."""
-    from ai_edge_litert.interpreter import Interpreter
-
+def compare_saved_models(a, b, signatures, batch=4, seed=0):
+    """Max abs difference between two loaded SavedModels' signatures on one fixed input."""
     rng = np.random.default_rng(seed)
     result = {}
     for sig in signatures:
-        inputs = {i.name: i.example(rng, 1) for i in sig.inputs}
-        runner = Interpreter(model_path=tflite_path).get_signature_runner(sig.name)
-        runner(**inputs)  # allocation and warm-up
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            runner(**inputs)
-            times.append(time.perf_counter() - start)
-        result[sig.name] = round(1e3 * float(np.median(times)), 3)
+        inputs = {i.name: tf.constant(i.example(rng, batch)) for i in sig.inputs}
+        out_a, out_b = a.signatures[sig.name](**inputs), b.signatures[sig.name](**inputs)
+        result[sig.name] = max(float(np.max(np.abs(out_a[k].numpy() - out_b[k].numpy()))) for k in out_a)
     return result
 
 
-def describe_signatures(serving, signatures):
+def describe_signatures(serving, signatures, lite_names=()):
     out = {}
     for sig in signatures:
         outputs = serving.signatures[sig.name].structured_outputs
@@ -132,7 +117,7 @@ def describe_signatures(serving, signatures):
             "inputs": {i.name: i.describe() for i in sig.inputs},
             "outputs": {k: {"dtype": v.dtype.name, "shape": ["N" if d is None else d for d in v.shape]}
                         for k, v in outputs.items()},
-            "tflite": sig.tflite,
+            "tflite": sig.name in lite_names,
         }
     return out
 
@@ -162,14 +147,22 @@ def _jsonable(x):
     raise TypeError(f"cannot write {type(x).__name__} into the model card")
 
 
-def export(model, out, *, card, pictures=None, tolerance=None):
+def export(model, out, *, card, pictures=None, tolerance=None, variants=tuple(tflite.VARIANTS), quality=None,
+           calibration_images=None, web_batches=(1, 10)):
     """Write ``out/<model>/`` (docs/design.md, "Exported artifacts"); return the written
-    paths and card. ``tolerance``: the largest SavedModel↔TFLite difference accepted; by
-    default the model's ``tflite_tolerance``."""
+    paths and card.
+
+    ``tolerance``: the largest SavedModel↔TFLite difference accepted (default: the model's
+    ``tflite_tolerance``). ``variants``: the TFLite variants to try besides float32;
+    ``quality``: judges them (``evaluation.TFLiteQuality``: ``measure(path)``,
+    ``judge(reference, figures)``) — without it a variant is written unmeasured;
+    ``calibration_images``: for the full-integer variant; ``web_batches``: fixed batch sizes
+    of the copies for the browser (LiteRT.js needs static shapes)."""
     name = model.zoo_name or model.name
     tolerance = tolerance or model.tflite_tolerance
     model = model.float32_copy()
-    signatures = model.signatures()
+    everything = model.signatures()
+    signatures = [s for s in everything if s.saved_model]
     target = os.path.join(out, name)
     serving_dir = os.path.join(target, "serving")
     os.makedirs(serving_dir, exist_ok=True)
@@ -181,28 +174,12 @@ def export(model, out, *, card, pictures=None, tolerance=None):
             _write_saved_model(model, signatures, saved, _checked)
             serving = tf.saved_model.load(saved)
 
-        lite_sigs = [s for s in signatures if s.tflite]
+        lite_sigs = [s for s in everything if s.tflite]
         files = {}
-        tflite = {}
+        tflite_card, web_card = {}, {}
         if lite_sigs:
-            source = os.path.join(tmp, "tflite_source")
-            lite_path = os.path.join(tmp, f"{name}.tflite")
-            with stage(f"converting {', '.join(s.name for s in lite_sigs)} to TFLite"):
-                _write_saved_model(model, lite_sigs, source, _unchecked)
-                _convert_to_tflite(source, [s.name for s in lite_sigs], lite_path)
-                shutil.rmtree(source)
-            with stage("TFLite ↔ SavedModel parity and batch-1 latency"):
-                diffs = compare_tflite(lite_path, serving, lite_sigs)
-                latency = tflite_latency_ms(lite_path, lite_sigs)
-            worst = max(diffs.values())
-            if not worst <= tolerance:
-                raise ZooError(
-                    f"the TFLite file disagrees with the SavedModel by {worst:.3g} (> {tolerance}) "
-                    f"per signature {diffs}; not exporting a file that samples differently"
-                )
-            tflite[f"{name}.tflite"] = {"bytes": os.path.getsize(lite_path), "max_abs_difference": diffs,
-                                        "batch1_latency_ms": latency}
-            files[f"{name}.tflite"] = lite_path
+            tflite_card, web_card = _write_tflite(model, name, lite_sigs, serving, tmp, files, tolerance, variants,
+                                                  quality, calibration_images, web_batches)
 
         with stage(f"writing {name}.keras (config and weights, for Keras users and --init-from)"):
             files[f"{name}.keras"] = os.path.join(tmp, f"{name}.keras")
@@ -219,8 +196,9 @@ def export(model, out, *, card, pictures=None, tolerance=None):
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "versions": versions(),
             **card,
-            "signatures": describe_signatures(serving, signatures),
-            "tflite": tflite,
+            "signatures": describe_signatures(serving, signatures, {s.name for s in lite_sigs}),
+            "tflite": tflite_card,
+            "web": web_card,
         }
         extra = os.path.join(saved, "assets.extra")
         os.makedirs(extra, exist_ok=True)
@@ -237,9 +215,119 @@ def export(model, out, *, card, pictures=None, tolerance=None):
             except OSError:
                 version += 1  # pragma: no cover - concurrent exports only
         written = {"saved_model": version_dir}
+        _remove_stale_tflite(target, name, files)
         for fname in sorted(files, key=lambda f: f == "model_card.json"):
+            os.makedirs(os.path.dirname(os.path.join(target, fname)), exist_ok=True)
             os.replace(files[fname], os.path.join(target, fname))
             written[fname] = os.path.join(target, fname)
         return written, card
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _remove_stale_tflite(target, name, files):
+    """TFLite files an earlier export wrote that this one does not (a variant dropped now):
+    left in place they would contradict the new card."""
+    for folder in (target, os.path.join(target, "web")):
+        if os.path.isdir(folder):
+            for f in os.listdir(folder):
+                relative = os.path.relpath(os.path.join(folder, f), target)
+                if f.startswith(name) and f.endswith(".tflite") and relative not in files:
+                    os.remove(os.path.join(folder, f))
+
+
+def _write_tflite(model, name, lite_sigs, serving, tmp, files, tolerance, variants, quality, calibration_images,
+                  web_batches):
+    """The TFLite files: float32 (must match the SavedModel), each variant (kept only if its
+    quality stays within the model's tolerances), and fixed-batch copies of the kept ones for
+    the web. Returns the card's ``tflite`` and ``web`` sections."""
+    source = os.path.join(tmp, "tflite_source")
+    _write_saved_model(model, lite_sigs, source, _unchecked)
+    names = [s.name for s in lite_sigs]
+    float_path = os.path.join(tmp, tflite.file_name(name))
+    with stage(f"converting {', '.join(names)} to TFLite"):
+        tflite.convert(source, names, float_path)
+    with stage("TFLite ↔ SavedModel parity and batch-1 latency"):
+        # against the functions it was converted from (the SavedModel's, unless a signature
+        # has a TFLite form of its own: then also how far that one is from the SavedModel's)
+        converted_from = tf.saved_model.load(source)
+        diffs = compare_tflite(float_path, converted_from, lite_sigs)
+        scaled = compare_tflite(float_path, converted_from, lite_sigs, relative=True)
+        own_forms = [s for s in lite_sigs if s.lite_fn is not None and s.saved_model]
+        own = compare_saved_models(serving, converted_from, own_forms) if own_forms else {}
+    worst = max(scaled.values())
+    if not worst <= tolerance:
+        raise ZooError(
+            f"the TFLite file disagrees with the SavedModel by {worst:.3g} (> {tolerance}, relative to "
+            f"outputs above 1) per signature {diffs}; not exporting a file that computes differently")
+    card = {}
+
+    def describe(path, variant):
+        return {"variant": variant, "bytes": os.path.getsize(path),
+                "batch1_latency_ms": tflite.latency_ms(path, lite_sigs)}
+
+    entry = describe(float_path, "float32")
+    entry.update({"kept": True, "max_abs_difference": diffs,
+                  "signatures": {s.name: {"inputs": {i.name: i.describe() for i in s.inputs}} for s in lite_sigs}})
+    if own:
+        entry["differs_by_design_from_the_saved_model"] = own
+    reference = None
+    if quality is not None:
+        with stage(f"quality of {os.path.basename(float_path)}"):
+            reference = entry["quality"] = quality.measure(float_path)
+        entry["quality_settings"] = quality.settings_for_card()
+    card[os.path.basename(float_path)] = entry
+    files[os.path.basename(float_path)] = float_path
+    kept = ["float32"]
+    for variant in [v for v in variants if v != "float32"]:
+        path = os.path.join(tmp, tflite.file_name(name, variant))
+        with stage(f"the {variant} variant: conversion, difference to float32, latency, quality"):
+            try:
+                tflite.convert(source, names, path, variant, tflite.representative_dataset(lite_sigs, calibration_images))
+            except Exception as e:  # noqa: BLE001 - a failed conversion is a finding, recorded in the card
+                card[os.path.basename(path)] = {"variant": variant, "kept": False, "reason": "conversion failed: "
+                                                + (str(e).strip().splitlines() or [type(e).__name__])[-1][:300]}
+                continue
+            entry = describe(path, variant)
+            entry["max_abs_difference_to_float32"] = tflite.compare_files(path, float_path, lite_sigs)
+            if quality is not None:
+                entry["quality"] = quality.measure(path)
+                entry["kept"], entry["reason"] = quality.judge(reference, entry["quality"])
+            else:
+                entry["kept"], entry["reason"] = True, "not measured (no quality function given)"
+        card[os.path.basename(path)] = entry
+        if entry["kept"]:
+            files[os.path.basename(path)] = path
+            kept.append(variant)
+        else:
+            os.remove(path)
+    web = {}
+    for variant in kept:
+        for batch in web_batches:
+            path = os.path.join(tmp, tflite.file_name(name, variant, batch))
+            fixed = os.path.join(tmp, f"tflite_source_b{batch}")
+            with stage(f"web file {os.path.basename(path)} (batch {batch}) and its parity"):
+                if not os.path.isdir(fixed):
+                    _write_saved_model(model, lite_sigs, fixed, lambda s, b=batch: _unchecked(s, b))
+                try:
+                    tflite.convert(fixed, names, path, variant,
+                                   tflite.representative_dataset(lite_sigs, calibration_images, batch=batch))
+                except Exception as e:  # noqa: BLE001 - recorded in the card, the other files stand
+                    web[os.path.basename(path)] = {"variant": variant, "batch": batch, "kept": False,
+                                                   "reason": "conversion failed: " + str(e).strip()[-300:]}
+                    continue
+                difference = tflite.compare_files(path, os.path.join(tmp, tflite.file_name(name, variant)),
+                                                  lite_sigs, batch=batch)
+            # A quantized copy is held to its variant's own distance from float32: dynamic-range
+            # int8 scales activations per batch, so its outputs depend on the batch by design.
+            allowed = tolerance if variant == "float32" else max(
+                tolerance, 2 * max(card[tflite.file_name(name, variant)]["max_abs_difference_to_float32"].values()))
+            if not max(difference.values()) <= allowed:
+                os.remove(path)
+                web[os.path.basename(path)] = {"variant": variant, "batch": batch, "kept": False,
+                                               "reason": f"differs from the dynamic-batch file by {difference}"}
+                continue
+            web[os.path.basename(path)] = {"variant": variant, "batch": batch, "kept": True,
+                                           "bytes": os.path.getsize(path), "max_abs_difference": difference}
+            files[os.path.join("web", os.path.basename(path))] = path
+    return card, web

@@ -1,0 +1,163 @@
+"""On-device and for Keras users: the `zoo` command line on a real export, quantized variants
+kept or dropped by their measured quality, the .keras file, and --init-from."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import run_python
+from zoo import cli, export, recipe
+from zoo.models.cgan import CGAN
+from zoo.models.vae import VAE, VAEConfig
+
+SMALL_CGAN = ["--noise-dim", "8", "--g-filters", "16", "8", "8", "--d-filters", "8", "16", "16", "--epochs", "1",
+              "--steps-per-epoch", "4", "--eval-samples", "100", "--tflite-variants", "float16", "--no-web",
+              "--verbose", "0"]
+
+
+@pytest.fixture(scope="module")
+def cgan_export(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    result = recipe.main(CGAN, [*SMALL_CGAN, "--out", str(root / "exported"), "--runs-dir", str(root / "runs")])
+    return root / "exported" / "cgan", result
+
+
+def zoo(*argv):
+    cli.main([str(a) for a in argv])
+
+
+def fails(capsys, *argv):
+    with pytest.raises(SystemExit) as e:
+        zoo(*argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    return err.strip()
+
+
+def test_info_reads_the_card_as_a_person_does(cgan_export, capsys):
+    folder, _ = cgan_export
+    zoo("info", folder)
+    out = capsys.readouterr().out
+    assert "cgan — version 1" in out and "generate(noise float32['N', 8], labels int32['N'])" in out
+    assert "fid" in out and "(real:" in out and "cgan_fp16.tflite" in out and "cgan.keras" in out
+
+
+def test_sample_writes_a_grid_from_the_saved_model_and_the_tflite_variants(cgan_export, capsys, tmp_path):
+    folder, _ = cgan_export
+    zoo("sample", folder, "--labels", "3,1,4", "--num", "6", "-o", tmp_path / "a.png")
+    assert Image.open(tmp_path / "a.png").size == (2 * (2 * 30 + 2), 2 * (3 * 30 + 2))  # 3 rows (labels) × 2
+    zoo("sample", folder, "--labels", "0-9", "--tflite", "-o", tmp_path / "b.png")
+    zoo("sample", folder, "--labels", "0-9", "--tflite", "float16", "--seed", "2", "-o", tmp_path / "c.png")
+    assert "from the TFLite float16" in capsys.readouterr().out
+    assert Image.open(tmp_path / "c.png").size == Image.open(tmp_path / "b.png").size
+
+
+def test_evaluate_reproduces_the_cards_numbers(cgan_export, capsys):
+    folder, result = cgan_export
+    zoo("evaluate", folder)
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[1:]}
+    for key in ("fid", "precision", "recall", "classifier_accuracy", "intra_fid"):
+        assert float(rows[key][1]) == pytest.approx(result.card["metrics"][key], rel=1e-4), key
+    zoo("evaluate", folder, "--tflite", "float16")
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[1:]}
+    quality = result.card["tflite"]["cgan_fp16.tflite"]["quality"]
+    assert float(rows["fid"][1]) == pytest.approx(quality["fid"], rel=1e-4)
+
+
+def test_bad_input_gets_one_line_and_status_2(cgan_export, capsys, tmp_path):
+    folder, _ = cgan_export
+    assert "is not a folder" in fails(capsys, "info", tmp_path / "nowhere")
+    assert "is not a zoo export" in fails(capsys, "info", tmp_path)
+    assert "it holds the exports cgan" in fails(capsys, "sample", folder.parent)
+    assert "--labels must be in [0, 9], got values in [3, 12]" in fails(capsys, "sample", folder, "--labels", "3,12")
+    assert "--labels must be in [0, 9], got values in [-1, -1]" in fails(capsys, "sample", folder, "--labels", "-1")
+    assert "--labels must be class ids" in fails(capsys, "sample", folder, "--labels", "three")
+    assert "no 'int4' TFLite variant" in fails(capsys, "sample", folder, "--tflite", "int4")
+    noise = tmp_path / "noise.npy"
+    np.save(noise, np.full((10, 8), np.nan, np.float32))
+    assert "generate: input noise contains NaN or Inf" in fails(capsys, "sample", folder, "--tflite", "--noise", noise)
+    np.save(noise, np.zeros((10, 5), np.float32))
+    assert "input noise must have shape ['N', 8], got [10, 5]" in fails(capsys, "sample", folder, "--tflite",
+                                                                      "--noise", noise)
+    assert "has versions [1], not 7" in fails(capsys, "evaluate", folder, "--version", "7")
+
+
+def test_the_console_script_and_python_m_zoo(cgan_export):
+    folder, _ = cgan_export
+    script = os.path.join(os.path.dirname(sys.executable), "zoo")
+    for command in ([script, "info", str(folder)], [sys.executable, "-m", "zoo", "info", str(folder)]):
+        out = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0 and "cgan — version 1" in out.stdout, out.stderr[-2000:]
+
+
+KERAS = """
+import json, numpy as np, tensorflow as tf, keras
+import zoo
+model = keras.saving.load_model(KERAS_FILE)
+serving = tf.saved_model.load(SAVED)
+noise = np.random.default_rng(0).normal(size=(4, 8)).astype("float32")
+labels = np.array([0, 3, 5, 9], "int32")
+ours = model.generate(noise, labels).numpy()
+theirs = serving.signatures["generate"](noise=tf.constant(noise), labels=tf.constant(labels))["images"].numpy()
+print("RESULT" + json.dumps({"type": type(model).__name__, "diff": float(np.abs(ours - theirs).max())}))
+"""
+
+
+def test_the_keras_file_reloads_after_import_zoo_and_matches_the_saved_model(cgan_export):
+    folder, result = cgan_export
+    code = KERAS.replace("KERAS_FILE", repr(str(folder / "cgan.keras"))).replace("SAVED", repr(
+        result.written["saved_model"]))
+    out = run_python(code)
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.split("RESULT", 1)[1])
+    assert got["type"] == "CGAN" and got["diff"] <= 1e-6
+
+
+def test_init_from_starts_at_the_exported_models_loss(tmp_path):
+    small = ["--latent-dim", "4", "--filters", "4", "8", "--hidden", "16", "--eval-samples", "50",
+             "--tflite-variants", "none", "--no-web", "--verbose", "0", "--runs-dir", str(tmp_path / "runs")]
+    first = recipe.main(VAE, [*small, "--epochs", "4", "--out", str(tmp_path / "a")])
+    trained_loss = first.card["metrics"]["test_loss"]
+    fresh = recipe.main(VAE, [*small, "--epochs", "1", "--steps-per-epoch", "3", "--out", str(tmp_path / "b")])
+    tuned = recipe.main(VAE, [*small, "--epochs", "1", "--steps-per-epoch", "3", "--out", str(tmp_path / "c"),
+                              "--init-from", first.written["vae.keras"]])
+    start_fresh = fresh.card["training"]["final_losses"]["loss"]
+    start_tuned = tuned.card["training"]["final_losses"]["loss"]
+    assert abs(start_tuned - trained_loss) < 0.1 * trained_loss < start_fresh - trained_loss
+    with pytest.raises(SystemExit):  # a different architecture is refused in one line
+        recipe.main(VAE, [*small, "--latent-dim", "6", "--epochs", "1", "--out", str(tmp_path / "d"),
+                          "--init-from", first.written["vae.keras"]])
+
+
+class Judge:
+    """A stand-in quality measure: the float16 file "loses" 30% FID, the others nothing."""
+
+    def measure(self, path):
+        return {"fid": 130.0 if path.endswith("_fp16.tflite") else 100.0}
+
+    def judge(self, reference, figures):
+        ok = figures["fid"] <= 1.1 * reference["fid"]
+        return ok, "within" if ok else f"dropped: FID {figures['fid']:.1f} vs {reference['fid']:.1f} (> 10% worse)"
+
+    def settings_for_card(self):
+        return {"measure": "a stand-in"}
+
+
+def test_a_variant_outside_its_tolerance_is_not_written_and_the_card_says_why(tmp_path):
+    model = VAE(VAEConfig(latent_dim=4, filters=(4, 8), hidden=16))
+    written, card = export.export(model, str(tmp_path), card={"metrics": {}}, quality=Judge(),
+                                  variants=("float32", "float16", "int8_dynamic"), web_batches=(1,))
+    lite = card["tflite"]
+    assert lite["vae_fp16.tflite"]["kept"] is False and "FID 130.0 vs 100.0" in lite["vae_fp16.tflite"]["reason"]
+    assert not (tmp_path / "vae" / "vae_fp16.tflite").exists()
+    assert lite["vae_int8_dynamic.tflite"]["kept"] and (tmp_path / "vae" / "vae_int8_dynamic.tflite").exists()
+    for entry in lite.values():
+        if entry["kept"]:
+            assert entry["bytes"] > 0 and entry["batch1_latency_ms"]["decode"] > 0 and "quality" in entry
+    assert sorted(os.listdir(tmp_path / "vae" / "web")) == ["vae_b1.tflite", "vae_int8_dynamic_b1.tflite"]

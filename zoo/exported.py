@@ -1,0 +1,100 @@
+"""An export folder as a client sees it (``exported/<model>/``): its card, its SavedModel
+versions, its TFLite files and their input descriptions. What the ``zoo`` command line and
+the web page work from — the model's code is not needed."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from zoo import ZooError, tflite
+from zoo.signature import Input
+
+
+class Export:
+    def __init__(self, folder):
+        folder = os.path.abspath(folder)
+        if not os.path.isdir(folder):
+            raise ZooError(f"{folder} is not a folder; give an export folder such as exported/vae")
+        card_path = os.path.join(folder, "model_card.json")
+        if not os.path.isfile(card_path) or not os.path.isdir(os.path.join(folder, "serving")):
+            found = [d for d in sorted(os.listdir(folder))
+                     if os.path.isfile(os.path.join(folder, d, "model_card.json"))]
+            hint = f" (it holds the exports {', '.join(found)}: pass one of them)" if found else ""
+            raise ZooError(f"{folder} is not a zoo export: it has no model_card.json and serving/{hint}")
+        self.folder = folder
+        with open(card_path) as f:
+            self.card = json.load(f)
+        self.name = self.card["model"]
+
+    # SavedModel -------------------------------------------------------------------------
+    def versions(self):
+        serving = os.path.join(self.folder, "serving")
+        return sorted(int(v) for v in os.listdir(serving) if v.isdigit())
+
+    def version_dir(self, version=None):
+        versions = self.versions()
+        if version is None:
+            version = versions[-1]
+        if version not in versions:
+            raise ZooError(f"{self.name} has versions {versions}, not {version}")
+        return os.path.join(self.folder, "serving", str(version))
+
+    def version_card(self, version=None):
+        """The card exported with a version (each version folder keeps its own)."""
+        with open(os.path.join(self.version_dir(version), "assets.extra", "model_card.json")) as f:
+            return json.load(f)
+
+    def saved_model(self, version=None):
+        import tensorflow as tf
+
+        return tf.saved_model.load(self.version_dir(version))
+
+    # TFLite -------------------------------------------------------------------------------
+    def variants(self):
+        """Kept variant → its TFLite file name, float32 first."""
+        entries = self.card.get("tflite", {})
+        return {e.get("variant", "float32"): f for f, e in entries.items() if e.get("kept", True)}
+
+    def tflite_path(self, variant="float32"):
+        variants = self.variants()
+        if not variants:
+            raise ZooError(f"{self.name} has no TFLite file")
+        if variant not in variants:
+            dropped = {e["variant"]: e.get("reason", "") for e in self.card.get("tflite", {}).values()
+                       if not e.get("kept", True)}
+            why = f" ({variant} was dropped: {dropped[variant]})" if variant in dropped else ""
+            raise ZooError(f"{self.name} has no {variant!r} TFLite variant{why}; it has {', '.join(variants)}")
+        return os.path.join(self.folder, variants[variant])
+
+    def tflite_inputs(self, signature, variant="float32"):
+        """The Inputs of a TFLite signature, from the card."""
+        entry = self.card["tflite"][self.variants()["float32"]]
+        described = entry.get("signatures", {}).get(signature)
+        if described is None:
+            raise ZooError(f"the {self.name} TFLite file has no {signature!r} signature; it has "
+                           f"{', '.join(entry.get('signatures', {}))}")
+        return [Input.from_description(name, d) for name, d in described["inputs"].items()]
+
+    def saved_model_inputs(self, signature):
+        described = self.card["signatures"].get(signature)
+        if described is None:
+            raise ZooError(f"{self.name} has no {signature!r} signature; it has {', '.join(self.card['signatures'])}")
+        return [Input.from_description(name, d) for name, d in described["inputs"].items()]
+
+    def web_files(self):
+        """Kept fixed-batch TFLite files for the browser: file name → {variant, batch, bytes}."""
+        return {f: e for f, e in self.card.get("web", {}).items() if e.get("kept")}
+
+    def run_tflite(self, signature, inputs, variant="float32"):
+        """One call of a TFLite signature after every input passed the card's checks (TFLite
+        files carry none: a label out of range or NaN noise would be used silently)."""
+        checked = {}
+        for i in self.tflite_inputs(signature, variant):
+            if i.name not in inputs:
+                raise ZooError(f"{signature} needs input {i.name}")
+            value, problem = i.validate(inputs[i.name], signature)
+            if problem:
+                raise ZooError(problem)
+            checked[i.name] = value
+        return tflite.File(self.tflite_path(variant))(signature, **checked)

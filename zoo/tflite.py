@@ -1,0 +1,198 @@
+"""TFLite files: conversion (float32 and quantized variants, fixed batch sizes for the web),
+running them with LiteRT (``ai-edge-litert``), comparing and timing them.
+
+Variants (``VARIANTS``): ``float32``; ``float16`` (weights stored in float16); ``int8_dynamic``
+(dynamic-range: int8 weights, float activations); ``int8`` (full integer: int8 weights and
+activations, calibrated on a representative dataset; float inputs and outputs). Whether a
+variant is good enough is not decided here: the exporter measures each one's quality.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import tensorflow as tf
+
+# variant → file-name suffix
+VARIANTS = {"float32": "", "float16": "_fp16", "int8_dynamic": "_int8_dynamic", "int8": "_int8"}
+
+
+def file_name(model_name, variant="float32", batch=None):
+    return f"{model_name}{VARIANTS[variant]}{'' if batch is None else f'_b{batch}'}.tflite"
+
+
+CALIBRATION_EXAMPLES = 240  # divisible by every web batch: each file of a variant sees the same examples
+
+
+def representative_dataset(signatures, images=None, seed=0, batch=1):
+    """For full-integer calibration: the same ``CALIBRATION_EXAMPLES`` examples per signature
+    whatever the file's fixed ``batch`` (so its copies get the same quantisation ranges), each
+    input drawn as its role says — real ``images`` (training images) for image inputs, the
+    inputs' own examples (standard normal noise, uniform choices, labels in range, masks)
+    otherwise."""
+    rng = np.random.default_rng(seed)
+    examples = {}
+    for sig in signatures:
+        values = {}
+        for i in sig.inputs:
+            if i.role == "images" and images is not None:
+                values[i.name] = images[rng.integers(len(images), size=CALIBRATION_EXAMPLES)].astype(np.float32)
+            else:
+                values[i.name] = i.example(rng, CALIBRATION_EXAMPLES)
+        examples[sig.name] = values
+    return Representative(examples, batch)
+
+
+class Representative:
+    """The converter's representative dataset: calling it yields (signature, inputs) pairs,
+    ``batch`` examples at a time. Plain arrays, so it can be saved for a child process."""
+
+    def __init__(self, examples, batch=1):
+        self.examples, self.batch = examples, batch
+
+    def __call__(self):
+        for start in range(0, CALIBRATION_EXAMPLES - self.batch + 1, self.batch):
+            for name, values in self.examples.items():
+                yield name, {k: v[start:start + self.batch] for k, v in values.items()}
+
+    def save(self, path):
+        np.savez(path, batch=self.batch, **{f"{sig}/{k}": v for sig, values in self.examples.items()
+                                           for k, v in values.items()})
+
+    @classmethod
+    def load(cls, path):
+        examples, batch = {}, 1
+        with np.load(path) as f:
+            for key in f.files:
+                if key == "batch":
+                    batch = int(f[key])
+                else:
+                    sig, name = key.split("/", 1)
+                    examples.setdefault(sig, {})[name] = f[key]
+        return cls(examples, batch)
+
+
+def convert(saved_model_dir, signature_names, path, variant="float32", representative=None):
+    """Convert the SavedModel's ``signature_names`` into one TFLite file; raises on failure.
+
+    Full-integer calibration runs in a child process: TF 2.21's calibrator crashed the whole
+    process (segmentation fault in ``_feed_tensors``) on the diffusion U-Net's DDIM loop, and
+    a converter crash must cost one variant, not the run that trained the model."""
+    if variant == "int8":
+        _convert_in_child(saved_model_dir, signature_names, path, representative)
+        return
+    _convert_here(saved_model_dir, signature_names, path, variant, representative)
+
+
+def _convert_here(saved_model_dir, signature_names, path, variant="float32", representative=None):
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=list(signature_names))
+    if variant != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if variant == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif variant == "int8":
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    data = converter.convert()
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+_CHILD = """
+import sys
+from zoo import tflite
+saved_model_dir, path, examples, *names = sys.argv[1:]
+try:
+    tflite._convert_here(saved_model_dir, names, path, "int8", tflite.Representative.load(examples))
+except Exception as e:
+    print(str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__, file=sys.stderr)
+    sys.exit(3)
+"""
+
+
+def _convert_in_child(saved_model_dir, signature_names, path, representative):
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        examples = os.path.join(tmp, "representative.npz")
+        representative.save(examples)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+               "TF_CPP_MIN_LOG_LEVEL": "3"}
+        done = subprocess.run([sys.executable, "-c", _CHILD, saved_model_dir, path, examples, *signature_names],
+                              env=env, capture_output=True, text=True)
+    if done.returncode == 3:
+        raise RuntimeError(done.stderr.strip().splitlines()[-1])
+    if done.returncode != 0:
+        why = f"signal {-done.returncode}" if done.returncode < 0 else f"exit status {done.returncode}"
+        raise RuntimeError(f"the converter crashed while calibrating ({why})")
+
+
+class File:
+    """A TFLite file with one interpreter per signature, reused across calls."""
+
+    def __init__(self, path):
+        self.path = path
+        self._runners = {}
+
+    def runner(self, signature):
+        if signature not in self._runners:
+            from ai_edge_litert.interpreter import Interpreter
+
+            self._runners[signature] = Interpreter(model_path=self.path).get_signature_runner(signature)
+        return self._runners[signature]
+
+    def signature_names(self):
+        from ai_edge_litert.interpreter import Interpreter
+
+        return list(Interpreter(model_path=self.path).get_signature_list())
+
+    def __call__(self, signature, **inputs):
+        """The outputs (NumPy) of one call; the runner resizes inputs to their batch."""
+        return {k: np.asarray(v) for k, v in self.runner(signature)(**inputs).items()}
+
+    def batched(self, signature, output, inputs, batch=250):
+        """``signature`` over inputs (name → array, split along the batch), one output."""
+        n = len(next(iter(inputs.values())))
+        return np.concatenate([self(signature, **{k: v[i:i + batch] for k, v in inputs.items()})[output]
+                               for i in range(0, n, batch)])
+
+
+def largest_difference(a, b, relative=False):
+    """Max |a − b| over every output; ``relative``: over max(1, max |b|)."""
+    worst = 0.0
+    for k in b:
+        diff = float(np.max(np.abs(np.asarray(a[k], np.float64) - np.asarray(b[k], np.float64))))
+        worst = max(worst, diff / (max(1.0, float(np.max(np.abs(b[k])))) if relative else 1.0))
+    return worst
+
+
+def compare_files(path, reference_path, signatures, batch=4, seed=0):
+    """Max abs difference between two TFLite files on one fixed input per signature."""
+    rng = np.random.default_rng(seed)
+    a, b = File(path), File(reference_path)
+    result = {}
+    for sig in signatures:
+        inputs = {i.name: i.example(rng, batch) for i in sig.inputs}
+        result[sig.name] = largest_difference(a(sig.name, **inputs), b(sig.name, **inputs))
+    return result
+
+
+def latency_ms(path, signatures, repeats=5, seed=0):
+    """Median milliseconds of one batch-1 call of each signature (LiteRT, XNNPACK) on this machine."""
+    rng = np.random.default_rng(seed)
+    lite = File(path)
+    result = {}
+    for sig in signatures:
+        inputs = {i.name: i.example(rng, 1) for i in sig.inputs}
+        lite(sig.name, **inputs)  # allocation and warm-up
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            lite(sig.name, **inputs)
+            times.append(time.perf_counter() - start)
+        result[sig.name] = round(1e3 * float(np.median(times)), 3)
+    return result
