@@ -30,3 +30,35 @@ def report(name, results):
 
     print(json.dumps({"benchmark": name, "tensorflow": tf.__version__, "machine": platform.machine(),
                       "cpus": os.cpu_count(), **results}, indent=2))
+
+
+def restore_run(run=None, model="diffusion"):
+    """(model, epoch, run settings) of a recipe run folder at its last checkpoint (default: the
+    newest run of ``model`` under runs/): what the recipe exported, to measure it otherwise."""
+    import glob
+
+    import tensorflow as tf
+
+    import zoo  # noqa: F401 - registers the models
+    from zoo import recipe
+    from zoo.trainer import Trainer
+
+    if run is None:
+        found = sorted(glob.glob(os.path.join("runs", model, "*", "checkpoints")))
+        run = os.path.dirname(found[-1]) if found else None
+    if run is None or not os.path.isdir(os.path.join(run, "checkpoints")):
+        raise SystemExit(f"no {model} run found: train one with `python recipes/{model}.py` or pass --run")
+    with open(os.path.join(run, "run.json")) as f:
+        settings = json.load(f)
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("recipe_module", os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "recipes", f"{settings['model']}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model_class = module.MODEL
+    instance = model_class(model_class.Config.from_dict(settings["model_config"]))
+    instance.configure_optimizers(settings["run"]["learning_rate"])
+    epoch = Trainer(instance, tf.distribute.get_strategy(), checkpoint_dir=os.path.join(run, "checkpoints")).restore()
+    assert recipe  # the recipe module defines the run settings read above
+    return instance, epoch, settings["run"], run

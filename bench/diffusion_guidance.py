@@ -11,51 +11,36 @@ so it measures the exported model at other guidance scales.
 
 import argparse
 import dataclasses
-import glob
-import json
-import os
 
-from common import report
+from common import report, restore_run
 
-import tensorflow as tf
-
-from zoo import data, evaluation
-from zoo.models.diffusion import Diffusion, DiffusionConfig
-from zoo.trainer import Trainer
-
-
-def restore(run):
-    """The model of a recipe run folder, at its last checkpoint."""
-    with open(os.path.join(run, "run.json")) as f:
-        settings = json.load(f)
-    model = Diffusion(DiffusionConfig.from_dict(settings["model_config"]))
-    model.configure_optimizers(settings["run"]["learning_rate"])
-    trainer = Trainer(model, tf.distribute.get_strategy(), checkpoint_dir=os.path.join(run, "checkpoints"))
-    return model, trainer.restore(), settings["run"]
-
-
-def newest_run():
-    runs = sorted(glob.glob(os.path.join("runs", "diffusion", "*", "checkpoints")))
-    return os.path.dirname(runs[-1]) if runs else None
+from zoo import data, evaluation, progress
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", help="a run folder of recipes/diffusion.py (default: the newest under runs/diffusion)")
     p.add_argument("--guidance", type=float, nargs="+", default=[0.0, 1.0, 1.5, 2.0, 3.0])
+    p.add_argument("--intervals", nargs="+", default=None,
+                   help="guidance intervals low,high as fractions of T (default: the run's own)")
     args = p.parse_args()
-    run = args.run or newest_run()
-    if run is None or not os.path.isdir(os.path.join(run, "checkpoints")):
-        raise SystemExit("no diffusion run found: train one with `python recipes/diffusion.py` or pass --run")
-    model, epoch, settings = restore(run)
+    progress.set_verbosity(0)  # the JSON is the output
+    model, epoch, settings, run = restore_run(args.run)
     splits = evaluation.Splits(data.arrays(settings["data"], "test", settings["data_dir"]),
                                data.arrays(settings["data"], "train", settings["data_dir"]), settings["data"])
     results = {"run": run, "epoch": epoch, "sample_steps": model.config.sample_steps, "by_guidance": {}}
-    for g in args.guidance:
-        model.config = dataclasses.replace(model.config, guidance=g)
-        metrics, reference, _ = evaluation.sample_metrics(model, splits, evaluation.Settings(seed=settings["seed"]))
-        results["by_guidance"][str(g)] = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
-        results["real_data_reference"] = reference
+    base = model.config
+    intervals = [tuple(float(v) for v in i.split(",")) for i in args.intervals] if args.intervals else [
+        base.guidance_interval]
+    for interval in intervals:
+        for g in args.guidance:
+            model.config = dataclasses.replace(base, guidance=g, guidance_interval=interval)
+            metrics, reference, _ = evaluation.sample_metrics(model, splits, evaluation.Settings(seed=settings["seed"]))
+            key = str(g) if len(intervals) == 1 else f"{g} on [{interval[0]}, {interval[1]}]"
+            results["by_guidance"][key] = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
+            results["real_data_reference"] = reference
+            print(key, {k: round(metrics[k], 3) for k in ("classifier_accuracy", "fid", "fid_se", "precision",
+                                                          "recall")}, flush=True)
     report("diffusion_guidance", results)
 
 

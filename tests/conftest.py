@@ -32,6 +32,10 @@ def mirrored():
     return _MIRRORED[0]
 
 
+# Unit tests of the exporter write the float32 TFLite file only: the variants (and their
+# quality measurements) have their own tests and the recipe tests run them with defaults.
+FAST_EXPORT = {"variants": ("float32",), "web_batches": ()}
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -89,9 +89,10 @@ def test_anomaly_class_is_left_out_of_training():
     model = Autoencoder(AutoencoderConfig(**SMALL, anomaly_class=3))
     labels = np.array([3, 3, 4, 4, 5, 4, 4, 4, 4, 4, 4, 3])
     kept = model.select_training_examples(labels)
-    # class 3 never; of the others every 10th (index 0 and 10) is the held-out normal data
-    assert kept.tolist() == [False, False, True, True, True, True, True, True, True, True, False, False]
-    assert model.normal_validation(labels).tolist() == [False] * 10 + [True, False]
+    # class 3 never; of the others every 10th, starting with the first, is the held-out
+    # normal data: of these nine normal images, the first (index 2)
+    assert kept.tolist() == [False, False, False] + [True] * 8 + [False]
+    assert model.normal_validation(labels).tolist() == [False, False, True] + [False] * 9
     assert Autoencoder(AutoencoderConfig(**SMALL)).select_training_examples(labels) is None
 
 
@@ -144,11 +145,12 @@ print("RESULT" + json.dumps({"rec": out, "score": score.tolist(), "lite_score": 
 
 def test_export_serves_and_scores_without_zoo(tmp_path):
     model = DenoisingAutoencoder(DenoisingConfig(**SMALL))
-    written, card = export.export(model, str(tmp_path), card={"metrics": {}})
-    assert set(card["tflite"]["dae.tflite"]["max_abs_difference"]) == {"reconstruct", "anomaly_score"}
+    written, card = export.export(model, str(tmp_path), card={"metrics": {}}, variants=("float32",), web_batches=())
+    assert set(card["tflite"]["dae.tflite"]["max_abs_difference"]) == {"reconstruct", "anomaly_score", "generate"}
     out = run_without_zoo(SERVE, SAVED=written["saved_model"], LITE=written["dae.tflite"])
-    assert out["signatures"] == ["anomaly_score", "decode", "encode", "reconstruct", "serving_default"]
-    assert out["lite_signatures"] == ["anomaly_score", "reconstruct"]
+    assert out["signatures"] == ["anomaly_score", "decode", "encode", "generate", "reconstruct", "sample",
+                                 "serving_default"]
+    assert out["lite_signatures"] == ["anomaly_score", "generate", "reconstruct"]
     assert out["rec"] == {"images": [5, 28, 28, 1]}
     np.testing.assert_allclose(out["score"], out["mse"], rtol=1e-5)  # batch scorer: [N] → [N]
     np.testing.assert_allclose(out["lite_score"], out["score"], atol=1e-5)

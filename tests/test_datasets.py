@@ -13,8 +13,8 @@ from zoo import data, recipe
 
 TINY = {  # a few steps; the architectures are the recipes' defaults
     "common": ["--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "16", "--eval-samples", "32",
-               "--verbose", "0"],
-    "diffusion": ["--sample-steps", "2"],
+               "--verbose", "0", "--tflite-variants", "none", "--no-web"],
+    "diffusion": ["--sample-steps", "2", "--inpaint-resample", "1"],
 }
 
 
@@ -30,7 +30,8 @@ def test_every_recipe_runs_on_other_datasets(name, dataset, shape, tmp_path, mon
     assert card["data"]["name"] == dataset and card["data"]["image_shape"] == list(shape)
     assert card["training"]["steps"] == 2
     for lite, entry in card["tflite"].items():
-        assert max(entry["max_abs_difference"].values()) <= 1e-3, lite
+        if entry["variant"] == "float32":
+            assert max(entry["max_abs_difference"].values()) <= 1e-3, lite
     assert os.path.isdir(result.written["saved_model"])
     out = capsys.readouterr().out
     if name in ("vae", "cgan", "diffusion"):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import run_without_zoo
+from conftest import FAST_EXPORT, run_without_zoo
 from zoo import ZooError, data, export, schedules
 from zoo.models.diffusion import Diffusion, DiffusionConfig
 from zoo.trainer import Trainer
@@ -193,7 +193,7 @@ print("RESULT" + json.dumps({"diff": float(np.abs(lite - gen).max()), "eps": lis
 
 def test_export_generate_runs_in_litert_like_the_saved_model(trained, tmp_path):
     model, _ = trained
-    written, card = export.export(model, str(tmp_path), card={"metrics": {}})  # the model's 1e-3
+    written, card = export.export(model, str(tmp_path), card={"metrics": {}}, **FAST_EXPORT)  # the model's 1e-3
     out = run_without_zoo(SERVE, SAVED=written["saved_model"], LITE=written["diffusion.tflite"])
     assert out["signatures"] == ["denoise", "generate", "inpaint", "sample", "serving_default"]
     assert out["diff"] <= 1e-3 and out["eps"] == [2, 28, 28, 1] and out["sample"] == [2, 28, 28, 1]

@@ -9,7 +9,7 @@ import sys
 import pytest
 from PIL import Image
 
-from conftest import REPO, run_python, run_without_zoo
+from conftest import FAST_EXPORT, REPO, run_python, run_without_zoo
 from zoo import ZooError, export
 from zoo.models.vae import VAE, VAEConfig
 
@@ -17,7 +17,9 @@ from zoo.models.vae import VAE, VAEConfig
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("vae_recipe")
+    # the README's main command with every default but the length (1 epoch, 200 samples)
     result = run_python([os.path.join(REPO, "recipes", "vae.py"), "--epochs", "1", "--verbose", "0",
+                         "--eval-samples", "200",
                          "--out", str(root / "exported"), "--runs-dir", str(root / "runs")], cwd=root)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     return root / "exported" / "vae", result.stdout
@@ -25,10 +27,13 @@ def exported(tmp_path_factory):
 
 def test_recipe_writes_the_contract_layout_and_summary(exported):
     target, stdout = exported
-    assert sorted(os.listdir(target)) == ["interpolation.png", "model_card.json", "reconstructions.png",
-                                          "samples.png", "serving", "vae.keras", "vae.tflite"]
+    files = sorted(os.listdir(target))
+    assert {"interpolation.png", "model_card.json", "reconstructions.png", "samples.png", "serving", "vae.keras",
+            "vae.tflite", "web"} <= set(files)
     assert os.listdir(target / "serving") == ["1"]
     card = json.loads((target / "model_card.json").read_text())
+    # every TFLite file on disk is a variant the card keeps, and every kept one is on disk
+    assert {f for f in files if f.endswith(".tflite")} == {f for f, e in card["tflite"].items() if e["kept"]}
     for key in ("model", "version", "created", "versions", "data", "config", "training", "metrics",
                 "reference", "evaluation", "feature_extractor", "signatures", "tflite"):
         assert key in card
@@ -40,7 +45,8 @@ def test_recipe_writes_the_contract_layout_and_summary(exported):
         assert key in card["training"]
     assert card["training"]["steps"] == 4000 // 64
     assert card["metrics"]["nll_iw"] < -card["metrics"]["elbo"]  # IWAE bound is tighter
-    assert list(card["signatures"]) == ["decode", "encode", "reconstruct", "sample", "elbo"]
+    assert list(card["signatures"]) == ["decode", "encode", "reconstruct", "sample", "elbo", "anomaly_score",
+                                        "generate"]
     lite = card["tflite"]["vae.tflite"]
     assert lite["bytes"] == os.path.getsize(target / "vae.tflite")
     assert 0 <= lite["max_abs_difference"]["decode"] <= 1e-4
@@ -121,7 +127,7 @@ import json, sys
 import numpy as np, tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 interpreter = Interpreter(model_path=LITE_FILE)
-assert list(interpreter.get_signature_list()) == ["decode"], interpreter.get_signature_list()
+assert set(interpreter.get_signature_list()) == {"decode", "anomaly_score", "generate"}, interpreter.get_signature_list()
 runner = interpreter.get_signature_runner("decode")
 latent = np.random.default_rng(1).normal(size=(64, 16)).astype(np.float32)
 lite = runner(latent=latent)["images"]
@@ -153,10 +159,10 @@ SMALL = dict(latent_dim=4, filters=(4, 8), hidden=16)
 
 def test_new_export_takes_the_next_version_and_never_touches_older_ones(tmp_path):
     model = VAE(VAEConfig(**SMALL))
-    written, card = export.export(model, str(tmp_path), card={"metrics": {}})
+    written, card = export.export(model, str(tmp_path), card={"metrics": {}}, **FAST_EXPORT)
     assert card["version"] == 1 and written["saved_model"].endswith(os.path.join("serving", "1"))
     before = _tree_hash(tmp_path / "vae" / "serving" / "1")
-    _, card2 = export.export(model, str(tmp_path), card={"metrics": {}})
+    _, card2 = export.export(model, str(tmp_path), card={"metrics": {}}, **FAST_EXPORT)
     assert card2["version"] == 2
     assert sorted(os.listdir(tmp_path / "vae" / "serving")) == ["1", "2"]
     assert _tree_hash(tmp_path / "vae" / "serving" / "1") == before
@@ -165,7 +171,7 @@ def test_new_export_takes_the_next_version_and_never_touches_older_ones(tmp_path
 
 def test_interrupted_export_leaves_nothing_half_written(tmp_path, monkeypatch):
     model = VAE(VAEConfig(**SMALL))
-    export.export(model, str(tmp_path), card={"metrics": {}})
+    export.export(model, str(tmp_path), card={"metrics": {}}, **FAST_EXPORT)
     card_before = (tmp_path / "vae" / "model_card.json").read_text()
 
     def crash(*args, **kwargs):
@@ -173,7 +179,7 @@ def test_interrupted_export_leaves_nothing_half_written(tmp_path, monkeypatch):
 
     monkeypatch.setattr(export, "compare_tflite", crash)
     with pytest.raises(KeyboardInterrupt):
-        export.export(model, str(tmp_path), card={"metrics": {}})
+        export.export(model, str(tmp_path), card={"metrics": {}}, **FAST_EXPORT)
     assert sorted(os.listdir(tmp_path / "vae" / "serving")) == ["1"]
     assert not [f for f in os.listdir(tmp_path / "vae") if f.startswith(".tmp")]
     assert (tmp_path / "vae" / "model_card.json").read_text() == card_before
@@ -182,7 +188,7 @@ def test_interrupted_export_leaves_nothing_half_written(tmp_path, monkeypatch):
 def test_tflite_disagreement_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(export, "compare_tflite", lambda *a, **k: {"decode": 0.5})
     with pytest.raises(ZooError, match="disagrees with the SavedModel by 0.5"):
-        export.export(VAE(VAEConfig(**SMALL)), str(tmp_path), card={"metrics": {}})
+        export.export(VAE(VAEConfig(**SMALL)), str(tmp_path), card={"metrics": {}}, **FAST_EXPORT)
     assert not (tmp_path / "vae" / "serving" / "1").exists()
 
 

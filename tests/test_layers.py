@@ -8,7 +8,7 @@ from conftest import REPO
 
 LAYERS = [
     {"zoo", "zoo.config", "zoo.signature", "zoo.data", "zoo.distribute", "zoo.nets", "zoo.schedules",
-     "zoo.corruption", "zoo.images", "zoo.progress"},
+     "zoo.corruption", "zoo.images", "zoo.progress", "zoo.latent", "zoo.tflite", "zoo.exported"},
     {"zoo.metrics"},
     {"zoo.models"},
     {"zoo.trainer", "zoo.evaluation", "zoo.export"},

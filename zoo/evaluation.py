@@ -34,6 +34,9 @@ from zoo.models.base import (AnomalyScorer, ConditionalGenerator, Denoiser, Gene
 from zoo.progress import Stage, stage
 
 CAS_EPOCHS = 10
+# what the card shows of a sampler that is not in use
+SAMPLER_METRICS = ("fid", "fid_se", "fid_infinity", "kid", "precision", "recall", "density", "coverage",
+                   "inception_score", "class_balance")
 
 
 @dataclasses.dataclass
@@ -173,11 +176,14 @@ def evaluate_model(model, splits, settings=None):
     if isinstance(model, Reconstructor):
         _reconstruction(model, splits, metrics, reference)
     if isinstance(model, AnomalyScorer) and model.held_out_class() is not None:
-        _anomaly(model, splits, metrics, info)
+        anomaly_metrics(model, splits, metrics, info)
     if isinstance(model, Inpainter):
         _inpainting(model, splits, settings, metrics, reference)
+    # --eval-samples N also bounds the test images a model's own measurements use (the
+    # VAE's IWAE bound: 100 decoder passes per image)
+    test = splits.test if not settings.samples else tuple(a[:settings.samples] for a in splits.test)
     with stage(f"{type(model).__name__} measurements"):
-        own = model.measure(splits.test, splits.train)
+        own = model.measure(test, splits.train)
     info.update(own.pop("settings", {}))
     metrics.update(own)
     return metrics, reference, info
@@ -197,6 +203,30 @@ def sample_metrics(model, splits, settings=None):
     else:
         _unconditional(model, splits, settings, extractor, metrics, reference, info)
     return metrics, reference, info
+
+
+def saved_model_metrics(serving, card, splits, settings):
+    """The feature metrics of an exported SavedModel's ``sample``, drawn exactly as the
+    recipe's evaluation drew from the model (the same labels, chunks of 250 and seeds), so the
+    same seed reproduces the card. (metrics, reference)."""
+    import tensorflow as tf
+
+    sample = serving.signatures["sample"]
+    conditional = "labels" in card["signatures"]["sample"]["inputs"]
+    test_x, test_y = splits.test
+    n = settings.samples or card.get("evaluation", {}).get("samples") or len(test_y)
+    labels = test_y[stratified(test_y, n, settings.seed)]
+    draw = (lambda start, count: sample(labels=tf.constant(labels[start:start + count]),
+                                        seed=tf.constant(settings.seed + start))["images"].numpy()) if conditional \
+        else (lambda start, count: sample(num=tf.constant(count), seed=tf.constant(settings.seed + start))[
+            "images"].numpy())
+    fake = _draw_in_stages(f"sampling {n} images from the SavedModel", n, draw, 250)
+    extractor, skipped = resolve_extractor(settings, splits)
+    if skipped:
+        raise ZooError(f"no feature metrics: {skipped}")
+    metrics, reference, info = {}, {}, {}
+    _score(fake, labels, splits, settings, extractor, conditional, metrics, reference, info)
+    return metrics, reference
 
 
 def sampler(model):
@@ -238,20 +268,55 @@ def _draw_in_stages(title, total, draw, batch):
     return np.concatenate(parts)
 
 
-def _unconditional(model, splits, settings, extractor, metrics, reference, info):
-    n = settings.samples or len(splits.test[1])
-    fake = _draw_in_stages(f"sampling {n} images", n,
-                           lambda start, count: model.generate_images(count, settings.seed + start), 250)
-    if extractor:
-        counts = splits.test[1][stratified(splits.test[1], n, settings.seed)]
-        _score(fake, counts, splits, settings, extractor, False, metrics, reference, info)
+def choose_sampler(model, splits, settings, extractor):
+    """With several samplers, use the one whose samples have the lowest FID against training
+    images (never the test split). Returns what was measured."""
+    if len(model.samplers()) < 2 or not extractor:
+        return None
+    train_x, train_y = splits.train
+    n = min(settings.samples or len(splits.test[1]), len(train_y))
+    real = train_x[stratified(train_y, n, settings.seed + 1)]
+    fid = {}
+    for name in model.samplers():
+        model.use_sampler(name)
+        with stage(f"choosing a sampler: FID of {n} {name} samples against training images"):
+            fid[name] = evaluate.evaluate_samples(model.generate_images(n, settings.seed + 7), real, extractor=extractor,
+                                                  metrics=("fid",), bootstrap=0)["fid"]
+    model.use_sampler(min(fid, key=fid.get))
+    return {"in_use": model.sampler_in_use(), "fid_against_training_images": fid}
+
+
+def class_balance(fake, splits):
+    """{class_histogram, class_balance} of generated digits by the zoo classifier (balance:
+    exp(entropy)/classes, 1 when every class is drawn equally often); {} for other data."""
     classifier = digit_classifier(splits)
-    if classifier is not None:
-        counts = np.bincount(classifier.probabilities(fake).argmax(1), minlength=10)
-        share = counts / counts.sum()
-        entropy = -np.sum(share[share > 0] * np.log(share[share > 0]))
-        metrics["class_histogram"] = counts.tolist()
-        metrics["class_balance"] = float(np.exp(entropy) / len(counts))  # 1: every class equally often
+    if classifier is None:
+        return {}
+    counts = np.bincount(classifier.probabilities(fake).argmax(1), minlength=10)
+    share = counts / counts.sum()
+    entropy = -np.sum(share[share > 0] * np.log(share[share > 0]))
+    return {"class_histogram": counts.tolist(), "class_balance": float(np.exp(entropy) / len(counts))}
+
+
+def _unconditional(model, splits, settings, extractor, metrics, reference, info):
+    """Every sampler's samples are measured; the one in use gets the plain metric names, the
+    others ``<sampler>_<metric>``."""
+    n = settings.samples or len(splits.test[1])
+    choice = choose_sampler(model, splits, settings, extractor)
+    if choice:
+        info["sampler"] = choice
+    in_use = model.sampler_in_use()
+    for name in [in_use] + [s for s in model.samplers() if s != in_use]:
+        model.use_sampler(name)
+        fake = _draw_in_stages(f"sampling {n} images ({name})", n,
+                               lambda start, count: model.generate_images(count, settings.seed + start), 250)
+        measured = class_balance(fake, splits)
+        if extractor:
+            counts = splits.test[1][stratified(splits.test[1], n, settings.seed)]
+            _score(fake, counts, splits, settings, extractor, False, measured, reference, info)
+        prefix = "" if name == in_use else f"{name}_"
+        metrics.update({prefix + k: v for k, v in measured.items() if not prefix or k in SAMPLER_METRICS})
+    model.use_sampler(in_use)
 
 
 def _conditional(model, splits, settings, extractor, metrics, reference, info, with_cas=True):
@@ -317,39 +382,64 @@ def _reconstruction(model, splits, metrics, reference):
         train_x.reshape(len(train_x), -1), train_y, test_x.reshape(len(test_x), -1), test_y, prefix="pixels")))
 
 
-def _anomaly(model, splits, metrics, info):
+def anomaly_metrics(model, splits, metrics, info):
+    """The detection figures of the model's anomaly score (its SavedModel and its TFLite
+    form), and — reported, not used to choose — the ROC-AUC of every part on its own."""
+    from sklearn.metrics import roc_auc_score
+
     test_x, test_y = splits.test
     train_x, train_y = splits.train
     k = model.held_out_class()
+    is_anomaly = test_y == k
     with stage(f"anomaly scores of {len(test_x)} test images"):
         validation = train_x[model.normal_validation(train_y)]
-        metrics.update(anomaly.anomaly_detection(model.anomaly_scores(test_x), test_y == k,
+        metrics.update(anomaly.anomaly_detection(model.anomaly_scores(test_x), is_anomaly,
                                                  model.anomaly_scores(validation)))
+        metrics["anomaly_auc_tflite"] = float(roc_auc_score(is_anomaly, model.anomaly_scores(test_x, portable=True)))
+        parts = model.anomaly_parts_of(test_x)
+        metrics["anomaly_auc_by_part"] = {name: float(roc_auc_score(is_anomaly, v)) for name, v in parts.items()}
     info["anomaly"] = {"class": k, "threshold_from": f"{len(validation)} held-out normal training images",
                        "target_false_positive_rate": metrics.pop("anomaly_target_fpr")}
 
 
-def lower_half_mask(images):
-    mask = np.ones_like(images)
-    mask[:, images.shape[1] // 2:] = 0
-    return mask
+INPAINT_DIGITS = 100  # test digits per mask and condition in a recipe run (bench/inpainting.py: all 1,000)
 
 
-def _inpainting(model, splits, settings, metrics, reference, n=200):
-    """Classifier accuracy on test digits whose lower half was filled in without the label,
-    beside the classifier on the masked input itself (what the kept half alone says)."""
-    classifier = digit_classifier(splits)
-    if classifier is None:
-        return
+def inpainting_metrics(model, splits, digits=INPAINT_DIGITS, seed=0, masks=corruption.MASKS):
+    """For each mask, fills of ``digits`` test digits without and with their label: the zoo
+    classifier's accuracy against the original digit (``inpainting_accuracy_<mask>``,
+    ``…_labelled``) and the PSNR of the filled pixels only; and, as the reference, the
+    classifier on the masked input itself — what the kept pixels alone say. (metrics, reference)"""
     test_x, test_y = splits.test
-    order = np.random.default_rng(0).permutation(len(test_y))[:n]
-    images, labels = test_x[order], test_y[order]
-    mask = lower_half_mask(images)
-    with stage(f"inpainting the lower half of {n} test digits"):
-        filled = model.inpaint_images(images, mask, seed=settings.seed)
-    metrics["inpainting_accuracy_lower_half"] = float(np.mean(classifier.probabilities(filled).argmax(1) == labels))
-    reference["inpainting_accuracy_lower_half"] = float(np.mean(
-        classifier.probabilities(images * mask).argmax(1) == labels))  # the masked input itself
+    index = stratified(test_y, min(digits, len(test_y)), seed)
+    images, labels = test_x[index], test_y[index]
+    classifier = digit_classifier(splits)
+    metrics, reference = {}, {}
+    for kind in masks:
+        mask = corruption.inpainting_mask(kind, len(images), images.shape[1:], seed)
+        hidden = (1 - mask).sum(axis=(1, 2, 3))
+        for labelled in (False, True):
+            suffix = "_labelled" if labelled else ""
+            with stage(f"inpainting {len(images)} test digits, {kind.replace('_', ' ')} hidden, "
+                       f"{'with' if labelled else 'without'} the label"):
+                filled = model.inpaint_images(images, mask, labels if labelled else None, seed)
+            error = ((filled - images) ** 2 * (1 - mask)).sum(axis=(1, 2, 3)) / np.maximum(hidden, 1)
+            metrics[f"inpainting_psnr_{kind}{suffix}"] = float(np.mean(10 * np.log10(1 / np.maximum(error, 1e-10))))
+            if classifier is not None:
+                metrics[f"inpainting_accuracy_{kind}{suffix}"] = float(
+                    np.mean(classifier.probabilities(filled).argmax(1) == labels))
+        if classifier is not None:
+            baseline = float(np.mean(classifier.probabilities(images * mask).argmax(1) == labels))
+            reference[f"inpainting_accuracy_{kind}"] = reference[f"inpainting_accuracy_{kind}_labelled"] = baseline
+    return metrics, reference
+
+
+def _inpainting(model, splits, settings, metrics, reference):
+    # a run that evaluates fewer samples (--eval-samples) fills fewer digits too
+    digits = min(INPAINT_DIGITS, settings.samples or INPAINT_DIGITS)
+    measured, floor = inpainting_metrics(model, splits, digits, seed=settings.seed)
+    metrics.update(measured)
+    reference.update(floor)
 
 
 # Pictures ------------------------------------------------------------------------------------
@@ -381,11 +471,113 @@ def pictures(model, splits):
         kind, level = model.training_corruption()
         noisy = corruption.corrupt(tf.constant(mixed[:16]), kind, level, distribute.Draws([0, 0]), 4).numpy()
         out["denoising.png"] = grid(np.concatenate([noisy, model.reconstruct_images(noisy), mixed[:16]]), rows=3)
-    if isinstance(model, Inpainter):
-        order = np.random.default_rng(1).permutation(len(labels))[:16]
-        mask = lower_half_mask(images[order])
-        filled = model.inpaint_images(images[order], mask)
-        masked = images[order] * mask + 0.5 * (1 - mask)
-        out["inpainting.png"] = grid(np.concatenate([masked, filled, images[order]]), rows=3)
+    if isinstance(model, Inpainter):  # for each mask: masked input, fill without the label, original
+        chosen = images[np.random.default_rng(1).permutation(len(labels))[:10]]
+        rows = []
+        for kind in corruption.MASKS:
+            mask = corruption.inpainting_mask(kind, len(chosen), chosen.shape[1:], 1)
+            rows += [chosen * mask + 0.5 * (1 - mask), model.inpaint_images(chosen, mask), chosen]
+        out["inpainting.png"] = grid(np.concatenate(rows), rows=len(rows))
     out.update(model.extra_pictures(images, labels))
     return out
+
+
+# Quality of TFLite files -------------------------------------------------------------------
+class TFLiteQuality:
+    """The figures a model's TFLite files are judged by, from its capabilities, measured by
+    running the file's signatures (inputs built from their declared roles):
+
+    - generators (``generate``): classifier accuracy against the requested labels
+      (conditional models) and FID of ``samples`` images;
+    - reconstructors (``reconstruct``): PSNR of reconstructed test images — of denoised ones
+      for a denoiser (its training corruption);
+    - anomaly scorers (``anomaly_score``): ROC-AUC for the held-out class, or against proxy
+      anomalies made from test images when there is none.
+
+    ``judge`` keeps a variant whose figures stay within the model's ``variant_tolerances`` of
+    the float32 file's."""
+
+    def __init__(self, model, splits, settings=None, samples=1000):
+        self.model, self.splits = model, splits
+        self.settings = settings or Settings()
+        self.samples = min(self.settings.samples or samples, samples)
+        self.extractor, _ = resolve_extractor(self.settings, splits)
+        self.signatures = {s.name: s for s in model.signatures() if s.tflite}
+
+    def _inputs(self, signature, n, labels=None, seed=0):
+        rng = np.random.default_rng(seed)
+        values = {}
+        for i in self.signatures[signature].inputs:
+            if i.role == "labels":
+                values[i.name] = np.asarray(labels, np.int32)
+            elif i.role == "uniform_noise":
+                values[i.name] = rng.uniform(0, 1, (n, *i.shape)).astype(np.float32)
+            else:
+                values[i.name] = rng.standard_normal((n, *i.shape)).astype(np.float32)
+        return values
+
+    def measure(self, path):
+        from zoo import tflite
+
+        model, splits, lite, out = self.model, self.splits, tflite.File(path), {}
+        test_x, test_y = splits.test
+        if "generate" in self.signatures and isinstance(model, (Generator, ConditionalGenerator)):
+            conditional = isinstance(model, ConditionalGenerator)
+            n = self.samples
+            labels = test_y[stratified(test_y, n, 0)] if conditional else None
+            fake = lite.batched("generate", "images", self._inputs("generate", n, labels), batch=100)
+            classifier = digit_classifier(splits)
+            if conditional and classifier is not None:
+                out["classifier_accuracy"] = float(np.mean(classifier.probabilities(fake).argmax(1) == labels))
+            if self.extractor:
+                out["fid"] = core.frechet_distance(extractors.get(self.extractor).features(test_x),
+                                                   extractors.get(self.extractor).features(fake))
+        if "reconstruct" in self.signatures and isinstance(model, Reconstructor):
+            images = test_x[:500]
+            if isinstance(model, Denoiser):
+                kind, level = model.training_corruption()
+                noisy = corruption.corrupt(tf.constant(images), kind, level, distribute.Draws([0, 0]), 4).numpy()
+                out["psnr_denoised"] = float(np.mean(corruption.psnr(
+                    images, lite.batched("reconstruct", "images", {"images": noisy}))))
+            else:
+                out["psnr_reconstructed"] = float(np.mean(corruption.psnr(
+                    images, lite.batched("reconstruct", "images", {"images": images}))))
+        if "anomaly_score" in self.signatures and isinstance(model, AnomalyScorer):
+            from sklearn.metrics import roc_auc_score
+
+            from zoo import latent
+
+            k = model.held_out_class()
+            if k is not None:
+                images, is_anomaly = test_x, test_y == k
+            else:
+                proxies = np.concatenate(list(latent.proxy_anomalies(test_x[:100]).values()))
+                images = np.concatenate([test_x[:500], proxies])
+                is_anomaly = np.r_[np.zeros(500, bool), np.ones(len(proxies), bool)]
+            scores = lite.batched("anomaly_score", "score", {"images": images})
+            out["anomaly_auc" if k is not None else "anomaly_auc_proxy"] = float(roc_auc_score(is_anomaly, scores))
+        return out
+
+    def settings_for_card(self):
+        """How the figures were measured (what `zoo evaluate --tflite` repeats)."""
+        return {"samples": self.samples, "seed": self.settings.seed, "extractor": self.extractor}
+
+    def judge(self, reference, figures):
+        """(kept, why): every figure within its tolerance of the float32 file's."""
+        tolerances = self.model.variant_tolerances
+        problems = []
+        for key, value in figures.items():
+            ref = reference.get(key)
+            if ref is None:
+                continue
+            if key == "fid" and value > ref * (1 + tolerances["fid"]):
+                problems.append(f"FID {value:.1f} vs {ref:.1f} (> {tolerances['fid']:.0%} worse)")
+            elif key == "classifier_accuracy" and value < ref - tolerances["classifier_accuracy"]:
+                problems.append(f"accuracy {value:.3f} vs {ref:.3f}")
+            elif key.startswith("psnr") and value < ref - tolerances["psnr"]:
+                problems.append(f"{key} {value:.2f} dB vs {ref:.2f} dB")
+            elif key.startswith("anomaly_auc") and value < ref - tolerances["auc"]:
+                problems.append(f"{key} {value:.3f} vs {ref:.3f}")
+        if problems:
+            return False, "dropped: " + "; ".join(problems)
+        return True, "within the tolerances " + ", ".join(f"{k} {v}" for k, v in tolerances.items())

@@ -52,12 +52,13 @@ def conv_decoder(image_shape, inputs_dim, filters=(64, 32), hidden=256, name="de
     return keras.Model(inputs, logits, name=name)
 
 
-def classifier(image_shape, num_classes, filters=(32, 64), hidden=128, dropout=0.3, seed=0, name="classifier"):
+def classifier(image_shape, num_classes, filters=(32, 64), hidden=128, name="classifier"):
     """A small CNN: (3×3 conv, 3×3 conv, 2×2 max-pool) per entry of ``filters``, one more
     max-pool, then a dense layer and the class logits. Outputs ``features`` (the pooled
     convolutional features, 4×4×64 = 1,024 values for 28×28 inputs: the analogue of
-    Inception's pool3, used for FID, KID, precision/recall) and ``logits``. (The dense layer
-    after them is a poor metric space: it maps pure noise next to thin digits.)"""
+    Inception's pool3, used for FID, KID, precision/recall), ``hidden`` and ``logits``. (The
+    dense layer after the features is a poor metric space: it maps pure noise next to thin
+    digits.) No random layer inside: a trainer applies dropout to ``hidden`` itself."""
     inputs = keras.Input(tuple(image_shape), name="images")
     x = inputs
     for f in filters:
@@ -67,8 +68,8 @@ def classifier(image_shape, num_classes, filters=(32, 64), hidden=128, dropout=0
     x = layers.MaxPooling2D(padding="same")(x)  # 7×7 → 4×4 keeps the shipped weights small
     features = layers.Flatten(name="features")(x)
     hidden_units = layers.Dense(hidden, activation="relu", name="hidden")(features)
-    logits = layers.Dense(num_classes, dtype="float32", name="logits")(layers.Dropout(dropout, seed=seed)(hidden_units))
-    return keras.Model(inputs, {"features": features, "logits": logits}, name=name)
+    logits = layers.Dense(num_classes, dtype="float32", name="logits")(hidden_units)
+    return keras.Model(inputs, {"features": features, "hidden": hidden_units, "logits": logits}, name=name)
 
 
 # Spectral normalisation -----------------------------------------------------------------
@@ -77,6 +78,14 @@ class _SpectralNorm:
     iteration per training call (Miyato et al. 2018). Unlike keras.layers.SpectralNormalization
     it never overwrites the trainable kernel, and the power-iteration vector is updated with
     ``only_first_replica`` aggregation, so it works inside ``strategy.run``."""
+
+    # Keras' Dense and Conv save only kernel and bias (their quantization-aware override); the
+    # power-iteration vector must travel in a .keras file too, so every variable is saved.
+    def save_own_variables(self, store):
+        keras.layers.Layer.save_own_variables(self, store)
+
+    def load_own_variables(self, store):
+        keras.layers.Layer.load_own_variables(self, store)
 
     def _build_u(self, units):
         self.sn_u = self.add_weight(name="sn_u", shape=(1, units), trainable=False,

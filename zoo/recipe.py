@@ -29,7 +29,7 @@ import keras
 import tensorflow as tf
 
 from zoo import ZooError, config, data, distribute, evaluation, export, images, progress
-from zoo.config import Config, ConfigError, any_int, non_negative_int, one_of, positive, positive_int, setting
+from zoo.config import Config, ConfigError, any_int, each, non_negative_int, one_of, positive, positive_int, setting
 from zoo.metrics import GenerativeMetricsCallback
 from zoo.trainer import Trainer
 
@@ -46,6 +46,9 @@ class RunConfig(Config):
     epochs: int = setting(10, "passes over the training split", positive_int)
     batch_size: int = setting(64, "global batch size, split evenly over the replicas", positive_int)
     learning_rate: float = setting(1e-3, "Adam learning rate", positive)
+    lr_schedule: str = setting("constant", "learning-rate schedule: constant, or cosine decay to 0 over the run "
+                               "after a linear warm-up", one_of("constant", "cosine"))
+    warmup_steps: int = setting(0, "steps of linear warm-up of the learning rate (cosine schedule)", non_negative_int)
     steps_per_epoch: int | None = setting(None, "at most this many steps per epoch (quick trials; default: the "
                                           "whole training split)", positive_int, type=int)
     steps_per_execution: int = setting(8, "training steps per compiled call; losses come back to Python once per "
@@ -70,8 +73,14 @@ class RunConfig(Config):
                                   one_of(*EXTRACTORS))
     eval_every: int = setting(0, "also compute the feature metrics every N epochs during training (0: off)",
                               non_negative_int)
-    eval_samples: int | None = setting(None, "generated samples for the evaluation (default: as many as test "
+    eval_samples: int | None = setting(None, "generated samples for the evaluation, and at most as many test "
+                                       "images for model measurements and inpainting (default: as many as test "
                                        "images, and as many as training images for CAS)", positive_int, type=int)
+    tflite_variants: tuple = setting(("float16", "int8_dynamic", "int8"), "TFLite variants to try besides float32, "
+                                     "each kept only if its quality stays within the model's tolerances (none: "
+                                     "float32 only)", each(one_of("float16", "int8_dynamic", "int8", "none")))
+    web: bool = setting(True, "also write fixed-batch TFLite copies for the browser (exported/<model>/web/, "
+                        "`zoo web`)")
 
     def validate(self):
         if self.data_dir is not None and not os.path.isdir(self.data_dir):
@@ -156,6 +165,30 @@ def jit_setting(run, model_class, strategy):
                               "(XLA has no CPU collectives); drop it or pass --no-jit-compile")
         return False
     return model_class.jit_compile if run.jit_compile is None else run.jit_compile
+
+
+def steps_per_epoch_of(run, model, train_labels, global_batch):
+    """Global batches per epoch of the examples the model trains on (capped by --steps-per-epoch)."""
+    keep = model.select_training_examples(train_labels)
+    examples = len(train_labels) if keep is None else int(keep.sum())
+    steps = examples // global_batch
+    if run.steps_per_epoch:
+        steps = min(steps, run.steps_per_epoch)
+    if steps < 1:
+        raise ZooError(f"the training split has {examples} examples, fewer than one global batch of "
+                       f"{global_batch}; lower --batch-size")
+    return steps
+
+
+def learning_rate(run, steps_per_epoch):
+    """The learning rate the optimizers get: a number, or a cosine schedule over the whole run."""
+    if run.lr_schedule == "constant":
+        return run.learning_rate
+    total = run.epochs * steps_per_epoch
+    warmup = min(run.warmup_steps, total - 1)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0 if warmup else run.learning_rate, total - warmup, alpha=0.0, warmup_target=run.learning_rate if warmup
+        else None, warmup_steps=warmup)
 
 
 # 5. Run folders ----------------------------------------------------------------------------
@@ -284,17 +317,12 @@ def _flow(model_class, args):
     # 4. Model
     with strategy.scope():
         model = model_class(model_config)
-        model.configure_optimizers(run.learning_rate)
+        steps_per_epoch = steps_per_epoch_of(run, model, train_y, global_batch)
+        model.configure_optimizers(learning_rate(run, steps_per_epoch))
     if run.init_from:
         load_weights(model, run.init_from)
     keep = model.select_training_examples(train_y)
     fit_x, fit_y = (train_x, train_y) if keep is None else (train_x[keep], train_y[keep])
-    steps_per_epoch = len(fit_y) // global_batch
-    if run.steps_per_epoch:
-        steps_per_epoch = min(steps_per_epoch, run.steps_per_epoch)
-    if steps_per_epoch < 1:
-        raise ZooError(f"the training split has {len(fit_y)} examples, fewer than one global batch of "
-                       f"{global_batch}; lower --batch-size")
 
     # 5. Run folder
     run_settings = json.loads(json.dumps({"model": name, "run": run.to_dict(), "model_config": model_config.to_dict()},
@@ -330,7 +358,7 @@ def _flow(model_class, args):
 
     try:
         # 7. Evaluate
-        model.after_training(fit_x, fit_y)
+        model.after_training(train_x, train_y)  # the whole split: the model knows what it held out
         eval_settings = evaluation.Settings(run.eval_extractor, run.eval_samples, seed=run.seed)
         measured, reference, eval_info = evaluation.evaluate_model(model, splits, eval_settings)
         pictures = evaluation.pictures(model, splits)
@@ -338,8 +366,8 @@ def _flow(model_class, args):
         # 8. Card
         card = {
             "data": {**info.as_dict("train", len(fit_y)), "evaluated_on": info.as_dict("test", len(test_y))},
-            "config": {**model_config.to_dict(), "learning_rate": run.learning_rate, "batch_size": global_batch,
-                       "seed": run.seed},
+            "config": {**model_config.to_dict(), "learning_rate": run.learning_rate, "lr_schedule": run.lr_schedule,
+                       "warmup_steps": run.warmup_steps, "batch_size": global_batch, "seed": run.seed},
             "training": {
                 "epochs": run.epochs,
                 "steps": int(model.optimizers[0].iterations.numpy()),
@@ -362,7 +390,11 @@ def _flow(model_class, args):
         }
 
         # 9. Export
-        written, card = export.export(model, out, card=card, pictures=pictures)
+        variants = tuple(v for v in run.tflite_variants if v != "none")
+        quality = evaluation.TFLiteQuality(model, splits, eval_settings) if variants else None
+        written, card = export.export(model, out, card=card, pictures=pictures, variants=("float32", *variants),
+                                      quality=quality, calibration_images=fit_x[:1000],
+                                      web_batches=model.web_batches if run.web else ())
     except (ZooError, KeyboardInterrupt):
         raise
     except (OSError, tf.errors.OpError, ValueError, RuntimeError) as e:

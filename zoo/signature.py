@@ -65,6 +65,16 @@ class Input:
             out["finite"] = True
         return out
 
+    @classmethod
+    def from_description(cls, name, description):
+        """The Input a card describes (``describe()``'s inverse): what a client of an export
+        validates its values with, without the model."""
+        shape = description.get("shape", [])
+        values = description.get("values")
+        return cls(name, description["dtype"], tuple(shape[1:]), batched=bool(shape),
+                   minimum=description.get("minimum"), maximum=description.get("maximum"),
+                   values=None if values is None else tuple(values), role=description.get("role", ""))
+
     def check(self, signature, x):
         """In-graph validation (shape, finiteness, bounds, allowed values); returns ``x`` with
         its static per-example shape restored."""
@@ -134,12 +144,17 @@ class Input:
 @dataclasses.dataclass(frozen=True)
 class Signature:
     """An inference function the exporter turns into a SavedModel signature; ``tflite``:
-    also into the TFLite file (only for functions whose randomness is an input)."""
+    also into the TFLite file (only for functions whose randomness is an input). ``lite_fn``:
+    what the TFLite file computes instead, when part of ``fn`` is no TFLite op (the card
+    records how far it is from the SavedModel's). ``saved_model=False``: a form for the TFLite
+    file only (e.g. one that takes as input the noise the SavedModel's draws from a seed)."""
 
     name: str
     fn: object  # callable taking the inputs as keyword arguments → dict of output tensors
     inputs: tuple
     tflite: bool = False
+    lite_fn: object = None
+    saved_model: bool = True  # False: a TFLite-only form (its randomness as inputs)
 
 
 # Conveniences for the inputs zoo's models use --------------------------------------------------

@@ -5,22 +5,26 @@ default, or Bernoulli cross-entropy). The DAE corrupts its inputs on the fly in
 ``train_step`` (fresh per step, reproducible from the seed), the targets stay clean, and
 inference never corrupts. With ``anomaly_class`` a model trains without that class (and
 without a held-out tenth of the others, the normal data its detection threshold is set on).
+
+After training (``CodeDensity``) a Gaussian mixture is fitted over the codes, so the
+autoencoders generate (decode samples of the mixture), and the anomaly score is chosen from
+reconstruction error, likelihood, latent density and the complexity-corrected likelihood.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import corruption, distribute, nets
+from zoo import corruption, distribute, latent, nets
 from zoo import signature as sig
 from zoo.config import Config, ConfigError, any_int, each, one_of, positive_int, setting
-from zoo.models.base import AnomalyScorer, Denoiser, Reconstructor, ZooModel, batched
-
-VALIDATION_EVERY = 10  # with anomaly_class: every 10th normal training image is held out
+from zoo.models.base import AnomalyScorer, Denoiser, Generator, Reconstructor, ZooModel, batched
+from zoo.models.codes import CodeDensity
 
 
 @dataclasses.dataclass
@@ -34,6 +38,8 @@ class AutoencoderConfig(Config):
     loss: str = setting("mse", "reconstruction loss", one_of("mse", "bce"))
     anomaly_class: int | None = setting(None, "leave this class out of training and report how well it is detected",
                                         any_int, type=int)
+    max_components: int = setting(20, "most Gaussian components of the mixture over the codes (the number is "
+                                  "chosen on held-out codes)", positive_int)
     seed: int = setting(0, "seed of the model's noise", flag=False)
 
     def validate(self):
@@ -55,7 +61,7 @@ class DenoisingConfig(AutoencoderConfig):
 
 
 @keras.saving.register_keras_serializable("zoo")
-class Autoencoder(ZooModel, Reconstructor, AnomalyScorer):
+class Autoencoder(CodeDensity, ZooModel, Generator, Reconstructor, AnomalyScorer):
     Config = AutoencoderConfig
     zoo_name = "ae"
     tracked = ("loss", "mse")
@@ -67,6 +73,8 @@ class Autoencoder(ZooModel, Reconstructor, AnomalyScorer):
         c = self.config
         self.encoder = nets.conv_encoder(c.image_shape, c.filters, c.hidden, c.latent_dim)
         self.decoder = nets.conv_decoder(c.image_shape, c.latent_dim, tuple(reversed(c.filters)), c.hidden)
+        self.mixture = latent.LatentMixture(c.latent_dim, c.max_components)
+        self.score = latent.ScoreCombination(self.ANOMALY_PARTS)
         self.seed_generator = keras.random.SeedGenerator(c.seed)
         self.built = True  # the sub-networks are functional models, built on construction
 
@@ -86,9 +94,17 @@ class Autoencoder(ZooModel, Reconstructor, AnomalyScorer):
     def call(self, images, training=False):
         return self.decode_logits(self.encode(images, training=training), training=training)
 
-    def anomaly_score(self, images):
-        """Per-image reconstruction MSE."""
-        return tf.reduce_mean(tf.square(self.reconstruct(images) - images), axis=[1, 2, 3])
+    def anomaly_parts(self, images, exact=True):
+        """The per-image parts an anomaly score is chosen from: reconstruction MSE; the
+        Bernoulli negative log-likelihood of the image under its reconstruction (bits); −log
+        density of its code under the mixture; that likelihood minus the image's complexity."""
+        codes = self.encode(images)
+        logits = self.decode_logits(codes)
+        bce = tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=images, logits=logits), axis=[1, 2, 3])
+        likelihood = bce / math.log(2.0)
+        return {"reconstruction": tf.reduce_mean(tf.square(tf.sigmoid(logits) - images), axis=[1, 2, 3]),
+                "likelihood": likelihood, "latent": -self.mixture.log_density(codes),
+                "complexity": self.complexity_corrected(likelihood, images, exact)}
 
     # Training --------------------------------------------------------------------------
     def corrupt_for_training(self, images):
@@ -112,12 +128,6 @@ class Autoencoder(ZooModel, Reconstructor, AnomalyScorer):
         clean = data[0] if isinstance(data, (tuple, list)) else data
         return self.update_trackers(**self.objective(clean, clean))
 
-    def select_training_examples(self, labels):
-        """With ``anomaly_class``: the other classes, minus the held-out normal tenth."""
-        if self.config.anomaly_class is None:
-            return None
-        return (labels != self.config.anomaly_class) & ~self.normal_validation(labels)
-
     # Export ----------------------------------------------------------------------------
     def signatures(self):
         c = self.config
@@ -128,7 +138,11 @@ class Autoencoder(ZooModel, Reconstructor, AnomalyScorer):
             sig.Signature("decode", lambda latent: {"images": self.decode(latent)},
                           (sig.noise("latent", (c.latent_dim,)),)),
             sig.Signature("anomaly_score", lambda images: {"score": self.anomaly_score(images)}, (images,),
-                          tflite=True),
+                          tflite=True, lite_fn=lambda images: {"score": self.anomaly_score(images, exact=False)}),
+            sig.Signature("sample", lambda num, seed: {"images": self.sample_mixture(num, seed)},
+                          (sig.count(4096), sig.seed())),
+            sig.Signature("generate", lambda choice, noise: {"images": self.decode(self.mixture.sample(choice, noise))},
+                          (sig.uniform_noise("choice", ()), sig.noise("noise", (c.latent_dim,))), tflite=True),
         ]
 
     # Capabilities ----------------------------------------------------------------------
@@ -138,17 +152,13 @@ class Autoencoder(ZooModel, Reconstructor, AnomalyScorer):
     def decode_codes(self, codes):
         return batched(self.decode, codes.astype(np.float32))
 
-    def anomaly_scores(self, images):
-        return batched(self.anomaly_score, images)
+    def generate_images(self, num, seed=0, batch=500):
+        sample = self.graph("sample", self.sample_mixture)
+        return np.concatenate([sample(tf.constant(min(batch, num - i)), tf.constant(seed + i)).numpy()
+                               for i in range(0, num, batch)])
 
-    def held_out_class(self):
-        return self.config.anomaly_class
-
-    def normal_validation(self, labels):
-        """The normal training examples held out of training (every 10th of them)."""
-        k = self.config.anomaly_class
-        return (np.arange(len(labels)) % VALIDATION_EVERY == 0) & (labels != k) if k is not None else \
-            np.zeros(len(labels), bool)
+    def samplers(self):
+        return ("mixture",)
 
 
 @keras.saving.register_keras_serializable("zoo")

@@ -33,8 +33,20 @@ class Generator(Capability):
     """Draws new images without a label."""
 
     def generate_images(self, num, seed=0):
-        """``num`` images, float32 NHWC in [0, 1], deterministic for a seed (NumPy)."""
+        """``num`` images, float32 NHWC in [0, 1], deterministic for a seed (NumPy), from the
+        sampler in use."""
         raise NotImplementedError
+
+    def samplers(self):
+        """The ways it can draw (e.g. a VAE's prior and a mixture over its codes); evaluation
+        measures each, and the first is in use until ``use_sampler`` picks another."""
+        return ("default",)
+
+    def use_sampler(self, name):
+        """Make ``name`` the sampler of ``generate_images`` and of the exported ``sample``."""
+
+    def sampler_in_use(self):
+        return self.samplers()[0]
 
 
 class ConditionalGenerator(Capability):
@@ -72,13 +84,22 @@ class Denoiser(Capability):
 class AnomalyScorer(Capability):
     """Scores how unlike its training data an image is (higher: more anomalous)."""
 
-    def anomaly_scores(self, images):
-        """One score per image (NumPy), what the ``anomaly_score`` signature returns."""
+    def anomaly_scores(self, images, portable=False):
+        """One score per image (NumPy), what the ``anomaly_score`` signature returns
+        (``portable``: what its TFLite version returns)."""
         raise NotImplementedError
+
+    def anomaly_parts_of(self, images):
+        """The per-image scores the anomaly score is built from, name → [N] (NumPy)."""
+        return {}
 
     def held_out_class(self):
         """The class left out of training to be detected, or None."""
         return None
+
+    def normal_validation(self, labels):
+        """A mask of normal training images held out of training (detection thresholds)."""
+        return np.zeros(len(labels), bool)
 
 
 class Inpainter(Capability):
@@ -133,6 +154,10 @@ class ZooModel(keras.Model):
     jit_compile = False  # XLA for the train step when --jit-compile is not given (measured per model)
     preview_every = 1  # epochs between preview grids during training (the last epoch always gets one)
     tflite_tolerance = 1e-4  # the largest SavedModel↔TFLite difference the exporter accepts
+    # how much worse than the float32 TFLite file a quantized variant may be and still be kept:
+    # accuracy points, relative FID, PSNR dB, ROC-AUC
+    variant_tolerances = {"classifier_accuracy": 0.01, "fid": 0.10, "psnr": 0.5, "auc": 0.01}
+    web_batches = (1, 10)  # fixed batch sizes of the TFLite copies for the browser
 
     def __init__(self, config=None, **kwargs):
         kwargs.setdefault("name", self.zoo_name or type(self).__name__.lower())

@@ -128,7 +128,8 @@ class CGAN(ZooModel, ConditionalGenerator):
 
     # Inference (the averaged generator) -------------------------------------------------
     def generate(self, noise, labels):
-        """Images in [0, 1] from the EMA generator."""
+        """Images in [0, 1] from the EMA generator (noise and labels: arrays or tensors)."""
+        noise = tf.convert_to_tensor(noise, tf.float32)
         return (tf.cast(self.generator_ema([noise, self._one_hot(labels)]), tf.float32) + 1.0) / 2.0
 
     def sample(self, labels, seed):

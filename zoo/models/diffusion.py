@@ -49,6 +49,13 @@ class DiffusionConfig(Config):
     guidance: float = setting(1.5, "classifier-free guidance scale of the export (0: unconditional, 1: conditional);"
                               " higher: more accurate digits, less diversity (bench/diffusion_guidance.py)",
                               non_negative)
+    guidance_interval: tuple = setting((0.0, 1.0), "apply guidance only at timesteps t/T in [low, high] "
+                                       "(Kynkäänniemi et al. 2024); elsewhere the conditional prediction alone, "
+                                       "one network call", each(in_range(0, 1)))
+    inpaint_resample: int = setting(5, "RePaint resamplings r of the inpaint signature (1: none)", positive_int)
+    inpaint_jump: int = setting(2, "RePaint jump length j (DDIM steps gone back up at a time)", positive_int)
+    inpaint_eta: float = setting(1.0, "DDIM η of the inpainting steps (1: stochastic, as RePaint's DDPM steps)",
+                                 in_range(0, 1))
     seed: int = setting(0, "seed of the model's noise", flag=False)
 
     def validate(self):
@@ -56,6 +63,9 @@ class DiffusionConfig(Config):
             raise ConfigError("timesteps", self.timesteps, "must be at least 2")
         if self.sample_steps > self.timesteps:
             raise ConfigError("sample_steps", self.sample_steps, f"must be at most the {self.timesteps} timesteps")
+        low_high = self.guidance_interval
+        if len(low_high) != 2 or not low_high[0] < low_high[1]:
+            raise ConfigError("guidance_interval", low_high, "must be two fractions of T, low < high")
         if len(self.attention) != len(self.channels):
             raise ConfigError("attention", self.attention, f"needs one flag per level of channels {self.channels}")
 
@@ -131,8 +141,10 @@ class Diffusion(ZooModel, ConditionalGenerator, Inpainter):
         return out if self.config.prediction == "eps" else self.schedule.eps_from_v(x_t, t, out)
 
     def guided_denoiser(self, labels, guidance=None, network=None):
-        """x_t, t → ε̂ = ε_uncond + g (ε_cond − ε_uncond), both halves in one batched call;
-        ``labels`` None (or g = 0): the unconditional prediction alone, one call."""
+        """x_t, t → ε̂ = ε_uncond + g (ε_cond − ε_uncond), both halves in one batched call, at
+        timesteps inside ``guidance_interval`` (a sampler step has one t for the whole batch);
+        elsewhere the conditional prediction alone, one call. ``labels`` None (or g = 0): the
+        unconditional prediction alone."""
         network = network or self.network_ema
         g = self.config.guidance if guidance is None else guidance
         if labels is None or g == 0:
@@ -141,11 +153,19 @@ class Diffusion(ZooModel, ConditionalGenerator, Inpainter):
         if g == 1:
             return lambda x, t: self.eps(network, x, t, labels)
         null = tf.fill(tf.shape(labels), self.config.num_classes)
+        low, high = (round(f * (self.config.timesteps - 1)) for f in self.config.guidance_interval)
 
-        def denoise(x, t):
+        def guided(x, t):
             both = self.eps(network, tf.concat([x, x], 0), tf.concat([t, t], 0), tf.concat([labels, null], 0))
             cond, uncond = tf.split(both, 2)
             return uncond + g * (cond - uncond)
+
+        if (low, high) == (0, self.config.timesteps - 1):
+            return guided
+
+        def denoise(x, t):
+            inside = tf.logical_and(t[0] >= low, t[0] <= high)
+            return tf.cond(inside, lambda: guided(x, t), lambda: self.eps(network, x, t, labels))
 
         return denoise
 
@@ -171,12 +191,22 @@ class Diffusion(ZooModel, ConditionalGenerator, Inpainter):
                                   self.initial_noise(tf.shape(labels)[0], seed), tf.stack([seed, 1]))
         return self.to_images(x)
 
-    def inpaint(self, images, mask, noise, labels, steps=None):
-        """Fill the pixels where ``mask`` is 0, keeping those where it is 1 (known pixels are
-        re-noised to each step and pasted in); ``labels`` None or the null class: no label."""
-        known = (images * 2.0 - 1.0, mask)
-        x = schedules.ddim_sample(self.schedule, self.guided_denoiser(labels), noise,
-                                  steps or self.config.sample_steps, seed=tf.constant([0, 3]), known=known)
+    def inpaint_moves(self):
+        """Moves of the inpainting path: the TFLite ``inpaint`` takes one noise image per move."""
+        c = self.config
+        return schedules.repaint_moves(c.sample_steps, c.inpaint_resample, c.inpaint_jump)
+
+    def inpaint(self, images, mask, noise, labels, seed=None, path_noise=None):
+        """Fill the pixels where ``mask`` is 0, keeping those where it is 1, by RePaint
+        (resampling r, jump length j of the config); ``labels`` None (or entries equal to the
+        null class ``num_classes``): without a label."""
+        c = self.config
+        # A null label needs no special case: the network was trained on it, so its "conditional"
+        # prediction is the unconditional one and guidance leaves it as it is.
+        denoise = self.guided_denoiser(labels)
+        x = schedules.repaint_sample(self.schedule, denoise, noise, c.sample_steps, (images * 2.0 - 1.0, mask),
+                                     c.inpaint_resample, c.inpaint_jump, c.inpaint_eta,
+                                     tf.constant([0, 3]) if seed is None else seed, path_noise)
         return self.to_images(x)
 
     def denoise(self, noisy_images, timesteps, labels):
@@ -188,9 +218,11 @@ class Diffusion(ZooModel, ConditionalGenerator, Inpainter):
         noise = sig.noise("noise", c.image_shape)
         labels = sig.labels(c.num_classes)
         maybe_label = sig.labels(c.num_classes, null_class=True)
-        generate = tf.function(lambda noise, labels: {"images": self.generate(noise, labels)})
         return [
-            sig.Signature("generate", generate, (noise, labels), tflite=True),
+            # plain functions: a shared tf.function would reuse its dynamic-batch trace in the
+            # fixed-batch web files, whose output would then be declared [-1, …]
+            sig.Signature("generate", lambda noise, labels: {"images": self.generate(noise, labels)}, (noise, labels),
+                          tflite=True),
             sig.Signature("sample", lambda labels, seed: {"images": self.sample(labels, seed)}, (labels, sig.seed())),
             sig.Signature("denoise", lambda noisy_images, timesteps, labels: {
                 "noise": self.denoise(noisy_images, timesteps, labels)},
@@ -198,26 +230,34 @@ class Diffusion(ZooModel, ConditionalGenerator, Inpainter):
             sig.Signature("inpaint", lambda images, mask, noise, labels: {
                 "images": self.inpaint(images, mask, noise, labels)},
                 (sig.images(c.image_shape), sig.mask(c.image_shape), noise, maybe_label)),
+            # The TFLite inpaint: RePaint's per-move noise as an input instead of drawn inside.
+            sig.Signature("inpaint", lambda images, mask, noise, path_noise, labels: {
+                "images": self.inpaint(images, mask, noise, labels, path_noise=path_noise)},
+                (sig.images(c.image_shape), sig.mask(c.image_shape), noise,
+                 sig.noise("path_noise", (self.inpaint_moves(), *c.image_shape)), maybe_label),
+                tflite=True, saved_model=False),
         ]
 
     # Capabilities ----------------------------------------------------------------------
     def generate_images_for(self, labels, seed=0, batch=250):
         c = self.config
-        sample = self.graph(("sample", c.guidance, c.sample_steps), self.sample)
+        sample = self.graph(("sample", c.guidance, c.guidance_interval, c.sample_steps), self.sample)
         labels = np.asarray(labels, np.int32)
         return np.concatenate([sample(tf.constant(labels[i:i + batch]), tf.constant(seed + i)).numpy()
                                for i in range(0, len(labels), batch)])
 
     def inpaint_images(self, images, mask, labels=None, seed=0, batch=250):
         c = self.config
-        fill = self.graph(("inpaint", c.guidance, c.sample_steps, labels is None),
-                          lambda x, m, noise, y: self.inpaint(x, m, noise, None if labels is None else y))
+        key = ("inpaint", c.guidance, c.guidance_interval, c.sample_steps, c.inpaint_resample, c.inpaint_jump,
+               c.inpaint_eta, labels is None)
+        fill = self.graph(key, lambda x, m, noise, y, s: self.inpaint(x, m, noise, None if labels is None else y, s))
         out = []
         for i in range(0, len(images), batch):
             x = images[i:i + batch]
             y = np.full(len(x), c.num_classes, np.int32) if labels is None else np.asarray(labels[i:i + batch], np.int32)
             noise = tf.random.stateless_normal(x.shape, seed=[seed + i, 7])
-            out.append(fill(tf.constant(x), tf.constant(mask[i:i + batch], tf.float32), noise, tf.constant(y)).numpy())
+            out.append(fill(tf.constant(x), tf.constant(mask[i:i + batch], tf.float32), noise, tf.constant(y),
+                            tf.constant([seed + i, 3])).numpy())
         return np.concatenate(out)
 
     def extra_pictures(self, images, labels):

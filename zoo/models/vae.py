@@ -3,6 +3,9 @@
 encoder(x) → (mean, log_var) of q(z|x); z = mean + σ·ε; decoder(z) → Bernoulli logits.
 Objective: ELBO = E_q[log p(x|z)] − KL(q(z|x) ‖ N(0, I)); training minimises
 reconstruction + β·KL. All numbers are nats per image.
+
+Two samplers: the N(0, I) prior, and a Gaussian mixture fitted over the codes of the training
+images after training (``CodeDensity``); evaluation measures both and keeps the better one.
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import distribute, nets
+from zoo import distribute, latent, nets
 from zoo import signature as sig
-from zoo.config import Config, each, non_negative, positive_int, setting
+from zoo.config import Config, ConfigError, any_int, each, non_negative, positive_int, setting
 from zoo.images import grid
-from zoo.models.base import Generator, Reconstructor, ZooModel, batched
+from zoo.models.base import AnomalyScorer, Generator, Reconstructor, ZooModel, batched
+from zoo.models.codes import CodeDensity
 
 LOG_2PI = math.log(2 * math.pi)
 IW_SAMPLES = 100  # K of the importance-weighted bound reported as nll_iw
@@ -32,7 +36,17 @@ class VAEConfig(Config):
     filters: tuple = setting((32, 64), "filters of the encoder's stride-2 convolutions (the decoder mirrors them)",
                              each(positive_int))
     hidden: int = setting(256, "units of the dense layer next to the latent space", positive_int)
+    num_classes: int = setting(10, "classes in the dataset", from_data=True)
+    anomaly_class: int | None = setting(None, "leave this class out of training and report how well it is detected",
+                                        any_int, type=int)
+    max_components: int = setting(20, "most Gaussian components of the mixture over the codes (the number is "
+                                  "chosen on held-out codes)", positive_int)
     seed: int = setting(0, "seed of the model's noise", flag=False)
+
+    def validate(self):
+        k = self.anomaly_class
+        if k is not None and not 0 <= k < self.num_classes:
+            raise ConfigError("anomaly_class", k, f"must be in 0..{self.num_classes - 1} (the dataset's classes)")
 
 
 def bernoulli_log_likelihood(images, logits):
@@ -60,7 +74,7 @@ def slerp(a, b, t):
 
 
 @keras.saving.register_keras_serializable("zoo")
-class VAE(ZooModel, Generator, Reconstructor):
+class VAE(CodeDensity, ZooModel, Generator, Reconstructor, AnomalyScorer):
     Config = VAEConfig
     zoo_name = "vae"
     tracked = ("loss", "reconstruction", "kl", "elbo")
@@ -74,6 +88,9 @@ class VAE(ZooModel, Generator, Reconstructor):
         c = self.config
         self.encoder = encoder or nets.conv_encoder(c.image_shape, c.filters, c.hidden, 2 * c.latent_dim)
         self.decoder = decoder or nets.conv_decoder(c.image_shape, c.latent_dim, tuple(reversed(c.filters)), c.hidden)
+        self.mixture = latent.LatentMixture(c.latent_dim, c.max_components)
+        self.score = latent.ScoreCombination(self.ANOMALY_PARTS)
+        self.sampler_index = self.add_weight(name="sampler_index", shape=(), initializer="zeros", trainable=False)
         self.seed_generator = keras.random.SeedGenerator(c.seed)
         self.built = True  # the sub-networks are functional models, built on construction
 
@@ -111,10 +128,27 @@ class VAE(ZooModel, Generator, Reconstructor):
     def decode(self, latent):
         return tf.sigmoid(tf.cast(self.decoder(latent), tf.float32))
 
+    def latent_from(self, choice, noise):
+        """A code from uniform ``choice`` and normal ``noise``: the prior's (the noise itself)
+        or the mixture's, whichever sampler is in use."""
+        return tf.where(self.sampler_index > 0.5, self.mixture.sample(choice, noise), noise)
+
     def sample(self, num, seed):
-        noise = tf.random.stateless_normal(
-            tf.stack([num, self.config.latent_dim]), seed=tf.stack([tf.cast(seed, tf.int32), 0]))
-        return self.decode(noise)
+        seed = tf.cast(seed, tf.int32)
+        choice = tf.random.stateless_uniform(tf.stack([num]), seed=tf.stack([seed, 1]))
+        noise = tf.random.stateless_normal(tf.stack([num, self.config.latent_dim]), seed=tf.stack([seed, 0]))
+        return self.decode(self.latent_from(choice, noise))
+
+    def anomaly_parts(self, images, exact=True):
+        """Reconstruction MSE of the mean code; the negative ELBO at the posterior mean
+        (−log p(x|μ) + KL, bits: deterministic, no random op); −log density of the mean code
+        under the mixture; that likelihood minus the image's complexity."""
+        mean, log_var = self.encode_stats(images)
+        logits = tf.cast(self.decoder(mean), tf.float32)
+        likelihood = (-bernoulli_log_likelihood(images, logits) + gaussian_kl(mean, log_var)) / math.log(2.0)
+        return {"reconstruction": tf.reduce_mean(tf.square(tf.sigmoid(logits) - images), axis=[1, 2, 3]),
+                "likelihood": likelihood, "latent": -self.mixture.log_density(mean),
+                "complexity": self.complexity_corrected(likelihood, images, exact)}
 
     @tf.function
     def log_likelihood_iw(self, images, k=IW_SAMPLES, seed=0):
@@ -158,12 +192,26 @@ class VAE(ZooModel, Generator, Reconstructor):
             sig.Signature("sample", lambda num, seed: {"images": self.sample(num, seed)},
                           (sig.count(4096), sig.seed())),
             sig.Signature("elbo", lambda images: {"elbo": self.elbo_per_image(images)}, (images,)),
+            sig.Signature("anomaly_score", lambda images: {"score": self.anomaly_score(images)}, (images,),
+                          tflite=True, lite_fn=lambda images: {"score": self.anomaly_score(images, exact=False)}),
+            sig.Signature("generate", lambda choice, noise: {"images": self.decode(self.latent_from(choice, noise))},
+                          (sig.uniform_noise("choice", ()), sig.noise("noise", (c.latent_dim,))), tflite=True),
         ]
 
     # Capabilities -----------------------------------------------------------------------
     def generate_images(self, num, seed=0, batch=500):
-        return np.concatenate([self.sample(tf.constant(min(batch, num - i)), tf.constant(seed + i)).numpy()
+        sample = self.graph("sample", self.sample)
+        return np.concatenate([sample(tf.constant(min(batch, num - i)), tf.constant(seed + i)).numpy()
                                for i in range(0, num, batch)])
+
+    def samplers(self):
+        return ("prior", "mixture")
+
+    def use_sampler(self, name):
+        self.sampler_index.assign(float(self.samplers().index(name)))
+
+    def sampler_in_use(self):
+        return self.samplers()[int(self.sampler_index.numpy() > 0.5)]
 
     def encode_images(self, images):
         return batched(lambda x: self.encode_stats(x)[0], images)
@@ -175,12 +223,14 @@ class VAE(ZooModel, Generator, Reconstructor):
     def measure(self, test, train, batch=50):
         images = test[0]
         elbo, nll_iw = [], []
+        bounds = self.graph("bounds", lambda x: (self.elbo_per_image(x, samples=IW_SAMPLES), -self.log_likelihood_iw(x)))
         for start in range(0, len(images), batch):
-            chunk = tf.constant(images[start:start + batch])
-            elbo.append(self.elbo_per_image(chunk, samples=IW_SAMPLES).numpy())
-            nll_iw.append(-self.log_likelihood_iw(chunk).numpy())
+            chunk_elbo, chunk_nll = bounds(tf.constant(images[start:start + batch]))
+            elbo.append(chunk_elbo.numpy())
+            nll_iw.append(chunk_nll.numpy())
+        fitted = super().measure(test, train)["settings"]
         return {"elbo": float(np.concatenate(elbo).mean()), "nll_iw": float(np.concatenate(nll_iw).mean()),
-                "settings": {"iw_samples": IW_SAMPLES, "elbo_samples": IW_SAMPLES}}
+                "settings": {**fitted, "iw_samples": IW_SAMPLES, "elbo_samples": IW_SAMPLES}}
 
     def extra_pictures(self, images, labels):
         mean = self.encode_images(images[np.random.default_rng(0).permutation(len(images))[:16]])

@@ -1,0 +1,200 @@
+"""The paths users take through training, by the command line: killed and resumed runs end
+exactly where uninterrupted ones do, Ctrl-C and failures after training end in one line that
+says what to do, reduced precision trains and still exports float32, and every recipe runs as
+two local workers."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import REPO
+from zoo import export, recipe
+
+# A small VAE through the recipe: every path of the flow, a second per epoch.
+SMALL_VAE = ["--latent-dim", "4", "--filters", "4", "8", "--hidden", "16", "--eval-samples", "50",
+             "--tflite-variants", "none", "--no-web", "--verbose", "0"]
+
+
+def command(*args):
+    return [sys.executable, os.path.join(REPO, "recipes", "vae.py"), *SMALL_VAE, *args]
+
+
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def checkpoints(runs):
+    return sorted(f for root, _, files in os.walk(runs) for f in files if f.startswith("ckpt-") and f.endswith(".index"))
+
+
+def final_weights(run_dir):
+    """The model variables of a run's last checkpoint, by name."""
+    path = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+    reader = tf.train.load_checkpoint(path)
+    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+            if k.startswith("variables/") and "OPTIMIZER" not in k}
+
+
+def test_a_killed_run_resumed_ends_with_the_weights_of_an_uninterrupted_one(tmp_path):
+    args = ["--epochs", "6", "--steps-per-execution", "4", "--seed", "3"]
+    straight = subprocess.run(command(*args, "--runs-dir", str(tmp_path / "a"), "--out", str(tmp_path / "out_a")),
+                              env=ENV, capture_output=True, text=True, timeout=600)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+
+    runs = tmp_path / "b"
+    cmd = command(*args, "--runs-dir", str(runs), "--out", str(tmp_path / "out_b"), "--resume")
+    first = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while len(checkpoints(runs)) < 2 and time.time() < deadline and first.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)  # into the next epoch
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert first.returncode == -signal.SIGKILL and 1 <= len(checkpoints(runs)) <= 2
+    (run_dir,) = os.listdir(runs / "vae")
+    assert not (runs / "vae" / run_dir / "finished.json").exists()
+
+    second = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    resumed_from = int(next(line for line in second.stdout.splitlines() if line.startswith("zoo: resuming"))
+                       .split("from epoch ")[1].split()[0])
+    assert 1 <= resumed_from < 6
+    a = final_weights(tmp_path / "a" / "vae" / os.listdir(tmp_path / "a" / "vae")[0])
+    b = final_weights(runs / "vae" / run_dir)
+    assert a.keys() == b.keys() and len(a) > 10
+    for name in a:  # the same data order, RNG states and updates: the same weights, to the bit
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    card = json.loads((tmp_path / "out_b" / "vae" / "model_card.json").read_text())
+    assert card["training"]["resumed"] and card["training"]["steps"] == 6 * (4000 // 64)
+    straight_card = json.loads((tmp_path / "out_a" / "vae" / "model_card.json").read_text())
+    # the card counts the training time of both parts (a fresh process re-compiles: more, never less)
+    assert card["training"]["seconds"] > 0.5 * straight_card["training"]["seconds"]
+
+
+def test_ctrl_c_during_training_ends_in_one_line(tmp_path):
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen(command("--epochs", "50", "--runs-dir", str(runs), "--out", str(tmp_path / "out")),
+                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not checkpoints(runs) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert "interrupted (Ctrl-C)" in last and "--resume" in last
+
+
+def test_a_failure_after_training_keeps_the_checkpoint_and_resume_finishes_the_job(tmp_path, monkeypatch, capsys):
+    from zoo.models.vae import VAE
+
+    argv = [*SMALL_VAE, "--epochs", "2", "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]
+
+    def full_disk(*args, **kwargs):
+        raise tf.errors.ResourceExhaustedError(None, None, "SaveV2: No space left on device")
+
+    monkeypatch.setattr(export, "export", full_disk)
+    with pytest.raises(SystemExit) as e:
+        recipe.main(VAE, argv)
+    assert e.value.code == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert "ResourceExhaustedError: SaveV2: No space left on device" in last
+    assert "checkpoint is kept" in last and "--resume" in last
+    monkeypatch.undo()
+    result = recipe.main(VAE, [*argv, "--resume"])
+    out = capsys.readouterr().out
+    assert "resuming" in out and "from epoch 2 of 2" in out  # nothing left to train
+    assert result.card["training"]["seconds"] > 0 and result.card["training"]["images_per_second"] > 0
+    assert os.path.isdir(result.written["saved_model"])
+
+
+@pytest.mark.parametrize("precision", ["float16", "bfloat16"])
+def test_reduced_precision_trains_and_exports_float32(precision, tmp_path):
+    from zoo.models.vae import VAE
+
+    result = recipe.main(VAE, [*SMALL_VAE, "--epochs", "1", "--steps-per-epoch", "5", "--mixed-precision", precision,
+                               "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out")])
+    assert result.card["training"]["mixed_precision"] == f"mixed_{precision}"
+    assert result.model.encoder.layers[1].compute_dtype == precision  # it trained in reduced precision
+    lite = result.card["tflite"]["vae.tflite"]
+    # the float32 export passed its parity (images absolutely; the anomaly score, in the hundreds, relatively)
+    assert lite["max_abs_difference"]["decode"] <= 1e-4 and lite["max_abs_difference"]["generate"] <= 1e-4
+    import keras
+
+    keras.mixed_precision.set_global_policy("float32")
+    exported = keras.saving.load_model(result.written["vae.keras"])
+    assert exported.decoder.layers[-1].compute_dtype == "float32"
+
+
+# Two local workers -----------------------------------------------------------------------
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+TINY = ["--epochs", "1", "--steps-per-epoch", "2", "--eval-samples", "20", "--tflite-variants", "none", "--no-web",
+        "--verbose", "0"]
+
+
+@pytest.mark.parametrize("name", ["vae", "ae", "dae", "cgan", "diffusion", "classifier"])
+def test_every_recipe_runs_as_two_local_workers_and_exports_what_one_process_does(name, tmp_path):
+    """The README's command line, `--strategy multi_worker` with TF_CONFIG, default flags but
+    tiny epochs: both workers exit 0, only the chief exports, and the export equals a
+    single-process run with the same global batch (the same data order and noise)."""
+    script = os.path.join(REPO, "recipes", f"{name}.py")
+    tiny = [*TINY, *(["--sample-steps", "2", "--inpaint-resample", "1"] if name == "diffusion" else [])]
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    procs = []
+    for i in range(2):
+        env = {**ENV, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})}
+        procs.append(subprocess.Popen(
+            [sys.executable, script, "--strategy", "multi_worker", *tiny, "--out", str(tmp_path / f"w{i}"),
+             "--runs-dir", str(tmp_path / f"runs{i}")], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True))
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    for p, out in zip(procs, outputs):
+        assert p.returncode == 0, out[-3000:]
+    assert "multi_worker × 2" in outputs[0] and "the chief evaluates and exports" in outputs[1]
+    assert (tmp_path / "w0" / name / "model_card.json").exists() and not (tmp_path / "w1" / name).exists()
+    # The workers cannot use XLA (no CPU collectives); the reference must not either: XLA's
+    # floating-point order alone moves Adam's first steps (±lr each, whatever |g|) by up to 4e-3.
+    single = subprocess.run([sys.executable, script, *tiny, "--no-jit-compile", "--out", str(tmp_path / "single"),
+                             "--runs-dir", str(tmp_path / "runs_single")], env=ENV, capture_output=True, text=True,
+                            timeout=600)
+    assert single.returncode == 0, single.stderr[-3000:]
+    import keras
+
+    chief = keras.saving.load_model(tmp_path / "w0" / name / f"{name}.keras")
+    alone = keras.saving.load_model(tmp_path / "single" / name / f"{name}.keras")
+    card = json.loads((tmp_path / "w0" / name / "model_card.json").read_text())
+    adam_step = card["config"]["learning_rate"]
+    for a, b in zip(chief.weights, alone.weights):
+        # The trained networks: only the order of floating-point sums differs. Adam moves a weight
+        # by about ±lr whatever its gradient's size, so a near-zero gradient (a weight in front of
+        # a GroupNorm) whose sign that order flips may differ by up to 2·lr per step: allowed for a
+        # few weights, all others agree to 2e-5. What EM fits after training (the latent mixture,
+        # the score statistics) amplifies the differences a little.
+        a, b, path = a.numpy(), b.numpy(), a.path
+        if "mixture" in path or "score_combination" in path:
+            np.testing.assert_allclose(a, b, rtol=2e-2, atol=1e-3, err_msg=path)
+            continue
+        difference = np.abs(a.astype(np.float64) - b.astype(np.float64))
+        assert difference.max() <= 2 * adam_step * card["training"]["steps"] + 2e-5, path
+        assert np.mean(difference <= 2e-5 + 1e-4 * np.abs(b)) >= 0.999, path
+    assert card["training"]["strategy"] == "multi_worker" and card["training"]["replicas"] == 2
+    assert card["training"]["steps"] == 2
