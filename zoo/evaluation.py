@@ -497,9 +497,10 @@ class TFLiteQuality:
     ``judge`` keeps a variant whose figures stay within the model's ``variant_tolerances`` of
     the float32 file's."""
 
-    def __init__(self, model, splits, settings=None, samples=1000):
+    def __init__(self, model, splits, settings=None, samples=None):
         self.model, self.splits = model, splits
         self.settings = settings or Settings()
+        samples = samples or model.variant_samples
         self.samples = min(self.settings.samples or samples, samples)
         self.extractor, _ = resolve_extractor(self.settings, splits)
         self.signatures = {s.name: s for s in model.signatures() if s.tflite}

@@ -158,6 +158,7 @@ class ZooModel(keras.Model):
     # accuracy points, relative FID, PSNR dB, ROC-AUC
     variant_tolerances = {"classifier_accuracy": 0.01, "fid": 0.10, "psnr": 0.5, "auc": 0.01}
     web_batches = (1, 10)  # fixed batch sizes of the TFLite copies for the browser
+    variant_samples = 1000  # generated samples behind each TFLite variant's quality figures
 
     def __init__(self, config=None, **kwargs):
         kwargs.setdefault("name", self.zoo_name or type(self).__name__.lower())
