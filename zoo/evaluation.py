@@ -483,6 +483,15 @@ def pictures(model, splits):
 
 
 # Quality of TFLite files -------------------------------------------------------------------
+def _finite(outputs, signature):
+    """``outputs``, or a ZooError when a TFLite file returned NaN or Inf (seen: a float16
+    diffusion file): figures of NaN images mean nothing."""
+    bad = int(np.sum(~np.isfinite(outputs).reshape(len(outputs), -1).all(axis=1)))
+    if bad:
+        raise ZooError(f"its {signature} returned NaN or Inf for {bad} of {len(outputs)} inputs")
+    return outputs
+
+
 class TFLiteQuality:
     """The figures a model's TFLite files are judged by, from its capabilities, measured by
     running the file's signatures (inputs built from their declared roles):
@@ -526,7 +535,8 @@ class TFLiteQuality:
             conditional = isinstance(model, ConditionalGenerator)
             n = self.samples
             labels = test_y[stratified(test_y, n, 0)] if conditional else None
-            fake = lite.batched("generate", "images", self._inputs("generate", n, labels), batch=100)
+            fake = _finite(lite.batched("generate", "images", self._inputs("generate", n, labels), batch=100),
+                           "generate")
             classifier = digit_classifier(splits)
             if conditional and classifier is not None:
                 out["classifier_accuracy"] = float(np.mean(classifier.probabilities(fake).argmax(1) == labels))
@@ -539,10 +549,10 @@ class TFLiteQuality:
                 kind, level = model.training_corruption()
                 noisy = corruption.corrupt(tf.constant(images), kind, level, distribute.Draws([0, 0]), 4).numpy()
                 out["psnr_denoised"] = float(np.mean(corruption.psnr(
-                    images, lite.batched("reconstruct", "images", {"images": noisy}))))
+                    images, _finite(lite.batched("reconstruct", "images", {"images": noisy}), "reconstruct"))))
             else:
                 out["psnr_reconstructed"] = float(np.mean(corruption.psnr(
-                    images, lite.batched("reconstruct", "images", {"images": images}))))
+                    images, _finite(lite.batched("reconstruct", "images", {"images": images}), "reconstruct"))))
         if "anomaly_score" in self.signatures and isinstance(model, AnomalyScorer):
             from sklearn.metrics import roc_auc_score
 
@@ -555,7 +565,7 @@ class TFLiteQuality:
                 proxies = np.concatenate(list(latent.proxy_anomalies(test_x[:100]).values()))
                 images = np.concatenate([test_x[:500], proxies])
                 is_anomaly = np.r_[np.zeros(500, bool), np.ones(len(proxies), bool)]
-            scores = lite.batched("anomaly_score", "score", {"images": images})
+            scores = _finite(lite.batched("anomaly_score", "score", {"images": images}), "anomaly_score")
             out["anomaly_auc" if k is not None else "anomaly_auc_proxy"] = float(roc_auc_score(is_anomaly, scores))
         return out
 

@@ -291,8 +291,12 @@ def _write_tflite(model, name, lite_sigs, serving, tmp, files, tolerance, varian
             entry = describe(path, variant)
             entry["max_abs_difference_to_float32"] = tflite.compare_files(path, float_path, lite_sigs)
             if quality is not None:
-                entry["quality"] = quality.measure(path)
-                entry["kept"], entry["reason"] = quality.judge(reference, entry["quality"])
+                try:
+                    entry["quality"] = quality.measure(path)
+                    entry["kept"], entry["reason"] = quality.judge(reference, entry["quality"])
+                except Exception as e:  # noqa: BLE001 - e.g. NaN outputs: the variant is dropped, the export stands
+                    entry["kept"], entry["reason"] = False, "quality not measurable: " + (
+                        str(e).strip().splitlines() or [type(e).__name__])[-1][:300]
             else:
                 entry["kept"], entry["reason"] = True, "not measured (no quality function given)"
         card[os.path.basename(path)] = entry
