@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from conftest import run_python
-from zoo import cli, export, recipe
+from zoo import ZooError, cli, export, recipe
 from zoo.models.cgan import CGAN
 from zoo.models.vae import VAE, VAEConfig
 
@@ -161,3 +161,22 @@ def test_a_variant_outside_its_tolerance_is_not_written_and_the_card_says_why(tm
         if entry["kept"]:
             assert entry["bytes"] > 0 and entry["batch1_latency_ms"]["decode"] > 0 and "quality" in entry
     assert sorted(os.listdir(tmp_path / "vae" / "web")) == ["vae_b1.tflite", "vae_int8_dynamic_b1.tflite"]
+
+
+class NaNJudge(Judge):
+    """The float16 file returns NaN (as a float16 diffusion file did): measuring it fails."""
+
+    def measure(self, path):
+        if path.endswith("_fp16.tflite"):
+            raise ZooError("its generate returned NaN or Inf for 3 of 10 inputs")
+        return super().measure(path)
+
+
+def test_a_variant_whose_quality_cannot_be_measured_is_dropped_and_the_export_stands(tmp_path):
+    model = VAE(VAEConfig(latent_dim=4, filters=(4, 8), hidden=16))
+    written, card = export.export(model, str(tmp_path), card={"metrics": {}}, quality=NaNJudge(),
+                                  variants=("float32", "float16"), web_batches=())
+    entry = card["tflite"]["vae_fp16.tflite"]
+    assert entry["kept"] is False and entry["reason"] == ("quality not measurable: its generate returned NaN or "
+                                                          "Inf for 3 of 10 inputs")
+    assert not (tmp_path / "vae" / "vae_fp16.tflite").exists() and os.path.exists(written["vae.tflite"])
