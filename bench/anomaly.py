@@ -16,11 +16,10 @@ report on the 1,000 test digits:
 import argparse
 import time
 
-from common import report
-
 import keras
 import numpy as np
 import tensorflow as tf
+from common import report
 from sklearn.metrics import roc_auc_score
 
 from zoo import data, evaluation, latent, progress

@@ -15,10 +15,9 @@ import subprocess
 import sys
 import time
 
-from common import report
-
 import numpy as np
 import scipy.linalg
+from common import report
 
 from zoo.metrics import core
 

@@ -21,11 +21,10 @@ import argparse
 import os
 import tempfile
 
-from common import report, timed
-
 import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
+from common import report, timed
 
 from zoo import export
 

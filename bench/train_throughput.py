@@ -15,12 +15,11 @@ import argparse
 import statistics
 import time
 
-from common import report
-
 import keras
 import tensorflow as tf
-
+from common import report
 from kerasio_vae import kerasio_vae
+
 from zoo import data, distribute
 from zoo.models.cgan import CGAN
 from zoo.models.diffusion import Diffusion

@@ -7,12 +7,11 @@ same loop, evaluated on the same 1,000 test digits.
 
 import argparse
 
-from common import report
-
 import keras
 import tensorflow as tf
-
+from common import report
 from kerasio_vae import kerasio_vae
+
 from zoo import data
 from zoo.models.vae import VAE, VAEConfig
 from zoo.trainer import Trainer

@@ -6,9 +6,9 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import numpy as np
+import pytest
+import tensorflow as tf
 
 # Must run before TensorFlow initialises its devices.
 _cpu = tf.config.list_physical_devices("CPU")[0]
@@ -16,7 +16,7 @@ tf.config.set_logical_device_configuration(
     _cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
 )
 
-from zoo import progress  # noqa: E402
+from zoo import progress
 
 progress.set_verbosity(0)  # the stages' progress bars are for people, not for test logs
 

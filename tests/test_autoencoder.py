@@ -3,12 +3,17 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import run_without_zoo
+
 from zoo import ZooError, corruption, data, export
 from zoo.distribute import Draws
 from zoo.metrics.anomaly import anomaly_detection, linear_probe
-from zoo.models.autoencoder import Autoencoder, AutoencoderConfig, DenoisingAutoencoder, DenoisingConfig
+from zoo.models.autoencoder import (
+    Autoencoder,
+    AutoencoderConfig,
+    DenoisingAutoencoder,
+    DenoisingConfig,
+)
 from zoo.trainer import Trainer
 
 SMALL = dict(latent_dim=8, filters=(8, 16), hidden=32)

@@ -3,10 +3,16 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import FAST_EXPORT, mirrored, run_without_zoo
+
 from zoo import ZooError, data, export, nets
-from zoo.models.cgan import CGAN, CGANConfig, DiscriminatorWatch, discriminator_loss, generator_loss
+from zoo.models.cgan import (
+    CGAN,
+    CGANConfig,
+    DiscriminatorWatch,
+    discriminator_loss,
+    generator_loss,
+)
 from zoo.trainer import Trainer
 
 SMALL = dict(noise_dim=8, g_filters=(16, 8, 8), d_filters=(8, 16, 16), ema_decay=0.9)
@@ -22,7 +28,7 @@ def test_losses_match_their_definitions():
     real, fake = tf.constant([2.0, 0.5, -1.0]), tf.constant([-2.0, 0.3, 1.5])
     np.testing.assert_allclose(discriminator_loss("hinge", real, fake), [0 + 0, 0.5 + 1.3, 2.0 + 2.5], rtol=1e-6)
     np.testing.assert_allclose(generator_loss("hinge", fake), [2.0, -0.3, -1.5])
-    sp = lambda t: np.log1p(np.exp(t))  # noqa: E731
+    sp = lambda t: np.log1p(np.exp(t))
     np.testing.assert_allclose(discriminator_loss("nonsaturating", real, fake),
                                sp(-real.numpy()) + sp(fake.numpy()), rtol=1e-6)
     np.testing.assert_allclose(generator_loss("nonsaturating", fake), sp(-fake.numpy()), rtol=1e-6)

@@ -8,9 +8,9 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import run_python
 from PIL import Image
 
-from conftest import run_python
 from zoo import ZooError, cli, export, recipe
 from zoo.models.cgan import CGAN
 from zoo.models.vae import VAE, VAEConfig

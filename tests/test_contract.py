@@ -8,9 +8,9 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import run_without_zoo
 from gaussian_ae import GaussianAE, GaussianAEConfig
+
 from zoo import recipe
 from zoo import signature as sig
 

@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-
 from test_recipe import RECIPES, fails, load_recipe
+
 from zoo import data, recipe
 
 TINY = {  # a few steps; the architectures are the recipes' defaults

@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import FAST_EXPORT, run_without_zoo
+
 from zoo import ZooError, data, export, schedules
 from zoo.models.diffusion import Diffusion, DiffusionConfig
 from zoo.trainer import Trainer
@@ -19,7 +19,7 @@ def test_schedules_match_closed_forms():
         ab = schedules.alpha_bars(kind, 1000)
         assert np.all(np.diff(ab) < 0) and 0 < ab[-1] < ab[0] < 1
     cosine = schedules.alpha_bars("cosine", 1000)
-    f = lambda t: math.cos((t / 1000 + 0.008) / 1.008 * math.pi / 2) ** 2  # noqa: E731
+    f = lambda t: math.cos((t / 1000 + 0.008) / 1.008 * math.pi / 2) ** 2
     expected = np.array([f(t + 1) / f(0) for t in range(1000)])
     unclipped = slice(0, 990)  # β is capped at 0.999 at the very end
     np.testing.assert_allclose(cosine[unclipped], expected[unclipped], rtol=1e-9)

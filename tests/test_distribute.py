@@ -7,8 +7,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import mirrored
+
 from zoo import ZooError, distribute
 from zoo.models.vae import VAE, VAEConfig
 from zoo.trainer import Trainer

@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import FAST_EXPORT, REPO, run_python, run_without_zoo
 from PIL import Image
 
-from conftest import FAST_EXPORT, REPO, run_python, run_without_zoo
 from zoo import ZooError, export
 from zoo.models.vae import VAE, VAEConfig
 

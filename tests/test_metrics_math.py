@@ -71,10 +71,10 @@ def test_inception_score(rng):
 
 def kid_reference(x, y):
     d = x.shape[1]
-    k = lambda a, b: (a @ b.T / d + 1) ** 3  # noqa: E731
+    k = lambda a, b: (a @ b.T / d + 1) ** 3
     m = len(x)
     kxx, kyy, kxy = k(x, x), k(y, y), k(x, y)
-    off = lambda K: (K.sum() - np.trace(K)) / (m * (m - 1))  # noqa: E731
+    off = lambda K: (K.sum() - np.trace(K)) / (m * (m - 1))
     return off(kxx) + off(kyy) - 2 * kxy.mean()
 
 

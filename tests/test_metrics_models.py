@@ -158,8 +158,8 @@ def test_lpips_vgg16_standard_variant_runs_with_given_weights(tmp_path):
 def test_clip_score_with_small_encoders(rng):
     projection = rng.normal(size=(8 * 8, 16))
     vocabulary = {w: rng.normal(size=16) for w in "a zero one digit of".split()}
-    image_encoder = lambda x: x.reshape(len(x), -1) @ projection  # noqa: E731
-    text_encoder = lambda texts: np.stack([sum(vocabulary[w] for w in t.split()) for t in texts])  # noqa: E731
+    image_encoder = lambda x: x.reshape(len(x), -1) @ projection
+    text_encoder = lambda texts: np.stack([sum(vocabulary[w] for w in t.split()) for t in texts])
     scorer = metrics.CLIPScorer(image_encoder, text_encoder)
     images = rng.uniform(0, 1, (3, 8, 8, 1)).astype(np.float32)
     captions = ["a zero", "digit one", "a digit of one"]

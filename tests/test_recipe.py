@@ -5,8 +5,8 @@ import importlib.util
 import os
 
 import pytest
-
 from conftest import REPO
+
 from zoo import config, recipe
 
 RECIPES = ("vae", "ae", "dae", "cgan", "diffusion", "classifier")

@@ -14,8 +14,8 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import REPO
+
 from zoo import export, recipe
 
 # A small VAE through the recipe: every path of the flow, a second per epoch.

@@ -17,7 +17,7 @@ def _register_models():
     """Import every model so that ``keras.saving.load_model("<model>.keras")`` works after
     ``import zoo`` (the classes register themselves with Keras; the one upward import of the
     package, on purpose)."""
-    from zoo.models import autoencoder, cgan, classifier, diffusion, vae  # noqa: F401
+    from zoo.models import autoencoder, cgan, classifier, diffusion, vae
 
 
 _register_models()

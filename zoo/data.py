@@ -115,7 +115,7 @@ def _tfds_builder(name, data_dir):
             )
         try:
             builder.download_and_prepare()
-        except Exception as e:  # noqa: BLE001 - any failure means "not available here"
+        except Exception as e:
             reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
             raise DataError(
                 f"dataset {name!r} is not prepared in {where} and could not be downloaded "

@@ -30,7 +30,14 @@ import tensorflow as tf
 from zoo import ZooError, corruption, distribute
 from zoo.images import grid
 from zoo.metrics import anomaly, cas, core, evaluate, extractors
-from zoo.models.base import (AnomalyScorer, ConditionalGenerator, Denoiser, Generator, Inpainter, Reconstructor)
+from zoo.models.base import (
+    AnomalyScorer,
+    ConditionalGenerator,
+    Denoiser,
+    Generator,
+    Inpainter,
+    Reconstructor,
+)
 from zoo.progress import Stage, stage
 
 CAS_EPOCHS = 10

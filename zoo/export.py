@@ -38,6 +38,7 @@ from zoo import ZooError, tflite
 from zoo import images as zoo_images
 from zoo.progress import stage
 
+
 def _checked(sig):
     def serve(*args):
         checked = {i.name: i.check(sig.name, x) for i, x in zip(sig.inputs, args)}
@@ -284,7 +285,7 @@ def _write_tflite(model, name, lite_sigs, serving, tmp, files, tolerance, varian
         with stage(f"the {variant} variant: conversion, difference to float32, latency, quality"):
             try:
                 tflite.convert(source, names, path, variant, tflite.representative_dataset(lite_sigs, calibration_images))
-            except Exception as e:  # noqa: BLE001 - a failed conversion is a finding, recorded in the card
+            except Exception as e:
                 card[os.path.basename(path)] = {"variant": variant, "kept": False, "reason": "conversion failed: "
                                                 + (str(e).strip().splitlines() or [type(e).__name__])[-1][:300]}
                 continue
@@ -294,7 +295,7 @@ def _write_tflite(model, name, lite_sigs, serving, tmp, files, tolerance, varian
                 try:
                     entry["quality"] = quality.measure(path)
                     entry["kept"], entry["reason"] = quality.judge(reference, entry["quality"])
-                except Exception as e:  # noqa: BLE001 - e.g. NaN outputs: the variant is dropped, the export stands
+                except Exception as e:
                     entry["kept"], entry["reason"] = False, "quality not measurable: " + (
                         str(e).strip().splitlines() or [type(e).__name__])[-1][:300]
             else:
@@ -316,7 +317,7 @@ def _write_tflite(model, name, lite_sigs, serving, tmp, files, tolerance, varian
                 try:
                     tflite.convert(fixed, names, path, variant,
                                    tflite.representative_dataset(lite_sigs, calibration_images, batch=batch))
-                except Exception as e:  # noqa: BLE001 - recorded in the card, the other files stand
+                except Exception as e:
                     web[os.path.basename(path)] = {"variant": variant, "batch": batch, "kept": False,
                                                    "reason": "conversion failed: " + str(e).strip()[-300:]}
                     continue

@@ -29,7 +29,17 @@ import keras
 import tensorflow as tf
 
 from zoo import ZooError, config, data, distribute, evaluation, export, images, progress
-from zoo.config import Config, ConfigError, any_int, each, non_negative_int, one_of, positive, positive_int, setting
+from zoo.config import (
+    Config,
+    ConfigError,
+    any_int,
+    each,
+    non_negative_int,
+    one_of,
+    positive,
+    positive_int,
+    setting,
+)
 from zoo.metrics import GenerativeMetricsCallback
 from zoo.trainer import Trainer
 
@@ -417,7 +427,7 @@ def load_weights(model, path):
     """``--init-from``: the weights of an exported .keras file, if it holds the same architecture."""
     try:
         source = keras.saving.load_model(path, compile=False)
-    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one-line answer
+    except Exception as e:
         raise ConfigError("--init-from", path, f"must be a .keras file zoo can read ({type(e).__name__}: "
                           f"{str(e).splitlines()[0][:120]})") from None
     if type(source) is not type(model):

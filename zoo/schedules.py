@@ -30,7 +30,7 @@ def alpha_bars(kind="cosine", steps=1000):
         betas = np.linspace(scale * 1e-4, scale * 0.02, steps, dtype=np.float64)
     else:
         s = 0.008
-        f = lambda t: math.cos((t / steps + s) / (1 + s) * math.pi / 2) ** 2  # noqa: E731
+        f = lambda t: math.cos((t / steps + s) / (1 + s) * math.pi / 2) ** 2
         betas = np.array([min(1 - f(t + 1) / f(t), 0.999) for t in range(steps)], np.float64)
     return np.cumprod(1.0 - betas)
 

@@ -23,7 +23,11 @@ from zoo.metrics.core import (
     reconstruction_errors,
 )
 from zoo.metrics.evaluate import evaluate_samples, fid_infinity
-from zoo.metrics.extractors import ClassifierExtractor, InceptionV3Extractor, zoo_classifier
+from zoo.metrics.extractors import (
+    ClassifierExtractor,
+    InceptionV3Extractor,
+    zoo_classifier,
+)
 from zoo.metrics.lpips import LPIPS, lpips_distance, lpips_diversity
 
 __all__ = [

@@ -23,7 +23,14 @@ import tensorflow as tf
 from zoo import corruption, distribute, latent, nets
 from zoo import signature as sig
 from zoo.config import Config, ConfigError, any_int, each, one_of, positive_int, setting
-from zoo.models.base import AnomalyScorer, Denoiser, Generator, Reconstructor, ZooModel, batched
+from zoo.models.base import (
+    AnomalyScorer,
+    Denoiser,
+    Generator,
+    Reconstructor,
+    ZooModel,
+    batched,
+)
 from zoo.models.codes import CodeDensity
 
 

@@ -95,7 +95,7 @@ class AnomalyScorer(Capability):
 
     def held_out_class(self):
         """The class left out of training to be detected, or None."""
-        return None
+        return
 
     def normal_validation(self, labels):
         """A mask of normal training images held out of training (detection thresholds)."""
@@ -294,7 +294,7 @@ class ZooModel(keras.Model):
 
     def select_training_examples(self, labels):
         """A boolean mask over the training split (None: train on every example)."""
-        return None
+        return
 
     def after_training(self, images, labels):
         """Fit what is not learned by gradient steps (e.g. a density over codes) on the

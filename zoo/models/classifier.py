@@ -8,7 +8,6 @@ the package.
 from __future__ import annotations
 
 import dataclasses
-
 import math
 
 import keras

@@ -19,7 +19,16 @@ import tensorflow as tf
 
 from zoo import distribute, nets, schedules
 from zoo import signature as sig
-from zoo.config import Config, ConfigError, each, in_range, non_negative, one_of, positive_int, setting
+from zoo.config import (
+    Config,
+    ConfigError,
+    each,
+    in_range,
+    non_negative,
+    one_of,
+    positive_int,
+    setting,
+)
 from zoo.images import grid
 from zoo.models.base import ConditionalGenerator, Inpainter, ZooModel
 

@@ -19,7 +19,15 @@ import tensorflow as tf
 
 from zoo import distribute, latent, nets
 from zoo import signature as sig
-from zoo.config import Config, ConfigError, any_int, each, non_negative, positive_int, setting
+from zoo.config import (
+    Config,
+    ConfigError,
+    any_int,
+    each,
+    non_negative,
+    positive_int,
+    setting,
+)
 from zoo.images import grid
 from zoo.models.base import AnomalyScorer, Generator, Reconstructor, ZooModel, batched
 from zoo.models.codes import CodeDensity
