@@ -177,6 +177,6 @@ def test_a_variant_whose_quality_cannot_be_measured_is_dropped_and_the_export_st
     written, card = export.export(model, str(tmp_path), card={"metrics": {}}, quality=NaNJudge(),
                                   variants=("float32", "float16"), web_batches=())
     entry = card["tflite"]["vae_fp16.tflite"]
-    assert entry["kept"] is False and entry["reason"] == ("quality not measurable: its generate returned NaN or "
-                                                          "Inf for 3 of 10 inputs")
+    assert entry["kept"] is False and entry["reason"] == ("not usable: its generate returned NaN or Inf for 3 "
+                                                          "of 10 inputs")
     assert not (tmp_path / "vae" / "vae_fp16.tflite").exists() and os.path.exists(written["vae.tflite"])

@@ -290,16 +290,16 @@ def _write_tflite(model, name, lite_sigs, serving, tmp, files, tolerance, varian
                                                 + (str(e).strip().splitlines() or [type(e).__name__])[-1][:300]}
                 continue
             entry = describe(path, variant)
-            entry["max_abs_difference_to_float32"] = tflite.compare_files(path, float_path, lite_sigs)
-            if quality is not None:
-                try:
+            try:
+                entry["max_abs_difference_to_float32"] = tflite.compare_files(path, float_path, lite_sigs)
+                if quality is not None:
                     entry["quality"] = quality.measure(path)
                     entry["kept"], entry["reason"] = quality.judge(reference, entry["quality"])
-                except Exception as e:
-                    entry["kept"], entry["reason"] = False, "quality not measurable: " + (
-                        str(e).strip().splitlines() or [type(e).__name__])[-1][:300]
-            else:
-                entry["kept"], entry["reason"] = True, "not measured (no quality function given)"
+                else:
+                    entry["kept"], entry["reason"] = True, "not measured (no quality function given)"
+            except Exception as e:  # e.g. NaN outputs (a float16 diffusion file): dropped, the export stands
+                entry["kept"], entry["reason"] = False, "not usable: " + (
+                    str(e).strip().splitlines() or [type(e).__name__])[-1][:300]
         card[os.path.basename(path)] = entry
         if entry["kept"]:
             files[os.path.basename(path)] = path

@@ -14,6 +14,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from zoo import ZooError
+
 # variant → file-name suffix
 VARIANTS = {"float32": "", "float16": "_fp16", "int8_dynamic": "_int8_dynamic", "int8": "_int8"}
 
@@ -166,6 +168,8 @@ def largest_difference(a, b, relative=False):
     worst = 0.0
     for k in b:
         diff = float(np.max(np.abs(np.asarray(a[k], np.float64) - np.asarray(b[k], np.float64))))
+        if not np.isfinite(diff):  # max(worst, nan) would quietly report 0.0 (it did, for a NaN file)
+            raise ZooError(f"its output {k} contains NaN or Inf")
         worst = max(worst, diff / (max(1.0, float(np.max(np.abs(b[k])))) if relative else 1.0))
     return worst
 
