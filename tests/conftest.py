@@ -1,6 +1,7 @@
 """Test set-up: two logical CPU devices (for MirroredStrategy on one CPU), fast helpers."""
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -35,6 +36,17 @@ def mirrored():
 # Unit tests of the exporter write the float32 TFLite file only: the variants (and their
 # quality measurements) have their own tests and the recipe tests run them with defaults.
 FAST_EXPORT = {"variants": ("float32",), "web_batches": ()}
+
+def free_ports(n):
+    """``n`` TCP ports on 127.0.0.1 that were free a moment ago (for TF_CONFIG clusters)."""
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

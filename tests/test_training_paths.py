@@ -6,7 +6,6 @@ two local workers."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO
+from conftest import REPO, free_ports
 
 from zoo import export, recipe
 
@@ -137,16 +136,6 @@ def test_reduced_precision_trains_and_exports_float32(precision, tmp_path):
 
 
 # Two local workers -----------------------------------------------------------------------
-def _free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 TINY = ["--epochs", "1", "--steps-per-epoch", "2", "--eval-samples", "20", "--tflite-variants", "none", "--no-web",
         "--verbose", "0"]
 
@@ -158,7 +147,7 @@ def test_every_recipe_runs_as_two_local_workers_and_exports_what_one_process_doe
     single-process run with the same global batch (the same data order and noise)."""
     script = os.path.join(REPO, "recipes", f"{name}.py")
     tiny = [*TINY, *(["--sample-steps", "2", "--inpaint-resample", "1"] if name == "diffusion" else [])]
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
     procs = []
     for i in range(2):
         env = {**ENV, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})}
