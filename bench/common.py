@@ -39,7 +39,7 @@ def restore_run(run=None, model="diffusion"):
 
     import tensorflow as tf
 
-    import zoo
+    import zoo  # noqa: F401 - registers the models
     from zoo import recipe
     from zoo.trainer import Trainer
 

@@ -186,7 +186,7 @@ def test_interrupted_export_leaves_nothing_half_written(tmp_path, monkeypatch):
 
 
 def test_tflite_disagreement_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(export, "compare_tflite", lambda *a, **k: {"decode": 0.5})
+    monkeypatch.setattr(export, "compare_tflite", lambda *a, **k: ({"decode": 0.5}, {"decode": 0.5}))
     with pytest.raises(ZooError, match="disagrees with the SavedModel by 0.5"):
         export.export(VAE(VAEConfig(**SMALL)), str(tmp_path), card={"metrics": {}}, **FAST_EXPORT)
     assert not (tmp_path / "vae" / "serving" / "1").exists()

@@ -16,7 +16,7 @@ import socket
 import numpy as np
 import tensorflow as tf
 
-from zoo import ZooError
+from zoo import ZooError, error_line
 
 BUILTIN = ("mnist5k",)
 MNIST5K_TEST_PER_CLASS = 100
@@ -115,8 +115,8 @@ def _tfds_builder(name, data_dir):
             )
         try:
             builder.download_and_prepare()
-        except Exception as e:
-            reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        except Exception as e:  # noqa: BLE001 - any failure means "not available here"
+            reason = error_line(e, limit=200)
             raise DataError(
                 f"dataset {name!r} is not prepared in {where} and could not be downloaded "
                 f"({reason}). {advice}"

@@ -26,7 +26,6 @@ import os
 import platform
 import shutil
 import tempfile
-import time
 import uuid
 
 import keras
@@ -84,19 +83,22 @@ def prepare_output_dir(out, flag="--out", what="the exported models"):
     return out
 
 
-def compare_tflite(tflite_path, reference, signatures, batch=4, seed=0, relative=False):
-    """Max abs difference between a TFLite file and a loaded SavedModel (``reference``) on one
-    fixed input per signature; ``relative``: over max(1, the largest |output|), so a score in
-    the hundreds is held to the same relative precision as an image in [0, 1]."""
+def compare_tflite(tflite_path, reference, signatures, batch=4, seed=0):
+    """Max differences between a TFLite file and a loaded SavedModel (``reference``) on one
+    fixed input per signature, from one run of each: (absolute, relative) dicts, relative
+    over max(1, the largest |output|), so a score in the hundreds is held to the same
+    relative precision as an image in [0, 1]."""
     rng = np.random.default_rng(seed)
     lite = tflite.File(tflite_path)
-    result = {}
+    absolute, relative = {}, {}
     for sig in signatures:
         inputs = {i.name: i.example(rng, batch) for i in sig.inputs}
         expected = reference.signatures[sig.name](**{k: tf.constant(v) for k, v in inputs.items()})
-        result[sig.name] = tflite.largest_difference(lite(sig.name, **inputs), {k: v.numpy() for k, v in
-                                                                                expected.items()}, relative)
-    return result
+        expected = {k: v.numpy() for k, v in expected.items()}
+        got = lite(sig.name, **inputs)
+        absolute[sig.name] = tflite.largest_difference(got, expected)
+        relative[sig.name] = tflite.largest_difference(got, expected, relative=True)
+    return absolute, relative
 
 
 def compare_saved_models(a, b, signatures, batch=4, seed=0):
@@ -106,7 +108,8 @@ def compare_saved_models(a, b, signatures, batch=4, seed=0):
     for sig in signatures:
         inputs = {i.name: tf.constant(i.example(rng, batch)) for i in sig.inputs}
         out_a, out_b = a.signatures[sig.name](**inputs), b.signatures[sig.name](**inputs)
-        result[sig.name] = max(float(np.max(np.abs(out_a[k].numpy() - out_b[k].numpy()))) for k in out_a)
+        result[sig.name] = tflite.largest_difference({k: v.numpy() for k, v in out_a.items()},
+                                                     {k: v.numpy() for k, v in out_b.items()})
     return result
 
 
@@ -252,8 +255,7 @@ def _write_tflite(model, name, lite_sigs, serving, tmp, files, tolerance, varian
         # against the functions it was converted from (the SavedModel's, unless a signature
         # has a TFLite form of its own: then also how far that one is from the SavedModel's)
         converted_from = tf.saved_model.load(source)
-        diffs = compare_tflite(float_path, converted_from, lite_sigs)
-        scaled = compare_tflite(float_path, converted_from, lite_sigs, relative=True)
+        diffs, scaled = compare_tflite(float_path, converted_from, lite_sigs)
         own_forms = [s for s in lite_sigs if s.lite_fn is not None and s.saved_model]
         own = compare_saved_models(serving, converted_from, own_forms) if own_forms else {}
     worst = max(scaled.values())
@@ -285,9 +287,9 @@ def _write_tflite(model, name, lite_sigs, serving, tmp, files, tolerance, varian
         with stage(f"the {variant} variant: conversion, difference to float32, latency, quality"):
             try:
                 tflite.convert(source, names, path, variant, tflite.representative_dataset(lite_sigs, calibration_images))
-            except Exception as e:
-                card[os.path.basename(path)] = {"variant": variant, "kept": False, "reason": "conversion failed: "
-                                                + (str(e).strip().splitlines() or [type(e).__name__])[-1][:300]}
+            except Exception as e:  # noqa: BLE001 - a failed conversion is a finding, recorded in the card
+                card[os.path.basename(path)] = {"variant": variant, "kept": False,
+                                                "reason": "conversion failed: " + zoo.error_line(e, last=True)}
                 continue
             entry = describe(path, variant)
             try:
@@ -297,9 +299,8 @@ def _write_tflite(model, name, lite_sigs, serving, tmp, files, tolerance, varian
                     entry["kept"], entry["reason"] = quality.judge(reference, entry["quality"])
                 else:
                     entry["kept"], entry["reason"] = True, "not measured (no quality function given)"
-            except Exception as e:  # e.g. NaN outputs (a float16 diffusion file): dropped, the export stands
-                entry["kept"], entry["reason"] = False, "not usable: " + (
-                    str(e).strip().splitlines() or [type(e).__name__])[-1][:300]
+            except Exception as e:  # noqa: BLE001 - e.g. NaN outputs: dropped, the export stands
+                entry["kept"], entry["reason"] = False, "not usable: " + zoo.error_line(e, last=True)
         card[os.path.basename(path)] = entry
         if entry["kept"]:
             files[os.path.basename(path)] = path
@@ -317,9 +318,9 @@ def _write_tflite(model, name, lite_sigs, serving, tmp, files, tolerance, varian
                 try:
                     tflite.convert(fixed, names, path, variant,
                                    tflite.representative_dataset(lite_sigs, calibration_images, batch=batch))
-                except Exception as e:
+                except Exception as e:  # noqa: BLE001 - recorded in the card, the other files stand
                     web[os.path.basename(path)] = {"variant": variant, "batch": batch, "kept": False,
-                                                   "reason": "conversion failed: " + str(e).strip()[-300:]}
+                                                   "reason": "conversion failed: " + zoo.error_line(e, last=True)}
                     continue
                 difference = tflite.compare_files(path, os.path.join(tmp, tflite.file_name(name, variant)),
                                                   lite_sigs, batch=batch)

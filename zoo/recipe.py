@@ -28,7 +28,17 @@ import time
 import keras
 import tensorflow as tf
 
-from zoo import ZooError, config, data, distribute, evaluation, export, images, progress
+from zoo import (
+    ZooError,
+    config,
+    data,
+    distribute,
+    error_line,
+    evaluation,
+    export,
+    images,
+    progress,
+)
 from zoo.config import (
     Config,
     ConfigError,
@@ -412,7 +422,7 @@ def _flow(model_class, args):
         # checkpoint is kept (seen: a NaN check deep in the evaluation of a quantized file)
         if os.environ.get("ZOO_DEBUG"):
             raise
-        cause = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        cause = error_line(e, limit=200)
         raise Failure(f"evaluation or export failed after training ({type(e).__name__}: {cause}); the trained "
                       f"checkpoint is kept in {run_dir}: fix the cause and run the same command with --resume to "
                       "finish without retraining") from None
@@ -427,7 +437,7 @@ def load_weights(model, path):
     """``--init-from``: the weights of an exported .keras file, if it holds the same architecture."""
     try:
         source = keras.saving.load_model(path, compile=False)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one-line answer
         raise ConfigError("--init-from", path, f"must be a .keras file zoo can read ({type(e).__name__}: "
                           f"{str(e).splitlines()[0][:120]})") from None
     if type(source) is not type(model):

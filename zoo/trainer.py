@@ -29,7 +29,7 @@ import time
 import keras
 import tensorflow as tf
 
-from zoo import ZooError, distribute
+from zoo import ZooError, distribute, error_line
 
 
 class NonFiniteLoss(ZooError):
@@ -82,7 +82,7 @@ class Trainer:
                     self.manager.checkpoint.restore(path).assert_existing_objects_matched()
                 return int(self.epoch.numpy())
             except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:
-                reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+                reason = error_line(e, limit=160)
                 print(f"zoo: skipping unreadable checkpoint {path} ({reason})")
         return 0
 

@@ -33,7 +33,7 @@ class CLIPScorer:
         try:
             backbone = keras_hub.models.CLIPBackbone.from_preset(preset)
             preprocessor = keras_hub.models.CLIPPreprocessor.from_preset(preset)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - the preset is absent or unreadable
             raise ZooError(f"could not load the CLIP preset {preset!r} ({str(e).splitlines()[0][:160]}); "
                            "download it where there is network, then pass its local folder") from None
         size = backbone.vision_encoder.image_shape[0] if hasattr(backbone.vision_encoder, "image_shape") else 224
