@@ -149,3 +149,20 @@ def test_config_errors_from_python_name_the_field():
     with pytest.raises(Exception, match="VAEConfig has no field"):
         VAEConfig.from_dict({"latent": 3})
     assert dataclasses.asdict(VAEConfig(latent_dim=3))["latent_dim"] == 3
+
+
+@pytest.mark.parametrize("flag, gpu, cpu_bf16, prefers_bf16, expected", [
+    (None, False, "avx512_bf16", True, "mixed_bfloat16"),   # the model's measured choice, native bf16
+    (None, False, None, True, "float32"),                   # no native bfloat16: never by default
+    (None, True, "avx512_bf16", True, "float32"),           # on a GPU the choice is float16, and asked for
+    (None, False, "amx_bf16", False, "float32"),            # the model did not measure it worth it
+    ("off", False, "amx_bf16", True, "float32"),            # the flag wins
+    ("float16", False, None, False, "mixed_float16"),
+    ("bfloat16", False, "avx512_bf16", False, "mixed_bfloat16"),
+])
+def test_precision_policy_follows_flag_then_model_then_cpu(monkeypatch, flag, gpu, cpu_bf16, prefers_bf16,
+                                                            expected):
+    monkeypatch.setattr(recipe.distribute, "has_gpu", lambda: gpu)
+    monkeypatch.setattr(recipe.distribute, "cpu_bfloat16", lambda: cpu_bf16)
+    model_class = type("M", (), {"bfloat16_on_cpu": prefers_bf16})
+    assert recipe.precision_policy(recipe.RunConfig(mixed_precision=flag), model_class) == expected

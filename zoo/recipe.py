@@ -168,7 +168,7 @@ def precision_policy(run, model_class):
             print("zoo: warning: this CPU has no native bfloat16 (AVX512_BF16 or AMX): --mixed-precision bfloat16 "
                   "will be emulated and slower than float32")
         return "mixed_bfloat16"
-    if asked is None and getattr(model_class, "bfloat16_on_cpu", False) and not distribute.has_gpu() \
+    if asked is None and model_class.bfloat16_on_cpu and not distribute.has_gpu() \
             and distribute.cpu_bfloat16() is not None:
         return "mixed_bfloat16"
     return "float32"

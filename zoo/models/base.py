@@ -152,6 +152,9 @@ class ZooModel(keras.Model):
     presets = {}
     run_defaults = {}  # the recipe's defaults for shared settings: epochs, batch_size, learning_rate
     jit_compile = False  # XLA for the train step when --jit-compile is not given (measured per model)
+    # train in mixed bfloat16 by default on CPUs that compute it natively (bench/train_throughput.py
+    # --precision; the card metrics after the default epochs must match float32 within noise)
+    bfloat16_on_cpu = False
     preview_every = 1  # epochs between preview grids during training (the last epoch always gets one)
     tflite_tolerance = 1e-4  # the largest SavedModel↔TFLite difference the exporter accepts
     # how much worse than the float32 TFLite file a quantized variant may be and still be kept:
