@@ -372,6 +372,7 @@ def _flow(model_class, args):
                           validation_data=test, initial_epoch=initial_epoch, verbose=run.verbose)
     final = {k: v[-1] for k, v in history.history.items()} if history and history.history else {}
     test_losses = {f"test_{k}": v for k, v in trainer.evaluate(test).items()}  # every worker takes part
+    trained = time.perf_counter()
     if not chief:
         print(f"zoo: worker done (training {trainer.seconds:.0f} s); the chief evaluates and exports")
         return Result(model, {}, {}, run_dir, args)
@@ -382,6 +383,7 @@ def _flow(model_class, args):
         eval_settings = evaluation.Settings(run.eval_extractor, run.eval_samples, seed=run.seed)
         measured, reference, eval_info = evaluation.evaluate_model(model, splits, eval_settings)
         pictures = evaluation.pictures(model, splits)
+        evaluated = time.perf_counter()
 
         # 8. Card
         card = {
@@ -405,7 +407,7 @@ def _flow(model_class, args):
             },
             "metrics": {**test_losses, **measured},
             "reference": reference,
-            "evaluation": {**eval_info, "seed": run.seed},
+            "evaluation": {**eval_info, "seed": run.seed, "seconds": round(evaluated - trained, 1)},
             "feature_extractor": eval_info.get("feature_extractor"),
         }
 
@@ -429,7 +431,9 @@ def _flow(model_class, args):
     write_json_atomic(os.path.join(run_dir, "finished.json"), {"card": card, "written": written})
 
     # 10. Summary
-    summary(name, card, written, time.perf_counter() - started)
+    finished = time.perf_counter()
+    summary(name, card, written, {"evaluation": evaluated - trained, "export": finished - evaluated,
+                                  "total": finished - started})
     return Result(model, card, written, run_dir, args)
 
 
@@ -461,6 +465,7 @@ def _value(v, se=None, ref=None):
 
 
 def summary(model_name, card, written, seconds):
+    """The end-of-run table; ``seconds``: wall time of the evaluation, export and whole run."""
     metrics, reference = card["metrics"], card.get("reference", {})
     rows = [("metric", "value ± standard error   (the same for real data)")]
     for k, v in metrics.items():
@@ -475,7 +480,8 @@ def summary(model_name, card, written, seconds):
     speed = f"{t['images_per_second']:.0f} images/s" if t["images_per_second"] else "no training left"
     rows += [("", ""), ("training", f"{t['seconds']:.0f} s, {speed}, {t['strategy']} × {t['replicas']}, "
                                     f"{t['mixed_precision']}"),
-             ("total time", f"{seconds:.0f} s")]
+             ("evaluation / export", f"{seconds['evaluation']:.0f} s / {seconds['export']:.0f} s"),
+             ("total time", f"{seconds['total']:.0f} s")]
     width = max(len(r[0]) for r in rows)
     print(f"\n=== {model_name}: done ===")
     for key, value in rows:
