@@ -84,6 +84,7 @@ def test_ctrl_c_during_training_ends_in_one_line(tmp_path):
     deadline = time.time() + 300
     while not checkpoints(runs) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before its first checkpoint was written"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]

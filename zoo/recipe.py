@@ -51,7 +51,7 @@ from zoo.config import (
     setting,
 )
 from zoo.metrics import GenerativeMetricsCallback
-from zoo.trainer import Trainer
+from zoo.trainer import Trainer, ctrl_c_cannot_be_lost
 
 PRECISIONS = ("off", "float16", "bfloat16")
 EXTRACTORS = ("auto", "zoo_mnist_classifier", "inception_v3", "none")
@@ -290,7 +290,8 @@ def main(model_class, argv=None, flags=None):
     p = flags or parser(model_class, argv)
     args = p.parse_args(argv)
     try:
-        return _flow(model_class, args)
+        with ctrl_c_cannot_be_lost():
+            return _flow(model_class, args)
     except ConfigError as e:
         _fail(p, str(e), 2)
     except ZooError as e:

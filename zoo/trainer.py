@@ -22,8 +22,11 @@ uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
 import tempfile
+import threading
 import time
 
 import keras
@@ -34,6 +37,32 @@ from zoo import ZooError, distribute, error_line
 
 class NonFiniteLoss(ZooError):
     pass
+
+
+_ctrl_c = threading.Event()
+
+
+@contextlib.contextmanager
+def ctrl_c_cannot_be_lost():
+    """Ctrl-C raises KeyboardInterrupt as usual and is also remembered, and the training loop
+    re-raises it at its next call boundary: Python drops a KeyboardInterrupt raised inside a
+    finalizer ("Exception ignored in ... __del__", e.g. of a TensorFlow resource) — seen under
+    load, where a SIGINT was lost and the run trained to the end with exit status 0."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def pressed(signum, frame):
+        _ctrl_c.set()
+        raise KeyboardInterrupt
+
+    _ctrl_c.clear()
+    before = signal.signal(signal.SIGINT, pressed)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+        _ctrl_c.clear()
 
 
 class Trainer:
@@ -158,6 +187,8 @@ class Trainer:
                 logs = {key: float(v) for key, v in self._train_function(iterator, tf.constant(k)).items()}
                 step += k
                 callbacks.on_train_batch_end(step - 1, logs)
+                if _ctrl_c.is_set():
+                    raise KeyboardInterrupt
                 if not all(math.isfinite(v) for v in logs.values()):
                     model.stop_training = True
                     self._raise_non_finite(epoch, step, logs)
