@@ -28,8 +28,10 @@ def report(name, results):
 
     import tensorflow as tf
 
+    gpus = [tf.config.experimental.get_device_details(g).get("device_name", g.name)
+            for g in tf.config.list_physical_devices("GPU")]
     print(json.dumps({"benchmark": name, "tensorflow": tf.__version__, "machine": platform.machine(),
-                      "cpus": os.cpu_count(), **results}, indent=2))
+                      "cpus": os.cpu_count(), "gpus": gpus, **results}, indent=2))
 
 
 def restore_run(run=None, model="diffusion"):

@@ -7,7 +7,8 @@ diffusion training steps; plus the keras-io VAE for scale. JSON; every configura
     python bench/train_throughput.py [--models vae cgan diffusion] [--k 1 8] [--steps 40]
         [--repeats 3] [--precision float32 bfloat16] [--xla on off]
 
-``--precision bfloat16`` times ``mixed_bfloat16`` too (the issue's bfloat16-on-CPU question);
+``--precision bfloat16`` times ``mixed_bfloat16`` too (the issue's bfloat16-on-CPU question),
+``--precision float16`` times ``mixed_float16`` (GPUs);
 ``--sweep-k 1 2 4 8 16 32`` times zoo's trainer alone over K (how the default K was chosen).
 """
 
@@ -84,7 +85,7 @@ def main():
     p.add_argument("--steps", type=int, default=None, help="timed steps per run (default 96; diffusion 24)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--precision", nargs="+", default=["float32"], choices=("float32", "bfloat16"))
+    p.add_argument("--precision", nargs="+", default=["float32"], choices=("float32", "bfloat16", "float16"))
     p.add_argument("--xla", nargs="+", default=None, choices=("on", "off"),
                    help="default: each model's own choice (VAE on, cGAN and diffusion off)")
     p.add_argument("--no-fit", action="store_true", help="time zoo's trainer only")
@@ -102,7 +103,7 @@ def main():
         xla_choices = args.xla or ["on" if model_class.jit_compile else "off"]
         runners = {}
         for precision in args.precision:
-            policy = "float32" if precision == "float32" else "mixed_bfloat16"
+            policy = "float32" if precision == "float32" else f"mixed_{precision}"
             for xla in xla_choices:
                 model = build(name, policy)  # one model object for every loop of this setting
                 for k in ks:

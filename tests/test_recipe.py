@@ -116,7 +116,7 @@ def test_bad_paths_fail_before_training(capsys, tmp_path):
     line = fails(capsys, ["--strategy", "mirrored", "--batch-size", "63", "--out", str(tmp_path), "--runs-dir", runs])
     assert "--batch-size 63 is not divisible by the 2 replicas" in line
     line = fails(capsys, ["--strategy", "mirrored", "--jit-compile", "--out", str(tmp_path), "--runs-dir", runs])
-    assert "--jit-compile cannot be used with --strategy mirrored on CPUs" in line
+    assert "--jit-compile cannot be used with --strategy mirrored" in line
     assert not os.path.exists(os.path.join(runs, "vae"))  # no run folder: nothing trained
 
 
@@ -166,3 +166,25 @@ def test_precision_policy_follows_flag_then_model_then_cpu(monkeypatch, flag, gp
     monkeypatch.setattr(recipe.distribute, "cpu_bfloat16", lambda: cpu_bf16)
     model_class = type("M", (), {"bfloat16_on_cpu": prefers_bf16})
     assert recipe.precision_policy(recipe.RunConfig(mixed_precision=flag), model_class) == expected
+
+
+@pytest.mark.parametrize("gpu", [False, True])
+def test_xla_never_runs_under_a_strategy_that_synchronises_replicas(monkeypatch, gpu):
+    """On an H100, every recipe under --strategy mirrored (one GPU replica) with XLA died at its
+    first step with "`merge_call` called while defining a new graph": the compiled step is a
+    tf.function nested inside strategy.run. The default strategy keeps the model's choice."""
+    import tensorflow as tf
+    from conftest import mirrored
+
+    from zoo.models.vae import VAE
+
+    monkeypatch.setattr(recipe.distribute, "has_gpu", lambda: gpu)
+    one_replica = tf.distribute.MirroredStrategy(["/cpu:0"])
+    for strategy in (one_replica, mirrored()):
+        assert recipe.jit_setting(recipe.RunConfig(strategy="mirrored"), VAE, strategy) is False
+        with pytest.raises(config.ConfigError, match="--jit-compile"):
+            recipe.jit_setting(recipe.RunConfig(strategy="auto", jit_compile=True), VAE, strategy)
+    default = tf.distribute.get_strategy()
+    assert VAE.jit_compile is True
+    assert recipe.jit_setting(recipe.RunConfig(), VAE, default) is True
+    assert recipe.jit_setting(recipe.RunConfig(jit_compile=False), VAE, default) is False

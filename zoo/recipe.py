@@ -175,14 +175,20 @@ def precision_policy(run, model_class):
 
 
 def jit_setting(run, model_class, strategy):
-    """XLA for the train step: the flag, else the model's choice — but never with several CPU
-    replicas (XLA has no CPU collectives: the workers abort with "Collectives are not yet
-    implemented for CPU devices when compiling with XLA")."""
-    several_cpu_replicas = strategy.num_replicas_in_sync > 1 and not distribute.has_gpu()
-    if several_cpu_replicas:
+    """XLA for the train step: the flag, else the model's choice — but never under a strategy
+    that synchronises replicas (mirrored, multi_worker), on any device. The step is compiled
+    as a tf.function nested inside ``strategy.run``, and synchronisation from inside it fails:
+    on an H100 every recipe under --strategy mirrored --jit-compile died at its first step
+    ("`merge_call` called while defining a new graph or a tf.function", from the loss-scaled
+    optimizer and the spectral-norm layers); CPU workers abort ("Collectives are not yet
+    implemented for CPU devices when compiling with XLA"). Keras' own fit turns XLA off under
+    tf.distribute for the same reason."""
+    synchronised = distribute.strategy_name(strategy) in ("mirrored", "multi_worker")
+    if synchronised:
         if run.jit_compile:
-            raise ConfigError("--jit-compile", True, f"cannot be used with --strategy {run.strategy} on CPUs "
-                              "(XLA has no CPU collectives); drop it or pass --no-jit-compile")
+            raise ConfigError("--jit-compile", True, f"cannot be used with --strategy {run.strategy} (resolved to "
+                              f"{distribute.strategy_name(strategy)}): XLA cannot compile a step that synchronises "
+                              "replicas; drop it or pass --no-jit-compile")
         return False
     return model_class.jit_compile if run.jit_compile is None else run.jit_compile
 
