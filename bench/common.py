@@ -41,8 +41,10 @@ def restore_run(run=None, model="diffusion"):
 
     import tensorflow as tf
 
+    import types
+
     import zoo  # noqa: F401 - registers the models
-    from zoo import recipe
+    from zoo import data, recipe
     from zoo.trainer import Trainer
 
     if run is None:
@@ -60,7 +62,13 @@ def restore_run(run=None, model="diffusion"):
     spec.loader.exec_module(module)
     model_class = module.MODEL
     instance = model_class(model_class.Config.from_dict(settings["model_config"]))
-    instance.configure_optimizers(settings["run"]["learning_rate"])
+    # The optimizer as the recipe built it (a cosine schedule has no learning-rate variable):
+    # a checkpoint restores only into the same structure.
+    run_settings = types.SimpleNamespace(**settings["run"])
+    labels = data.arrays(run_settings.data, "train", run_settings.data_dir)[1]
+    steps_per_epoch = recipe.steps_per_epoch_of(run_settings, instance, labels, run_settings.batch_size)
+    instance.configure_optimizers(recipe.learning_rate(run_settings, steps_per_epoch))
     epoch = Trainer(instance, tf.distribute.get_strategy(), checkpoint_dir=os.path.join(run, "checkpoints")).restore()
-    assert recipe  # the recipe module defines the run settings read above
+    if epoch == 0:
+        raise SystemExit(f"no checkpoint of {run} could be restored (see the lines above): nothing to measure")
     return instance, epoch, settings["run"], run

@@ -90,7 +90,11 @@ class Diffusion(ZooModel, ConditionalGenerator, Inpainter):
     # for every sample; the full-integer calibrator crashed, signal 11, in TF 2.21), and it is
     # judged against the float32 file on the same noise and labels — a paired comparison
     # (int8_dynamic moved FID by 0.1 and accuracy by 0.000 at 1,000 samples), so 500 do.
-    run_defaults = {"epochs": 55, "batch_size": 64, "learning_rate": 1e-3, "tflite_variants": ("int8_dynamic",)}
+    # Cosine decay from 2e-3 after 200 warm-up steps, measured against the constant 1e-3 it
+    # replaces: held-out loss −5.5% (H100 controlled runs), and on this CPU's default run FID
+    # 188.6 ± 4.4 → 174.4 ± 3.6 at classifier accuracy 0.973 → 0.980 (README, Diffusion).
+    run_defaults = {"epochs": 55, "batch_size": 64, "learning_rate": 2e-3, "lr_schedule": "cosine",
+                    "warmup_steps": 200, "tflite_variants": ("int8_dynamic",)}
     variant_samples = 500
     jit_compile = False  # measured on a 2-core CPU: this U-Net trained faster without XLA (194 vs 160 images/s)
     preview_every = 5  # a preview samples 80 digits × 20 steps: ~20% of a CPU epoch
