@@ -213,3 +213,43 @@ def test_pictures_and_preview(trained):
     assert set(pictures) == {"samples.png", "denoising_steps.png", "inpainting.png"}
     assert pictures["denoising_steps.png"].shape[:2] == (32, 2 + (1 + model.config.sample_steps) * 30)
     assert pictures["samples.png"].shape[:2] == (2 + 10 * 30, 2 + 8 * 30)
+
+
+def test_the_bench_diffusion_classifier_picks_the_label_that_explains_the_kept_pixels():
+    """bench/inpainting.py --choose-label: the class whose noise prediction is exact on the kept
+    pixels wins, whatever the predictions say about the hidden ones."""
+    import os
+    import sys
+    import types
+
+    from conftest import REPO
+
+    from zoo import schedules
+
+    sys.path.insert(0, os.path.join(REPO, "bench"))
+    from inpainting import diffusion_label
+
+    rng = np.random.default_rng(0)
+    images = rng.uniform(size=(6, 8, 8, 1)).astype(np.float32)
+    truth = np.array([0, 1, 2, 0, 1, 2], np.int32)
+    mask = np.zeros_like(images)
+    mask[:, :4] = 1  # the upper half is kept
+    kept = tf.constant(mask[:1])
+    schedule = schedules.Schedule("cosine", 100)
+    # diffusion_label asks for every class of an image in one batch: rows image-major, classes 0, 1, 2
+    x0_rows = tf.repeat(tf.constant(images * 2.0 - 1.0), 3, axis=0)
+    truth_rows = tf.repeat(tf.constant(truth), 3)
+
+    def denoise(x_t, t, labels):
+        ab = schedule.gather(t)
+        exact = (x_t - tf.sqrt(ab) * x0_rows) / tf.sqrt(1.0 - ab)
+        right = tf.cast(tf.equal(labels, truth_rows), tf.float32)[:, None, None, None]
+        # the true class: exact on the kept pixels, off on the hidden ones; the others: the reverse
+        return exact + 0.3 * (right * (1 - kept) + (1 - right) * kept)
+
+    model = types.SimpleNamespace(config=types.SimpleNamespace(timesteps=100, num_classes=3), schedule=schedule,
+                                  denoise=denoise)
+    chosen = diffusion_label(model, images, mask, filled=images, seed=0, steps=4)
+    np.testing.assert_array_equal(chosen, truth)
+    flipped = diffusion_label(model, images, 1 - mask, filled=images, seed=0, steps=4)  # judged on the other half
+    assert not np.any(flipped == truth)
