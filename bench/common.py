@@ -38,10 +38,9 @@ def restore_run(run=None, model="diffusion"):
     """(model, epoch, run settings) of a recipe run folder at its last checkpoint (default: the
     newest run of ``model`` under runs/): what the recipe exported, to measure it otherwise."""
     import glob
+    import types
 
     import tensorflow as tf
-
-    import types
 
     import zoo  # noqa: F401 - registers the models
     from zoo import data, recipe

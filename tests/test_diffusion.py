@@ -248,7 +248,7 @@ def test_the_bench_diffusion_classifier_picks_the_label_that_explains_the_kept_p
         return exact + 0.3 * (right * (1 - kept) + (1 - right) * kept)
 
     model = types.SimpleNamespace(config=types.SimpleNamespace(timesteps=100, num_classes=3), schedule=schedule,
-                                  denoise=denoise)
+                                  denoise=denoise, graph=lambda key, fn: tf.function(fn))
     chosen = diffusion_label(model, images, mask, filled=images, seed=0, steps=4)
     np.testing.assert_array_equal(chosen, truth)
     flipped = diffusion_label(model, images, 1 - mask, filled=images, seed=0, steps=4)  # judged on the other half

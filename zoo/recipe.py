@@ -183,12 +183,12 @@ def jit_setting(run, model_class, strategy):
     optimizer and the spectral-norm layers); CPU workers abort ("Collectives are not yet
     implemented for CPU devices when compiling with XLA"). Keras' own fit turns XLA off under
     tf.distribute for the same reason."""
-    synchronised = distribute.strategy_name(strategy) in ("mirrored", "multi_worker")
-    if synchronised:
+    name = distribute.strategy_name(strategy)
+    if name in ("mirrored", "multi_worker"):
         if run.jit_compile:
-            raise ConfigError("--jit-compile", True, f"cannot be used with --strategy {run.strategy} (resolved to "
-                              f"{distribute.strategy_name(strategy)}): XLA cannot compile a step that synchronises "
-                              "replicas; drop it or pass --no-jit-compile")
+            chosen = run.strategy if run.strategy == name else f"{run.strategy} (here {name})"
+            raise ConfigError("--jit-compile", True, f"cannot be used with --strategy {chosen}: XLA cannot compile a "
+                              "step that synchronises replicas; drop it or pass --no-jit-compile")
         return False
     return model_class.jit_compile if run.jit_compile is None else run.jit_compile
 
