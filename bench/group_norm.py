@@ -3,7 +3,7 @@ U-Net's shapes, the diffusion U-Net's forward pass (what sampling costs), and a 
 step of the diffusion model and the cGAN through zoo's Trainer. JSON, milliseconds and
 images/s; every pair is timed in rotation (``--repeats``), so drift hits both alike.
 
-    python bench/group_norm.py [--repeats 5] [--steps 48]
+    python bench/group_norm.py [--repeats 6] [--steps 48] [--parts layer forward training]
 """
 
 import argparse
@@ -40,12 +40,14 @@ def seconds(fn):
 
 
 def rotate(timers, repeats):
-    """{name: [seconds per call] × repeats}, the timers called in turn after a warm-up each."""
+    """{name: [seconds per call] × repeats}, the timers called in turn after a warm-up each,
+    in reversed order every other round: whichever ran first in a round measured slower
+    (the cGAN step: 299 vs 392 images/s one way round, 446 vs 388 the other)."""
     for fn in timers.values():
         fn(), fn()
     runs = {name: [] for name in timers}
-    for _ in range(repeats):
-        for name, fn in timers.items():
+    for round_ in range(repeats):
+        for name, fn in (timers.items() if round_ % 2 == 0 else reversed(timers.items())):
             runs[name].append(seconds(fn))
     return runs
 
@@ -105,20 +107,25 @@ def training_timers(model_class, steps, batch):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=6)
     p.add_argument("--steps", type=int, default=48, help="training steps per timed run")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--parts", nargs="+", default=["layer", "forward", "training"], choices=("layer", "forward", "training"))
+    p.add_argument("--models", nargs="+", default=["diffusion", "cgan"], choices=("diffusion", "cgan"),
+                   help="the models whose training step is timed")
     args = p.parse_args()
     results = {"layer": {}, "unet_forward_ms_per_image": {}, "training_images_per_second": {}}
-    for shape in [(64, 28, 28, 32), (64, 14, 14, 64), (64, 7, 7, 64)]:
+    for shape in [(64, 28, 28, 32), (64, 14, 14, 64), (64, 7, 7, 64)] if "layer" in args.parts else []:
         results["layer"][str(shape)] = summary(rotate(layer_timers(shape, 8), args.repeats), 1)
-    for batch in (64, 500):
+    for batch in (64, 500) if "forward" in args.parts else []:
         results["unet_forward_ms_per_image"][batch] = summary(rotate(unet_forward_timers(batch), args.repeats), batch)
-    for label, model_class in (("diffusion", Diffusion), ("cgan", CGAN)):
+    models = {"diffusion": Diffusion, "cgan": CGAN}
+    for label, model_class in [(m, models[m]) for m in args.models] if "training" in args.parts else []:
         runs = rotate(training_timers(model_class, args.steps, args.batch_size), args.repeats)
         images = args.steps * args.batch_size
         results["training_images_per_second"][label] = {
-            name: {"median": round(images / statistics.median(t), 1), "max": round(images / min(t), 1)}
+            name: {"median": round(images / statistics.median(t), 1), "max": round(images / min(t), 1),
+                   "runs": [round(images / x, 1) for x in t]}
             for name, t in runs.items()}
     report("group_norm", {"repeats": args.repeats, "steps": args.steps, "batch_size": args.batch_size, **results})
 
