@@ -2,7 +2,8 @@
 object, the same data pipeline and the same XLA setting, at 1 step per call and at K steps per
 call (zoo's ``--steps-per-execution`` / Keras' ``steps_per_execution``), for the VAE, cGAN and
 diffusion training steps; plus the keras-io VAE for scale. JSON; every configuration is timed
-``--repeats`` times in rotation (so drift hits all alike): compare min and median within one run.
+``--repeats`` times in rotation, reversed every other round (so drift and going first hit all
+alike): compare min and median within one run.
 
     python bench/train_throughput.py [--models vae cgan diffusion] [--k 1 8] [--steps 40]
         [--repeats 3] [--precision float32 bfloat16] [--xla on off]
@@ -113,8 +114,10 @@ def main():
                         runners[f"{precision}/xla_{xla}/fit_k{k}"] = FitRunner(model, k, xla == "on",
                                                                                args.batch_size, steps)
         timings = {key: [] for key in runners}
-        for _ in range(args.repeats):  # in rotation: drift hits every configuration alike
-            for key, run in runners.items():
+        # In rotation, reversed every other round: drift hits every configuration alike, and so
+        # does running first in a round (measured slower: bench/group_norm.py's rotate).
+        for round_ in range(args.repeats):
+            for key, run in (runners.items() if round_ % 2 == 0 else reversed(runners.items())):
                 timings[key].append(run())
         results["models"][name] = {"steps_per_run": steps, **{k: summary(v) for k, v in timings.items()}}
         keras.mixed_precision.set_global_policy("float32")
