@@ -13,7 +13,7 @@ import time
 
 import keras
 import tensorflow as tf
-from common import report
+from common import in_rotation, report
 
 from zoo import data, nets
 from zoo.models.cgan import CGAN
@@ -40,16 +40,10 @@ def seconds(fn):
 
 
 def rotate(timers, repeats):
-    """{name: [seconds per call] × repeats}, the timers called in turn after a warm-up each,
-    in reversed order every other round: whichever ran first in a round measured slower
-    (the cGAN step: 299 vs 392 images/s one way round, 446 vs 388 the other)."""
+    """{name: [seconds per call] × repeats}: two warm-up calls each, then ``in_rotation``."""
     for fn in timers.values():
         fn(), fn()
-    runs = {name: [] for name in timers}
-    for round_ in range(repeats):
-        for name, fn in (timers.items() if round_ % 2 == 0 else reversed(timers.items())):
-            runs[name].append(seconds(fn))
-    return runs
+    return in_rotation({name: lambda fn=fn: seconds(fn) for name, fn in timers.items()}, repeats)
 
 
 def summary(runs, per):

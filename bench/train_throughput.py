@@ -19,7 +19,7 @@ import time
 
 import keras
 import tensorflow as tf
-from common import report
+from common import in_rotation, report
 from kerasio_vae import kerasio_vae
 
 from zoo import data, distribute
@@ -113,12 +113,7 @@ def main():
                     if not args.no_fit and not args.sweep_k:
                         runners[f"{precision}/xla_{xla}/fit_k{k}"] = FitRunner(model, k, xla == "on",
                                                                                args.batch_size, steps)
-        timings = {key: [] for key in runners}
-        # In rotation, reversed every other round: drift hits every configuration alike, and so
-        # does running first in a round (measured slower: bench/group_norm.py's rotate).
-        for round_ in range(args.repeats):
-            for key, run in (runners.items() if round_ % 2 == 0 else reversed(runners.items())):
-                timings[key].append(run())
+        timings = in_rotation(runners, args.repeats)
         results["models"][name] = {"steps_per_run": steps, **{k: summary(v) for k, v in timings.items()}}
         keras.mixed_precision.set_global_policy("float32")
     report("train_throughput", results)
