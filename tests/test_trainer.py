@@ -55,6 +55,60 @@ def test_restore_continues_from_the_saved_epoch(tmp_path):
     assert len(history.history["loss"]) == 1 and int(resumed.optimizer.iterations.numpy()) == 9
 
 
+def test_validation_runs_after_the_first_every_nth_and_last_epoch_by_number(tmp_path):
+    _, trainer = make(VAE, tmp_path)
+    validated = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if "val_loss" in logs:
+                validated.append(epoch + 1)
+
+    held_out = dataset(32).take(2)
+    trainer.fit(dataset(), epochs=7, steps_per_epoch=1, validation_data=held_out, validation_every=3,
+                callbacks=[Record()], verbose=0)
+    assert validated == [1, 3, 6, 7]
+    validated.clear()  # a resumed part validates where an uninterrupted run does, not at its start
+    trainer.fit(dataset(), epochs=11, steps_per_epoch=1, validation_data=held_out, validation_every=3,
+                callbacks=[Record()], initial_epoch=7, verbose=0)
+    assert validated == [9, 11]
+
+
+def test_a_resumed_run_validates_where_an_uninterrupted_one_did_and_ends_with_its_weights(tmp_path):
+    """The VAE's test_step draws its noise from the generator training draws from: a resumed
+    part that also validated at its own first epoch (the 5th here) would shift every later draw."""
+    from zoo import data
+
+    images = np.random.default_rng(0).uniform(0, 1, (48, 28, 28, 1)).astype(np.float32)
+    labels = np.zeros(48, np.int32)
+    held_out = tf.data.Dataset.from_tensor_slices((images[:16], labels[:16])).batch(16)
+
+    class StopAfter(keras.callbacks.Callback):  # a run killed after its 4th epoch's checkpoint
+        def __init__(self, epochs):
+            super().__init__()
+            self.epochs = epochs
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch + 1 == self.epochs:
+                self.model.stop_training = True
+
+    def train(ckpt, first, stop=None):
+        keras.utils.set_random_seed(0)  # the same initial weights
+        model, trainer = make(VAE, ckpt)
+        start = trainer.restore()
+        assert start == first
+        batches = data.training_batches(images, labels, 16, seed=1, first_epoch=start, epochs=7)
+        trainer.fit(batches, epochs=7, steps_per_epoch=3, validation_data=held_out, validation_every=3,
+                    initial_epoch=start, callbacks=[StopAfter(stop)] if stop else [], verbose=0)
+        return model.get_weights()
+
+    whole = train(tmp_path / "whole", 0)
+    train(tmp_path / "parts", 0, stop=4)
+    resumed = train(tmp_path / "parts", 4)
+    for a, b in zip(whole, resumed):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_half_written_checkpoint_falls_back_to_the_previous_one(tmp_path, capsys):
     model, trainer = make(VAE, tmp_path)
     trainer.fit(dataset(), epochs=2, steps_per_epoch=2, verbose=0)

@@ -51,7 +51,7 @@ from zoo.config import (
     setting,
 )
 from zoo.metrics import GenerativeMetricsCallback
-from zoo.trainer import Trainer, ctrl_c_cannot_be_lost
+from zoo.trainer import Trainer, ctrl_c_cannot_be_lost, due
 
 PRECISIONS = ("off", "float16", "bfloat16")
 EXTRACTORS = ("auto", "zoo_mnist_classifier", "inception_v3", "none")
@@ -266,7 +266,7 @@ class PreviewCallback(keras.callbacks.Callback):
         os.makedirs(directory, exist_ok=True)
 
     def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every and epoch + 1 != self.params.get("epochs"):
+        if not due(epoch, self.every, self.params.get("epochs")):
             return
         picture = self.draw()
         if picture is not None:
@@ -295,6 +295,7 @@ def main(model_class, argv=None, flags=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     p = flags or parser(model_class, argv)
     args = p.parse_args(argv)
+    policy = keras.mixed_precision.global_policy()  # the flow sets its own; a caller gets theirs back
     try:
         with ctrl_c_cannot_be_lost():
             return _flow(model_class, args)
@@ -307,6 +308,8 @@ def main(model_class, argv=None, flags=None):
     except KeyboardInterrupt:
         _fail(p, "interrupted (Ctrl-C); the checkpoint of the last finished epoch is kept: run the same command "
                  "with --resume to continue from it", 130)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
 
 
 def _fail(p, message, status):
@@ -376,7 +379,7 @@ def _flow(model_class, args):
                                     epochs=run.epochs, steps_per_epoch=steps_per_epoch)
     test = data.pipeline(tf.data.Dataset.from_tensor_slices((test_x, test_y)), global_batch)
     history = trainer.fit(batches, epochs=run.epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks,
-                          validation_data=test, initial_epoch=initial_epoch, verbose=run.verbose)
+                          validation_data=test, validation_every=model.validation_every, initial_epoch=initial_epoch, verbose=run.verbose)
     final = {k: v[-1] for k, v in history.history.items()} if history and history.history else {}
     test_losses = {f"test_{k}": v for k, v in trainer.evaluate(test).items()}  # every worker takes part
     trained = time.perf_counter()

@@ -65,6 +65,12 @@ def ctrl_c_cannot_be_lost():
         _ctrl_c.clear()
 
 
+def due(epoch, every, epochs):
+    """Whether something done every ``every`` epochs runs after ``epoch`` (0-based) of
+    ``epochs``: after every ``every``-th epoch and always after the last."""
+    return (epoch + 1) % every == 0 or epoch + 1 == epochs
+
+
 class Trainer:
     def __init__(self, model, strategy, *, checkpoint_dir=None, jit_compile=False, steps_per_execution=1,
                  max_to_keep=2):
@@ -156,10 +162,14 @@ class Trainer:
 
     # Loops ----------------------------------------------------------------------------
     def fit(self, dataset, *, epochs, steps_per_epoch, callbacks=(), validation_data=None,
-            initial_epoch=0, verbose=1):
+            validation_every=1, initial_epoch=0, verbose=1):
         """Train on ``dataset``: exactly (epochs − initial_epoch) × steps_per_epoch global
         batches (``zoo.data.training_batches`` from ``initial_epoch``, or any dataset that
-        yields at least that many full batches)."""
+        yields at least that many full batches). ``validation_data`` is evaluated after the
+        first epoch, every ``validation_every``-th and the last — by epoch number, never by
+        where this part of a run began: a model's ``test_step`` may draw noise from the
+        generators its training draws from, so a resumed run must validate where an
+        uninterrupted one did to end with the same weights."""
         if steps_per_epoch < 1:
             raise ZooError("the training split is smaller than one global batch; lower --batch-size")
         batch_size = dataset.element_spec[0].shape[0]
@@ -200,7 +210,7 @@ class Trainer:
             self.seconds_variable.assign_add(elapsed)
             self.images_variable.assign_add(step * batch_size)
             logs = self._metric_logs()
-            if validation_data is not None:
+            if validation_data is not None and (epoch == 0 or due(epoch, validation_every, epochs)):
                 logs.update(self.evaluate(validation_data, prefix="val_"))
             self.epoch.assign(epoch + 1)
             callbacks.on_epoch_end(epoch, logs)

@@ -140,7 +140,7 @@ class ZooModel(keras.Model):
     Class attributes a model sets: ``Config`` (a ``zoo.config.Config`` dataclass),
     ``zoo_name`` (the name of its runs/ and exported/ folders), ``tracked`` (the losses its
     steps report); optionally ``presets``, ``run_defaults``, ``jit_compile``,
-    ``preview_every``, ``tflite_tolerance``. Methods to implement: ``train_step``,
+    ``preview_every``, ``validation_every``, ``tflite_tolerance``. Methods to implement: ``train_step``,
     ``test_step``, ``signatures``; the hooks below have neutral defaults.
     """
 
@@ -156,6 +156,7 @@ class ZooModel(keras.Model):
     # --precision; the card metrics after the default epochs must match float32 within noise)
     bfloat16_on_cpu = False
     preview_every = 1  # epochs between preview grids during training (the last epoch always gets one)
+    validation_every = 1  # epochs between held-out losses (the first and the last epoch always get one)
     tflite_tolerance = 1e-4  # the largest SavedModel↔TFLite difference the exporter accepts
     # how much worse than the float32 TFLite file a quantized variant may be and still be kept:
     # accuracy points, relative FID, PSNR dB, ROC-AUC
