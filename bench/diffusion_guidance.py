@@ -6,11 +6,13 @@ are test digits, with the run's DDIM step count, beside the real-data reference.
     python bench/diffusion_guidance.py [--run runs/diffusion/<stamp>] [--guidance 0 1 1.5 2 3]
 
 It restores the run's last checkpoint (whose averaged weights are what the recipe exported),
-so it measures the exported model at other guidance scales.
+so it measures the exported model at other guidance scales. ``--weights raw`` samples from the
+training network instead of its average (what an EMA decay of 0 would have exported).
 """
 
 import argparse
 import dataclasses
+import itertools
 
 from common import report, restore_run
 
@@ -23,24 +25,32 @@ def main():
     p.add_argument("--guidance", type=float, nargs="+", default=[0.0, 1.0, 1.5, 2.0, 3.0])
     p.add_argument("--intervals", nargs="+", default=None,
                    help="guidance intervals low,high as fractions of T (default: the run's own)")
+    p.add_argument("--sample-steps", type=int, nargs="+", default=None,
+                   help="DDIM step counts to measure (default: the run's own)")
+    p.add_argument("--weights", choices=("ema", "raw"), default="ema",
+                   help="sample from the averaged network (exported) or the training network")
     args = p.parse_args()
     progress.set_verbosity(0)  # the JSON is the output
     model, epoch, settings, run = restore_run(args.run)
+    if args.weights == "raw":
+        model.network_ema.set_weights(model.network.get_weights())
     splits = evaluation.Splits(data.arrays(settings["data"], "test", settings["data_dir"]),
                                data.arrays(settings["data"], "train", settings["data_dir"]), settings["data"])
-    results = {"run": run, "epoch": epoch, "sample_steps": model.config.sample_steps, "by_guidance": {}}
+    results = {"run": run, "epoch": epoch, "weights": args.weights, "sample_steps": model.config.sample_steps,
+               "by_guidance": {}}
     base = model.config
     intervals = [tuple(float(v) for v in i.split(",")) for i in args.intervals] if args.intervals else [
         base.guidance_interval]
-    for interval in intervals:
-        for g in args.guidance:
-            model.config = dataclasses.replace(base, guidance=g, guidance_interval=interval)
-            metrics, reference, _ = evaluation.sample_metrics(model, splits, evaluation.Settings(seed=settings["seed"]))
-            key = str(g) if len(intervals) == 1 else f"{g} on [{interval[0]}, {interval[1]}]"
-            results["by_guidance"][key] = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
-            results["real_data_reference"] = reference
-            print(key, {k: round(metrics[k], 3) for k in ("classifier_accuracy", "fid", "fid_se", "precision",
-                                                          "recall")}, flush=True)
+    steps = args.sample_steps or [base.sample_steps]
+    for interval, g, n in itertools.product(intervals, args.guidance, steps):
+        model.config = dataclasses.replace(base, guidance=g, guidance_interval=interval, sample_steps=n)
+        metrics, reference, _ = evaluation.sample_metrics(model, splits, evaluation.Settings(seed=settings["seed"]))
+        key = str(g) + (f" on [{interval[0]}, {interval[1]}]" if len(intervals) > 1 else "") + (
+            f", {n} steps" if len(steps) > 1 else "")
+        results["by_guidance"][key] = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
+        results["real_data_reference"] = reference
+        print(key, {k: round(metrics[k], 3) for k in ("classifier_accuracy", "fid", "fid_se", "precision", "recall")},
+              flush=True)
     report("diffusion_guidance", results)
 
 
