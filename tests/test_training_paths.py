@@ -131,7 +131,8 @@ def test_reduced_precision_trains_and_exports_float32(precision, tmp_path):
     assert lite["max_abs_difference"]["decode"] <= 1e-4 and lite["max_abs_difference"]["generate"] <= 1e-4
     import keras
 
-    keras.mixed_precision.set_global_policy("float32")
+    # the recipe gives the caller's policy back (a notebook or test that calls it goes on in float32)
+    assert keras.mixed_precision.global_policy().name == "float32"
     exported = keras.saving.load_model(result.written["vae.keras"])
     assert exported.decoder.layers[-1].compute_dtype == "float32"
 
@@ -144,10 +145,15 @@ TINY = ["--epochs", "1", "--steps-per-epoch", "2", "--eval-samples", "20", "--tf
 @pytest.mark.parametrize("name", ["vae", "ae", "dae", "cgan", "diffusion", "classifier"])
 def test_every_recipe_runs_as_two_local_workers_and_exports_what_one_process_does(name, tmp_path):
     """The README's command line, `--strategy multi_worker` with TF_CONFIG, default flags but
-    tiny epochs: both workers exit 0, only the chief exports, and the export equals a
-    single-process run with the same global batch (the same data order and noise)."""
+    tiny epochs and float32: both workers exit 0, only the chief exports, and the export equals
+    a single-process run with the same global batch (the same data order and noise). Float32
+    because in bfloat16 (the cGAN's and diffusion's default on CPUs with bfloat16 instructions)
+    one and two replicas round their partial gradient sums differently: measured, 6e-5 and more
+    (a third of an Adam step at lr 2e-4) on 9% of one cGAN layer's weights, which would hide a
+    real difference."""
     script = os.path.join(REPO, "recipes", f"{name}.py")
-    tiny = [*TINY, *(["--sample-steps", "2", "--inpaint-resample", "1"] if name == "diffusion" else [])]
+    tiny = [*TINY, "--mixed-precision", "off",
+            *(["--sample-steps", "2", "--inpaint-resample", "1"] if name == "diffusion" else [])]
     cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
     procs = []
     for i in range(2):
