@@ -379,7 +379,8 @@ def _flow(model_class, args):
                                     epochs=run.epochs, steps_per_epoch=steps_per_epoch)
     test = data.pipeline(tf.data.Dataset.from_tensor_slices((test_x, test_y)), global_batch)
     history = trainer.fit(batches, epochs=run.epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks,
-                          validation_data=test, validation_every=model.validation_every, initial_epoch=initial_epoch, verbose=run.verbose)
+                          validation_data=test, validation_every=model.validation_every,
+                          initial_epoch=initial_epoch, verbose=run.verbose)
     final = {k: v[-1] for k, v in history.history.items()} if history and history.history else {}
     test_losses = {f"test_{k}": v for k, v in trainer.evaluate(test).items()}  # every worker takes part
     trained = time.perf_counter()
