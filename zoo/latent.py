@@ -2,10 +2,11 @@
 sampling from autoencoders and scoring anomalies.
 
 - ``LatentMixture``: a Gaussian mixture over the codes of the training images (Ghosh et al.,
-  ICLR 2020: "ex-post density estimation"), fitted by scikit-learn after training with the
-  number of components chosen by the log-likelihood of held-out codes, and kept in
-  variables so that the SavedModel and the TFLite file can sample it (the component is
-  chosen from uniform noise, not a random op) and evaluate its density.
+  ICLR 2020: "ex-post density estimation"), fitted by scikit-learn after training — either
+  unlabelled, the number of components chosen by the log-likelihood of held-out codes (what
+  the autoencoders sample from), or class by class (``fit_by_class``: what scores anomalies)
+  — and kept in variables so that the SavedModel and the TFLite file can sample it (the
+  component is chosen from uniform noise, not a random op) and evaluate its density.
 - ``png_bits``: the length of an image's PNG encoding in bits (Serrà et al., ICLR 2020, the
   "input complexity" L(x)); ``complexity_proxy``: a linear fit of it on image statistics
   that TFLite can compute (TFLite has no PNG encoder).
@@ -74,6 +75,15 @@ class LatentMixture(keras.layers.Layer):
         self.set_parameters(gmm.weights_, gmm.means_, gmm.covariances_)
         return {"components": best, "held_out_log_likelihood": scores, "codes": len(codes) + len(held_out)}
 
+    def fit_by_class(self, codes, labels, per_class, seed=0):
+        """A mixture of ``per_class`` full-covariance components per class (fewer where a class
+        has too few codes), each class weighted by its share of the codes: the density of the
+        codes the known classes make. Returns (what was fitted, the per-class components)."""
+        components = class_components(codes, labels, per_class, self.dim, seed)
+        self.set_parameters(*mixture_of_classes(components))
+        return {"components_per_class": {c: len(parts[1]) for c, parts in components.items()},
+                "codes": len(codes)}, components
+
     def set_parameters(self, weights, means, covariances):
         k, d = len(weights), self.dim
         if k > self.max_components:
@@ -105,6 +115,55 @@ class LatentMixture(keras.layers.Layer):
         component = tf.minimum(component, tf.cast(self.components, tf.int32) - 1)  # u = 1 exactly
         chol = tf.gather(self.cholesky, component)
         return tf.gather(self.means, component) + tf.einsum("nde,ne->nd", chol, noise)
+
+
+def class_components(codes, labels, per_class, dim, seed=0):
+    """Class → (its share of the codes, and the weights, means and covariances of up to
+    ``per_class`` full-covariance Gaussians fitted on its codes; fewer where it has fewer than
+    2·dim codes per component, and the pooled covariance around its code if it has one)."""
+    from sklearn.mixture import GaussianMixture
+
+    codes, labels = np.asarray(codes, np.float64), np.asarray(labels)
+    pooled = np.cov(codes.T, bias=True).reshape(dim, dim) + 1e-4 * np.eye(dim)
+    out = {}
+    for c in np.unique(labels):
+        own = codes[labels == c]
+        share = len(own) / len(codes)
+        if len(own) < 2:
+            out[int(c)] = (share, np.ones(1), own, pooled[None])
+            continue
+        gmm = GaussianMixture(min(per_class, max(1, len(own) // (2 * dim))), covariance_type="full",
+                              reg_covar=1e-4, random_state=seed, max_iter=200).fit(own)
+        out[int(c)] = (share, gmm.weights_, gmm.means_, gmm.covariances_)
+    return out
+
+
+def mixture_of_classes(components, leave_out=None):
+    """(weights, means, covariances) of the mixture of every class's components but
+    ``leave_out``'s, each class weighted by its share (renormalised over the classes kept)."""
+    kept = [parts for c, parts in components.items() if c != leave_out]
+    total = sum(share for share, *_ in kept)
+    return (np.concatenate([share / total * weights for share, weights, _, _ in kept]),
+            np.concatenate([means for _, _, means, _ in kept]),
+            np.concatenate([covariances for *_, covariances in kept]))
+
+
+def surprise_without_own_class(components, codes, labels):
+    """−log density of each code under the class-by-class mixture without its own class's
+    components: how the density scores a code of a class it has never seen — the anomaly the
+    leave-one-class-out protocol makes — from codes of known classes only, [N] (NumPy)."""
+    from scipy.special import logsumexp
+    from scipy.stats import multivariate_normal
+
+    codes, labels = np.asarray(codes, np.float64), np.asarray(labels)
+    out = np.empty(len(codes))
+    for c in np.unique(labels):
+        own = labels == c
+        weights, means, covariances = mixture_of_classes(components, leave_out=int(c))
+        log_p = [np.log(w) + np.atleast_1d(multivariate_normal(m, cov).logpdf(codes[own]))
+                 for w, m, cov in zip(weights, means, covariances)]
+        out[own] = -logsumexp(np.stack(log_p), axis=0)
+    return out
 
 
 # Input complexity -------------------------------------------------------------------------

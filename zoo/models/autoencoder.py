@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import corruption, distribute, latent, nets
+from zoo import corruption, distribute, nets
 from zoo import signature as sig
 from zoo.config import Config, ConfigError, any_int, each, one_of, positive_int, setting
 from zoo.models.base import (
@@ -80,8 +80,7 @@ class Autoencoder(CodeDensity, ZooModel, Generator, Reconstructor, AnomalyScorer
         c = self.config
         self.encoder = nets.conv_encoder(c.image_shape, c.filters, c.hidden, c.latent_dim)
         self.decoder = nets.conv_decoder(c.image_shape, c.latent_dim, tuple(reversed(c.filters)), c.hidden)
-        self.mixture = latent.LatentMixture(c.latent_dim, c.max_components)
-        self.score = latent.ScoreCombination(self.ANOMALY_PARTS)
+        self.build_densities()
         self.seed_generator = keras.random.SeedGenerator(c.seed)
         self.built = True  # the sub-networks are functional models, built on construction
 
@@ -104,13 +103,13 @@ class Autoencoder(CodeDensity, ZooModel, Generator, Reconstructor, AnomalyScorer
     def anomaly_parts(self, images, exact=True):
         """The per-image parts an anomaly score is chosen from: reconstruction MSE; the
         Bernoulli negative log-likelihood of the image under its reconstruction (bits); −log
-        density of its code under the mixture; that likelihood minus the image's complexity."""
+        density of its code under the normal classes' mixture; that likelihood minus the image's complexity."""
         codes = self.encode(images)
         logits = self.decode_logits(codes)
         bce = tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=images, logits=logits), axis=[1, 2, 3])
         likelihood = bce / math.log(2.0)
         return {"reconstruction": tf.reduce_mean(tf.square(tf.sigmoid(logits) - images), axis=[1, 2, 3]),
-                "likelihood": likelihood, "latent": -self.mixture.log_density(codes),
+                "likelihood": likelihood, "latent": self.latent_surprise(codes),
                 "complexity": self.complexity_corrected(likelihood, images, exact)}
 
     # Training --------------------------------------------------------------------------

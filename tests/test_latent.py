@@ -1,0 +1,177 @@
+"""zoo/latent.py: the mixtures over codes (density against SciPy, sampling statistics, the
+fits), the choice of an anomaly score on proxies, and the choice of a sampler."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from scipy.special import logsumexp
+from scipy.stats import multivariate_normal
+
+from zoo import ZooError, evaluation, latent
+from zoo.models.base import Generator
+
+
+def random_mixture(rng, k, d):
+    weights = rng.dirichlet(np.ones(k))
+    means = rng.normal(0, 3, (k, d))
+    factors = rng.normal(0, 1, (k, d, d))
+    covariances = factors @ factors.transpose(0, 2, 1) + 0.5 * np.eye(d)
+    return weights, means, covariances
+
+
+def test_log_density_matches_scipy_and_unused_components_count_for_nothing(rng):
+    weights, means, covariances = random_mixture(rng, 3, 4)
+    mixture = latent.LatentMixture(4, max_components=5)  # two unused components
+    mixture.set_parameters(weights, means, covariances)
+    codes = rng.normal(0, 3, (50, 4))
+    reference = logsumexp([np.log(w) + multivariate_normal(m, c).logpdf(codes)
+                           for w, m, c in zip(weights, means, covariances)], axis=0)
+    np.testing.assert_allclose(mixture.log_density(tf.constant(codes, tf.float32)).numpy(), reference,
+                               rtol=1e-4, atol=1e-3)
+    assert float(mixture.components.numpy()) == 3
+
+
+def test_unfitted_mixture_is_the_standard_normal(rng):
+    codes = rng.normal(size=(20, 3))
+    np.testing.assert_allclose(latent.LatentMixture(3).log_density(tf.constant(codes, tf.float32)).numpy(),
+                               multivariate_normal(np.zeros(3), np.eye(3)).logpdf(codes), rtol=1e-5, atol=1e-5)
+
+
+def test_sampling_picks_components_by_weight_and_has_their_moments(rng):
+    weights = np.array([0.2, 0.5, 0.3])
+    means = np.array([[-20.0, 0.0], [0.0, 20.0], [20.0, 0.0]])
+    covariances = np.array([[[1.0, 0.5], [0.5, 2.0]], [[0.3, 0.0], [0.0, 0.3]], [[4.0, -1.0], [-1.0, 1.0]]])
+    mixture = latent.LatentMixture(2, max_components=4)
+    mixture.set_parameters(weights, means, covariances)
+    n = 40_000
+    choice = tf.constant(rng.uniform(size=n), tf.float32)
+    codes = mixture.sample(choice, tf.constant(rng.normal(size=(n, 2)), tf.float32)).numpy()
+    component = np.argmin(((codes[:, None] - means[None]) ** 2).sum(-1), axis=1)  # far apart: unambiguous
+    np.testing.assert_allclose(np.bincount(component) / n, weights, atol=0.01)
+    for c in range(3):
+        own = codes[component == c]
+        np.testing.assert_allclose(own.mean(0), means[c], atol=0.05)
+        np.testing.assert_allclose(np.cov(own.T), covariances[c], atol=0.1)
+    edge = mixture.sample(tf.constant([0.0, 1.0]), tf.zeros([2, 2])).numpy()  # u = 1 stays in range
+    np.testing.assert_allclose(edge, means[[0, 2]], atol=1e-5)
+
+
+def clusters(rng, centres, per_cluster, spread=0.3):
+    codes = np.concatenate([c + spread * rng.normal(size=(per_cluster, len(c))) for c in centres])
+    return codes, np.repeat(np.arange(len(centres)), per_cluster)
+
+
+def test_fit_chooses_enough_components_on_held_out_codes(rng):
+    centres = rng.normal(0, 10, (4, 2))
+    codes, _ = clusters(rng, centres, 200)
+    held_out, _ = clusters(rng, centres, 50)
+    mixture = latent.LatentMixture(2)
+    fitted = mixture.fit(codes, held_out)
+    assert fitted["components"] >= 4 and set(fitted["held_out_log_likelihood"]) == {1, 2, 4, 8, 12, 20}
+    assert fitted["held_out_log_likelihood"][4] > fitted["held_out_log_likelihood"][1] + 1
+
+
+def test_fit_by_class_weights_classes_by_their_share_and_scores_an_unseen_class_lower(rng):
+    centres = np.array([[0.0, 0.0], [6.0, 0.0], [0.0, 6.0]])
+    codes, labels = clusters(rng, centres, 300)
+    keep = labels != 2
+    codes, labels = codes[keep], labels[keep]
+    codes, labels = np.concatenate([codes, codes[labels == 0]]), np.concatenate([labels, labels[labels == 0]])
+    density = latent.LatentMixture(2, max_components=6)
+    fitted, _ = density.fit_by_class(codes, labels, per_class=2)
+    assert fitted["components_per_class"] == {0: 2, 1: 2} and float(density.components.numpy()) == 4
+    weights = np.diff(np.r_[0.0, density.cumulative.numpy()[:4]])
+    np.testing.assert_allclose([weights[:2].sum(), weights[2:].sum()], [2 / 3, 1 / 3], atol=1e-5)  # class 0 twice
+    seen, _ = clusters(rng, centres[:2], 100)
+    unseen, _ = clusters(rng, centres[2:], 100)
+    surprise = lambda x: -density.log_density(tf.constant(x, tf.float32)).numpy()  # noqa: E731
+    assert np.min(surprise(unseen)) > np.max(surprise(seen))
+
+
+def test_fit_by_class_copes_with_a_class_of_one_code(rng):
+    codes, labels = clusters(rng, np.array([[0.0, 0.0, 0.0]]), 100)
+    codes, labels = np.concatenate([codes, [[5.0, 5.0, 5.0]]]), np.r_[labels, 1]
+    density = latent.LatentMixture(3, max_components=4)
+    assert density.fit_by_class(codes, labels, per_class=2)[0]["components_per_class"] == {0: 2, 1: 1}
+    assert np.all(np.isfinite(density.log_density(tf.constant(codes, tf.float32)).numpy()))
+
+
+def test_an_unseen_class_is_scored_by_the_mixture_of_the_other_classes(rng):
+    """surprise_without_own_class: each code under the other classes' components, their
+    shares renormalised — the same as a density fitted with the code's class left out."""
+    centres = np.array([[0.0, 0.0], [6.0, 0.0], [0.0, 6.0]])
+    codes, labels = clusters(rng, centres, 200)
+    density = latent.LatentMixture(2, max_components=6)
+    _, components = density.fit_by_class(codes, labels, per_class=2)
+    probe, probe_labels = clusters(rng, centres, 20)
+    unseen = latent.surprise_without_own_class(components, probe, probe_labels)
+    seen = -density.log_density(tf.constant(probe, tf.float32)).numpy()
+    assert np.all(unseen > seen + 5)  # a code far from every other class is surprising
+    for c in range(3):
+        without = latent.LatentMixture(2, max_components=6)
+        without.set_parameters(*latent.mixture_of_classes(components, leave_out=c))
+        own = probe_labels == c
+        np.testing.assert_allclose(unseen[own], -without.log_density(tf.constant(probe[own], tf.float32)).numpy(),
+                                   rtol=1e-4)
+        weights = latent.mixture_of_classes(components, leave_out=c)[0]
+        assert len(weights) == 4 and abs(weights.sum() - 1) < 1e-12
+
+
+def test_few_codes_cap_the_components_and_too_many_components_is_one_clear_error(rng):
+    """No component count is tried that the codes cannot support (two codes per dimension
+    per component); parameters for more components than the layer holds are refused."""
+    fitted = latent.LatentMixture(4).fit(rng.normal(size=(20, 4)), rng.normal(size=(5, 4)))
+    assert set(fitted["held_out_log_likelihood"]) == {1, 2} and fitted["components"] in (1, 2)
+    with pytest.raises(ZooError, match="a mixture of 3 components does not fit in 2"):
+        latent.LatentMixture(2, max_components=2).set_parameters(*random_mixture(rng, 3, 2))
+
+
+def test_the_score_with_the_best_worst_proxy_wins(rng):
+    """A part that separates every kind of proxy a little beats one that separates one kind
+    perfectly and another not at all; the anomaly class never enters."""
+    normal = {"steady": rng.normal(0, 1, 500), "spiky": rng.normal(0, 1, 500)}
+    proxies = {"a": {"steady": rng.normal(1.5, 1, 500), "spiky": rng.normal(10, 1, 500)},
+               "b": {"steady": rng.normal(1.5, 1, 500), "spiky": rng.normal(0, 1, 500)}}
+    name, weights, centre, scale, aucs = latent.choose_combination(normal, proxies)
+    assert name == "steady" and weights == {"steady": 1.0}
+    assert aucs["spiky"]["a"] > 0.99 and abs(aucs["spiky"]["b"] - 0.5) < 0.06
+    assert abs(centre["steady"]) < 0.2 and abs(scale["steady"] - 1) < 0.1
+
+
+class ThreeSamplers(Generator):
+    """A generator whose samplers' FID and recall are set by hand (the extractor is stubbed)."""
+
+    def __init__(self):
+        self.in_use = "own"
+
+    def samplers(self):
+        return ("own", "sharp", "broad")
+
+    def use_sampler(self, name):
+        self.in_use = name
+
+    def sampler_in_use(self):
+        return self.in_use
+
+    def generate_images(self, num, seed=0):
+        return np.full((num, 28, 28, 1), self.samplers().index(self.in_use), np.float32)
+
+
+@pytest.mark.parametrize("measured, chosen", [
+    ({"own": (300, 0.40), "sharp": (200, 0.30), "broad": (250, 0.45)}, "broad"),  # sharp covers too little
+    ({"own": (300, 0.40), "sharp": (200, 0.40), "broad": (250, 0.45)}, "sharp"),  # equal recall is enough
+    ({"own": (300, 0.40), "sharp": (350, 0.50), "broad": (400, 0.45)}, "own"),
+])
+def test_the_sampler_in_use_has_the_lowest_fid_among_those_covering_as_much_as_the_models_own(
+        monkeypatch, measured, chosen):
+    def stub(fake, real, **kwargs):
+        fid, recall = measured[ThreeSamplers().samplers()[int(fake[0, 0, 0, 0])]]
+        return {"fid": fid, "recall": recall}
+
+    monkeypatch.setattr(evaluation.evaluate, "evaluate_samples", stub)
+    splits = evaluation.Splits((np.zeros((10, 28, 28, 1), np.float32), np.arange(10)),
+                               (np.zeros((40, 28, 28, 1), np.float32), np.arange(40) % 10))
+    model = ThreeSamplers()
+    choice = evaluation.choose_sampler(model, splits, evaluation.Settings(samples=10), "zoo_mnist_classifier")
+    assert model.sampler_in_use() == chosen == choice["in_use"]
+    assert choice["recall_against_training_images"] == {name: r for name, (_, r) in measured.items()}
