@@ -138,7 +138,7 @@ def test_inpainting_keeps_known_pixels_and_ddpm_runs(trained):
     images = tf.constant(x[:2])
     mask = np.ones((2, 28, 28, 1), np.float32)
     mask[:, 14:] = 0
-    out = model.inpaint(images, tf.constant(mask), model.initial_noise(2, 0), tf.constant([10, 10])).numpy()
+    out = model.inpaint(images, tf.constant(mask), model.initial_noise(2, 0), tf.constant([10, 10]))[0].numpy()
     np.testing.assert_allclose(out[:, :14], x[:2, :14], atol=1e-6)
     assert not np.allclose(out[:, 14:], x[:2, 14:])
     short = Diffusion(DiffusionConfig(**{**TINY, "sample_steps": 2}, timesteps=20))
@@ -156,6 +156,7 @@ def test_inpainting_keeps_known_pixels_and_ddpm_runs(trained):
     (dict(guidance=-1.0), "guidance must be a number >= 0, got -1.0"),
     (dict(ema_decay=1.5), r"ema_decay must be in \[0, 1\), got 1.5"),
     (dict(attention=(True,)), "one flag per level"),
+    (dict(inpaint_label_steps=-1), "inpaint_label_steps must be an integer >= 0, got -1"),
 ])
 def test_bad_configs(kwargs, message):
     with pytest.raises(ZooError, match=message):
@@ -173,8 +174,8 @@ lite = Interpreter(model_path=LITE).get_signature_runner("generate")(noise=noise
 eps = m.signatures["denoise"](noisy_images=tf.constant(noise), timesteps=tf.constant([0, 999]),
                               labels=tf.constant([3, 10]))["noise"]
 s = m.signatures["sample"](labels=tf.constant(labels), seed=tf.constant(1))["images"]
-inp = m.signatures["inpaint"](images=tf.zeros([1, 28, 28, 1]), mask=tf.ones([1, 28, 28, 1]),
-                              noise=tf.constant(noise[:1]), labels=tf.constant([3]))["images"]
+inp = m.signatures["inpaint"](images=tf.zeros([2, 28, 28, 1]), mask=tf.ones([2, 28, 28, 1]),
+                              noise=tf.constant(noise), labels=tf.constant([3, 10]))
 errors = {}
 for name, call in {
     "timesteps": lambda: m.signatures["denoise"](noisy_images=tf.constant(noise[:1]), timesteps=tf.constant([1000]),
@@ -187,7 +188,7 @@ for name, call in {
     except tf.errors.InvalidArgumentError as e:
         errors[name] = e.message
 print("RESULT" + json.dumps({"diff": float(np.abs(lite - gen).max()), "eps": list(eps.shape), "sample": list(s.shape),
-    "inpaint_max": float(tf.reduce_max(inp)), "errors": errors, "signatures": sorted(m.signatures)}))
+    "inpaint_max": float(tf.reduce_max(inp["images"])), "inpaint_labels": inp["labels"].numpy().tolist(), "errors": errors, "signatures": sorted(m.signatures)}))
 """
 
 
@@ -198,6 +199,7 @@ def test_export_generate_runs_in_litert_like_the_saved_model(trained, tmp_path):
     assert out["signatures"] == ["denoise", "generate", "inpaint", "sample", "serving_default"]
     assert out["diff"] <= 1e-3 and out["eps"] == [2, 28, 28, 1] and out["sample"] == [2, 28, 28, 1]
     assert out["inpaint_max"] == 0.0  # everything known: the zeros come back
+    assert out["inpaint_labels"][0] == 3 and 0 <= out["inpaint_labels"][1] <= 9  # given, and chosen
     assert "must be in [0, 999]" in out["errors"]["timesteps"]
     assert "must have shape [N, 28, 28, 1]" in out["errors"]["noise_shape"]
     assert "must be in [0, 9]" in out["errors"]["labels"]
@@ -215,41 +217,59 @@ def test_pictures_and_preview(trained):
     assert pictures["samples.png"].shape[:2] == (2 + 10 * 30, 2 + 8 * 30)
 
 
-def test_the_bench_diffusion_classifier_picks_the_label_that_explains_the_kept_pixels():
-    """bench/inpainting.py --choose-label: the class whose noise prediction is exact on the kept
+def test_the_diffusion_classifier_picks_the_label_that_explains_the_kept_pixels():
+    """schedules.classify_by_denoising: the class whose noise prediction is exact on the kept
     pixels wins, whatever the predictions say about the hidden ones."""
-    import os
-    import sys
-    import types
-
-    from conftest import REPO
-
-    from zoo import schedules
-
-    sys.path.insert(0, os.path.join(REPO, "bench"))
-    from inpainting import diffusion_label
-
     rng = np.random.default_rng(0)
-    images = rng.uniform(size=(6, 8, 8, 1)).astype(np.float32)
+    images = rng.uniform(-1, 1, size=(6, 8, 8, 1)).astype(np.float32)
     truth = np.array([0, 1, 2, 0, 1, 2], np.int32)
     mask = np.zeros_like(images)
     mask[:, :4] = 1  # the upper half is kept
-    kept = tf.constant(mask[:1])
     schedule = schedules.Schedule("cosine", 100)
-    # diffusion_label asks for every class of an image in one batch: rows image-major, classes 0, 1, 2
-    x0_rows = tf.repeat(tf.constant(images * 2.0 - 1.0), 3, axis=0)
+    # every class of an image comes in one batch: rows image-major, classes 0, 1, 2
+    x0_rows = tf.repeat(tf.constant(images), 3, axis=0)
     truth_rows = tf.repeat(tf.constant(truth), 3)
 
-    def denoise(x_t, t, labels):
-        ab = schedule.gather(t)
-        exact = (x_t - tf.sqrt(ab) * x0_rows) / tf.sqrt(1.0 - ab)
-        right = tf.cast(tf.equal(labels, truth_rows), tf.float32)[:, None, None, None]
-        # the true class: exact on the kept pixels, off on the hidden ones; the others: the reverse
-        return exact + 0.3 * (right * (1 - kept) + (1 - right) * kept)
+    def judged_on(kept):
+        def denoise(x_t, t, labels):
+            ab = schedule.gather(t)
+            exact = (x_t - tf.sqrt(ab) * x0_rows) / tf.sqrt(1.0 - ab)
+            right = tf.cast(tf.equal(labels, truth_rows), tf.float32)[:, None, None, None]
+            # the true class: exact on the upper half, off on the lower; the others: the reverse
+            upper = tf.constant(mask[:1])
+            return exact + 0.3 * (right * (1 - upper) + (1 - right) * upper)
 
-    model = types.SimpleNamespace(config=types.SimpleNamespace(timesteps=100, num_classes=3), schedule=schedule,
-                                  denoise=denoise, graph=lambda key, fn: tf.function(fn))
-    chosen = diffusion_label(model, images, mask, filled=images, seed=0, steps=4)
-    np.testing.assert_array_equal(chosen, truth)
-    flipped = diffusion_label(model, images, 1 - mask, filled=images, seed=0, steps=4)  # judged on the other half
-    assert not np.any(flipped == truth)
+        noise = rng.normal(size=(4, 8, 8, 1)).astype(np.float32)
+        return tf.function(lambda: schedules.classify_by_denoising(
+            schedule, denoise, tf.constant(images), tf.constant(kept), 3,
+            schedules.classifier_timesteps(4, 100), noise))().numpy()
+
+    np.testing.assert_array_equal(judged_on(mask), truth)
+    assert not np.any(judged_on(1 - mask) == truth)  # judged on the other half
+    np.testing.assert_array_equal(schedules.classifier_timesteps(3, 1000), [50, 500, 950])
+
+
+def test_a_label_free_inpainting_chooses_its_label_and_a_given_label_is_kept(trained):
+    """The two passes: the null class gets the label the model chooses (what choose_labels
+    says of the first, unconditional fill), a given label stays; with inpaint_label_steps 0 the
+    null class stays and the fill is the plain unconditional one."""
+    model, _ = trained
+    x, y = data.mnist5k("test")
+    images = tf.constant(x[[0, 150, 300]])
+    mask = np.ones((3, 28, 28, 1), np.float32)
+    mask[:, 14:] = 0
+    noise = model.initial_noise(3, 5)
+    out, labels = model.inpaint(images, tf.constant(mask), noise, tf.constant([10, 4, 10]))
+    labels = labels.numpy()
+    assert labels[1] == 4 and 0 <= labels[0] < 10 and 0 <= labels[2] < 10
+    np.testing.assert_allclose(out.numpy()[:, :14], x[[0, 150, 300], :14], atol=1e-6)
+    c = model.config
+    x0 = images * 2.0 - 1.0
+    first = schedules.repaint_sample(model.schedule, model.guided_denoiser(None), noise, c.sample_steps,
+                                     (x0, mask), c.inpaint_resample, c.inpaint_jump, c.inpaint_eta, tf.constant([0, 3]))
+    chosen = model.choose_labels(mask * x0 + (1 - mask) * first, tf.constant(mask)).numpy()
+    np.testing.assert_array_equal(labels[[0, 2]], chosen[[0, 2]])
+    plain = Diffusion(DiffusionConfig(**{**c.to_dict(), "inpaint_label_steps": 0}))
+    plain.set_weights(model.get_weights())
+    _, kept = plain.inpaint(images, tf.constant(mask), noise, tf.constant([10, 4, 10]))
+    np.testing.assert_array_equal(kept.numpy(), [10, 4, 10])

@@ -237,3 +237,36 @@ def repaint_sample(schedule, denoise, x_T, num_steps, known, resample=1, jump=1,
 
     _, x = tf.while_loop(lambda i, _: i < moves, step, (tf.constant(0), x_T), maximum_iterations=moves)
     return static_like(x, x_T)
+
+
+# Diffusion classifier (Li et al., ICCV 2023) ------------------------------------------------
+def classifier_timesteps(steps, total):
+    """``steps`` timesteps spread evenly over [0.05 T, 0.95 T]: the levels the classifier
+    compares classes at (the ends say little: nearly clean or nearly pure noise)."""
+    return np.round(np.linspace(0.05, 0.95, steps) * total).astype(np.int32)
+
+
+def classify_by_denoising(schedule, denoise, x0, mask, num_classes, timesteps, noise):
+    """For each image, the class c minimising Σ_k ‖m ⊙ (ε̂(x_{t_k}, t_k, c) − ε_k)‖²: the label
+    under which the denoiser best explains the pixels where ``mask`` is 1, x_{t_k} diffused
+    from ``x0`` to each of ``timesteps`` with the fixed noise ``noise[k]`` ([K, H, W, C]; the
+    same for every class and image, so the classes are compared on paired noise and no random
+    op is needed). ``denoise(x_t, t, labels)`` → ε̂. Returns int32 labels [N]. Every class of
+    an image goes in one batch of N · num_classes, one timestep per loop iteration."""
+    n = tf.shape(x0)[0]
+    rows = tf.repeat(x0, num_classes, axis=0)
+    kept = tf.repeat(mask, num_classes, axis=0)
+    labels = tf.tile(tf.range(num_classes, dtype=tf.int32), [n])
+    levels, noise = tf.constant(timesteps, tf.int32), tf.constant(noise, tf.float32)
+
+    def step(k, errors):
+        t = tf.fill([n * num_classes], levels[k])
+        eps = tf.zeros_like(rows) + noise[k]
+        err = tf.reduce_sum(kept * tf.square(denoise(schedule.q_sample(rows, t, eps), t, labels) - eps),
+                            axis=[1, 2, 3])
+        return k + 1, errors + tf.reshape(err, [n, num_classes])
+
+    _, errors = tf.while_loop(lambda k, _: k < len(timesteps), step,
+                              (tf.constant(0), tf.zeros([n, num_classes], tf.float32)),
+                              maximum_iterations=len(timesteps))
+    return tf.argmin(errors, axis=1, output_type=tf.int32)

@@ -25,6 +25,7 @@ from zoo.config import (
     each,
     in_range,
     non_negative,
+    non_negative_int,
     one_of,
     positive_int,
     setting,
@@ -65,6 +66,12 @@ class DiffusionConfig(Config):
     inpaint_jump: int = setting(2, "RePaint jump length j (DDIM steps gone back up at a time)", positive_int)
     inpaint_eta: float = setting(1.0, "DDIM η of the inpainting steps (1: stochastic, as RePaint's DDPM steps)",
                                  in_range(0, 1))
+    # Lower half hidden, 200 test digits (bench/results/inpainting_choose_label.json): a plain
+    # unconditional fill is read as the original digit 0.685 of the time; choosing the label
+    # first and filling with it, 0.785 at 10 timesteps and 0.83 at 25.
+    inpaint_label_steps: int = setting(25, "timesteps at which the model compares the classes to choose the label "
+                                       "of a label-free inpainting (a diffusion classifier), which it then fills "
+                                       "with; 0: fill without a label", non_negative_int)
     seed: int = setting(0, "seed of the model's noise", flag=False)
 
     def validate(self):
@@ -226,16 +233,41 @@ class Diffusion(ZooModel, ConditionalGenerator, Inpainter):
 
     def inpaint(self, images, mask, noise, labels, seed=None, path_noise=None):
         """Fill the pixels where ``mask`` is 0, keeping those where it is 1, by RePaint
-        (resampling r, jump length j of the config); ``labels`` None (or entries equal to the
-        null class ``num_classes``): without a label."""
+        (resampling r, jump length j of the config). An image without a label (``labels``
+        None, or the null class ``num_classes``) gets one in a first pass — an unconditional
+        fill, then the class under which the network best explains the kept pixels
+        (``choose_labels``) — and is filled with it. Returns (images, the labels filled with)."""
         c = self.config
-        # A null label needs no special case: the network was trained on it, so its "conditional"
-        # prediction is the unconditional one and guidance leaves it as it is.
-        denoise = self.guided_denoiser(labels)
-        x = schedules.repaint_sample(self.schedule, denoise, noise, c.sample_steps, (images * 2.0 - 1.0, mask),
-                                     c.inpaint_resample, c.inpaint_jump, c.inpaint_eta,
-                                     tf.constant([0, 3]) if seed is None else seed, path_noise)
-        return self.to_images(x)
+        x0 = images * 2.0 - 1.0
+        n = tf.shape(images)[0]
+        labels = tf.fill([n], c.num_classes) if labels is None else tf.cast(labels, tf.int32)
+
+        def fill(labels):
+            # A null label needs no special case: the network was trained on it, so its
+            # "conditional" prediction is the unconditional one and guidance leaves it as it is.
+            return schedules.repaint_sample(self.schedule, self.guided_denoiser(labels), noise, c.sample_steps,
+                                            (x0, mask), c.inpaint_resample, c.inpaint_jump, c.inpaint_eta,
+                                            tf.constant([0, 3]) if seed is None else seed, path_noise)
+
+        if c.inpaint_label_steps:
+            unlabelled = tf.equal(labels, c.num_classes)
+
+            def chosen():
+                first = fill(None)  # unconditional: one network call per move
+                return tf.where(unlabelled, self.choose_labels(mask * x0 + (1.0 - mask) * first, mask), labels)
+
+            labels = tf.cond(tf.reduce_any(unlabelled), chosen, lambda: labels)
+        return self.to_images(fill(labels)), labels
+
+    def choose_labels(self, x0, mask):
+        """The class under which the averaged network's noise predictions best explain the
+        pixels of ``x0`` ([-1, 1]) where ``mask`` is 1, at ``inpaint_label_steps`` noise
+        levels on fixed noise (a diffusion classifier, Li et al. 2023), int32 [N]."""
+        c = self.config
+        noise = np.random.default_rng(c.seed + 1).standard_normal((c.inpaint_label_steps, *c.image_shape))
+        return schedules.classify_by_denoising(
+            self.schedule, lambda x, t, y: self.eps(self.network_ema, x, t, y), x0, mask, c.num_classes,
+            schedules.classifier_timesteps(c.inpaint_label_steps, c.timesteps), noise.astype(np.float32))
 
     def denoise(self, noisy_images, timesteps, labels):
         """One evaluation of the EMA network: ε̂(x_t, t, label); label num_classes = unconditional."""
@@ -255,12 +287,12 @@ class Diffusion(ZooModel, ConditionalGenerator, Inpainter):
             sig.Signature("denoise", lambda noisy_images, timesteps, labels: {
                 "noise": self.denoise(noisy_images, timesteps, labels)},
                 (sig.noise("noisy_images", c.image_shape), sig.timesteps(c.timesteps), maybe_label)),
-            sig.Signature("inpaint", lambda images, mask, noise, labels: {
-                "images": self.inpaint(images, mask, noise, labels)},
+            sig.Signature("inpaint", lambda images, mask, noise, labels: dict(zip(
+                ("images", "labels"), self.inpaint(images, mask, noise, labels))),
                 (sig.images(c.image_shape), sig.mask(c.image_shape), noise, maybe_label)),
             # The TFLite inpaint: RePaint's per-move noise as an input instead of drawn inside.
-            sig.Signature("inpaint", lambda images, mask, noise, path_noise, labels: {
-                "images": self.inpaint(images, mask, noise, labels, path_noise=path_noise)},
+            sig.Signature("inpaint", lambda images, mask, noise, path_noise, labels: dict(zip(
+                ("images", "labels"), self.inpaint(images, mask, noise, labels, path_noise=path_noise))),
                 (sig.images(c.image_shape), sig.mask(c.image_shape), noise,
                  sig.noise("path_noise", (self.inpaint_moves(), *c.image_shape)), maybe_label),
                 tflite=True, saved_model=False),
@@ -277,8 +309,8 @@ class Diffusion(ZooModel, ConditionalGenerator, Inpainter):
     def inpaint_images(self, images, mask, labels=None, seed=0, batch=250):
         c = self.config
         key = ("inpaint", c.guidance, c.guidance_interval, c.sample_steps, c.inpaint_resample, c.inpaint_jump,
-               c.inpaint_eta, labels is None)
-        fill = self.graph(key, lambda x, m, noise, y, s: self.inpaint(x, m, noise, None if labels is None else y, s))
+               c.inpaint_eta, c.inpaint_label_steps, labels is None)
+        fill = self.graph(key, lambda x, m, noise, y, s: self.inpaint(x, m, noise, None if labels is None else y, s)[0])
         out = []
         for i in range(0, len(images), batch):
             x = images[i:i + batch]
