@@ -138,6 +138,18 @@ def test_the_score_with_the_best_worst_proxy_wins(rng):
     assert abs(centre["steady"]) < 0.2 and abs(scale["steady"] - 1) < 0.1
 
 
+def test_a_part_that_hardly_varies_is_never_chosen(rng):
+    """A part whose spread is under 0.1% of its size (an untrained decoder's likelihood) is left
+    out, however well it separates the proxies: float32 cannot keep its signal."""
+    normal = {"latent": rng.normal(0, 1, 500), "likelihood": 784.0 + 0.1 * rng.normal(0, 1, 500)}
+    proxies = {"a": {"latent": rng.normal(1, 1, 500), "likelihood": 784.5 + 0.1 * rng.normal(0, 1, 500)}}
+    name, weights, centre, scale, aucs = latent.choose_combination(normal, proxies)
+    assert weights == {"latent": 1.0} and "likelihood" not in str(set(aucs)) and "likelihood" in scale
+    normal["likelihood"] = 784.0 + 10 * rng.normal(0, 1, 500)  # varying: a candidate again
+    proxies["a"]["likelihood"] = 834.0 + 10 * rng.normal(0, 1, 500)
+    assert set(latent.choose_combination(normal, proxies)[4]) == {"latent", "likelihood", "latent+likelihood", "all"}
+
+
 class ThreeSamplers(Generator):
     """A generator whose samplers' FID and recall are set by hand (the extractor is stubbed)."""
 

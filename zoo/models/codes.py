@@ -93,7 +93,9 @@ class CodeDensity:
             "latent_mixture": mixture,
             "class_density": {**by_class, "what": "the anomaly score's latent part: −log density of the code under "
                                                   f"{CLASS_COMPONENTS} full-covariance Gaussians per normal class, "
-                                                  "each class weighted by its share of the codes"},
+                                                  "each class weighted by its share of the codes; fitted on "
+                                                  "the training codes with their (normal) labels, not on the "
+                                                  "held-out images"},
             "anomaly_score": {
                 "chosen": name, "weights": weights,
                 "how": f"of {len(aucs)} candidates (each part, and the latent density plus each other part or all), "
