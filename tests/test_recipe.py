@@ -133,7 +133,7 @@ def test_previews_follow_the_models_preview_every(tmp_path):
 def test_diffusion_presets_fill_unset_flags_and_explicit_flags_win():
     model_class = load_recipe("diffusion").MODEL
     args = recipe.parser(model_class, []).parse_args([])
-    assert (args.epochs, args.prediction, tuple(args.channels), args.guidance) == (60, "v", (32, 64, 64), 1.5)
+    assert (args.epochs, args.prediction, tuple(args.channels), args.guidance) == (55, "v", (32, 64, 64), 1.5)
     argv = ["--preset", "full", "--prediction", "eps", "--epochs", "3"]
     args = recipe.parser(model_class, argv).parse_args(argv)
     assert (args.epochs, args.prediction, tuple(args.channels)) == (3, "eps", (64, 128, 256))
