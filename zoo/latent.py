@@ -27,6 +27,13 @@ LOG_2PI = math.log(2 * math.pi)
 UNUSED = -1e30  # log-weight of an unused component: finite, so TFLite's logsumexp stays finite
 
 
+def full_covariance_mixture(components, seed=0):
+    """The scikit-learn estimator every mixture over codes is fitted with (unfitted)."""
+    from sklearn.mixture import GaussianMixture
+
+    return GaussianMixture(components, covariance_type="full", reg_covar=1e-4, random_state=seed, max_iter=200)
+
+
 @keras.saving.register_keras_serializable("zoo")
 class LatentMixture(keras.layers.Layer):
     """A Gaussian mixture with at most ``max_components`` full-covariance components over
@@ -59,18 +66,16 @@ class LatentMixture(keras.layers.Layer):
     def fit(self, codes, held_out, candidates=(1, 2, 4, 8, 12, 20), seed=0):
         """Fit on ``codes``; the component count is the candidate whose mixture, fitted on
         ``codes``, gives ``held_out`` the highest mean log-likelihood. Returns what was chosen."""
-        from sklearn.mixture import GaussianMixture
-
         codes, held_out = np.asarray(codes, np.float64), np.asarray(held_out, np.float64)
         usable = [k for k in candidates if k <= min(self.max_components, len(codes) // (2 * self.dim) or 1)]
         if not usable:
             raise ConfigError("mixture components", candidates[0], f"must be at most the {len(codes)} codes allow")
         scores = {}
         for k in usable:
-            gmm = GaussianMixture(k, covariance_type="full", reg_covar=1e-4, random_state=seed, max_iter=200)
+            gmm = full_covariance_mixture(k, seed)
             scores[k] = float(gmm.fit(codes).score(held_out))
         best = max(scores, key=scores.get)
-        gmm = GaussianMixture(best, covariance_type="full", reg_covar=1e-4, random_state=seed, max_iter=200)
+        gmm = full_covariance_mixture(best, seed)
         gmm.fit(np.concatenate([codes, held_out]))
         self.set_parameters(gmm.weights_, gmm.means_, gmm.covariances_)
         return {"components": best, "held_out_log_likelihood": scores, "codes": len(codes) + len(held_out)}
@@ -121,8 +126,6 @@ def class_components(codes, labels, per_class, dim, seed=0):
     """Class → (its share of the codes, and the weights, means and covariances of up to
     ``per_class`` full-covariance Gaussians fitted on its codes; fewer where it has fewer than
     2·dim codes per component, and the pooled covariance around its code if it has one)."""
-    from sklearn.mixture import GaussianMixture
-
     codes, labels = np.asarray(codes, np.float64), np.asarray(labels)
     pooled = np.cov(codes.T, bias=True).reshape(dim, dim) + 1e-4 * np.eye(dim)
     out = {}
@@ -132,8 +135,7 @@ def class_components(codes, labels, per_class, dim, seed=0):
         if len(own) < 2:
             out[int(c)] = (share, np.ones(1), own, pooled[None])
             continue
-        gmm = GaussianMixture(min(per_class, max(1, len(own) // (2 * dim))), covariance_type="full",
-                              reg_covar=1e-4, random_state=seed, max_iter=200).fit(own)
+        gmm = full_covariance_mixture(min(per_class, max(1, len(own) // (2 * dim))), seed).fit(own)
         out[int(c)] = (share, gmm.weights_, gmm.means_, gmm.covariances_)
     return out
 
