@@ -431,11 +431,9 @@ def inpainting_metrics(model, splits, digits=INPAINT_DIGITS, seed=0, masks=corru
     for kind in masks:
         mask = corruption.inpainting_mask(kind, len(images), images.shape[1:], seed)
         hidden = (1 - mask).sum(axis=(1, 2, 3))
-        for labelled in (False, True):
-            suffix = "_labelled" if labelled else ""
-            with stage(f"inpainting {len(images)} test digits, {kind.replace('_', ' ')} hidden, "
-                       f"{'with' if labelled else 'without'} the label"):
-                filled = model.inpaint_images(images, mask, labels if labelled else None, seed)
+        with stage(f"inpainting {len(images)} test digits, {kind.replace('_', ' ')} hidden, without and with the label"):
+            fills = model.inpaint_with_and_without_label(images, mask, labels, seed)
+        for filled, suffix in zip(fills, ("", "_labelled")):
             error = ((filled - images) ** 2 * (1 - mask)).sum(axis=(1, 2, 3)) / np.maximum(hidden, 1)
             metrics[f"inpainting_psnr_{kind}{suffix}"] = float(np.mean(10 * np.log10(1 / np.maximum(error, 1e-10))))
             if classifier is not None:

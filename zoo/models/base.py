@@ -109,6 +109,11 @@ class Inpainter(Capability):
         """Filled images (NumPy); ``labels`` None: without a label."""
         raise NotImplementedError
 
+    def inpaint_with_and_without_label(self, images, mask, labels, seed=0):
+        """(fills without the label, fills with ``labels``), as ``inpaint_images`` gives them;
+        a model that can share work between the two overrides this."""
+        return self.inpaint_images(images, mask, None, seed), self.inpaint_images(images, mask, labels, seed)
+
 
 def batched(fn, arrays, batch=500):
     """``fn`` over NumPy ``arrays`` (one or a tuple, split along the first axis), concatenated."""

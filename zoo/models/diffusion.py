@@ -239,27 +239,35 @@ class Diffusion(ZooModel, ConditionalGenerator, Inpainter):
         None, or the null class ``num_classes``) gets one in a first pass — an unconditional
         fill, then the class under which the network best explains the kept pixels
         (``choose_labels``) — and is filled with it. Returns (images, the labels filled with)."""
-        c = self.config
         x0 = images * 2.0 - 1.0
-        n = tf.shape(images)[0]
+        labels = self.labels_to_fill_with(x0, mask, noise, labels, seed, path_noise)
+        return self.to_images(self.repaint(x0, mask, noise, labels, seed, path_noise)), labels
+
+    def repaint(self, x0, mask, noise, labels, seed=None, path_noise=None):
+        """One RePaint fill of ``x0`` ([-1, 1]) under ``labels`` (None: unconditional)."""
+        # A null label needs no special case: the network was trained on it, so its
+        # "conditional" prediction is the unconditional one and guidance leaves it as it is.
+        c = self.config
+        return schedules.repaint_sample(self.schedule, self.guided_denoiser(labels), noise, c.sample_steps,
+                                        (x0, mask), c.inpaint_resample, c.inpaint_jump, c.inpaint_eta,
+                                        tf.constant([0, 3]) if seed is None else seed, path_noise)
+
+    def labels_to_fill_with(self, x0, mask, noise, labels, seed=None, path_noise=None):
+        """``labels`` where given; where an image has none (None, or the null class), the label
+        ``choose_labels`` reads from an unconditional first fill (with ``inpaint_label_steps``
+        0: the null class stays, and the fill is the plain unconditional one)."""
+        c = self.config
+        n = tf.shape(x0)[0]
         labels = tf.fill([n], c.num_classes) if labels is None else tf.cast(labels, tf.int32)
+        if not c.inpaint_label_steps:
+            return labels
+        unlabelled = tf.equal(labels, c.num_classes)
 
-        def fill(labels):
-            # A null label needs no special case: the network was trained on it, so its
-            # "conditional" prediction is the unconditional one and guidance leaves it as it is.
-            return schedules.repaint_sample(self.schedule, self.guided_denoiser(labels), noise, c.sample_steps,
-                                            (x0, mask), c.inpaint_resample, c.inpaint_jump, c.inpaint_eta,
-                                            tf.constant([0, 3]) if seed is None else seed, path_noise)
+        def chosen():
+            first = self.repaint(x0, mask, noise, None, seed, path_noise)  # one network call per move
+            return tf.where(unlabelled, self.choose_labels(mask * x0 + (1.0 - mask) * first, mask), labels)
 
-        if c.inpaint_label_steps:
-            unlabelled = tf.equal(labels, c.num_classes)
-
-            def chosen():
-                first = fill(None)  # unconditional: one network call per move
-                return tf.where(unlabelled, self.choose_labels(mask * x0 + (1.0 - mask) * first, mask), labels)
-
-            labels = tf.cond(tf.reduce_any(unlabelled), chosen, lambda: labels)
-        return self.to_images(fill(labels)), labels
+        return tf.cond(tf.reduce_any(unlabelled), chosen, lambda: labels)
 
     def choose_labels(self, x0, mask):
         """The class under which the averaged network's noise predictions best explain the
@@ -308,19 +316,52 @@ class Diffusion(ZooModel, ConditionalGenerator, Inpainter):
         return np.concatenate([sample(tf.constant(labels[i:i + batch]), tf.constant(seed + i)).numpy()
                                for i in range(0, len(labels), batch)])
 
-    def inpaint_images(self, images, mask, labels=None, seed=0, batch=250):
+    def _inpaint_key(self):
         c = self.config
-        key = ("inpaint", c.guidance, c.guidance_interval, c.sample_steps, c.inpaint_resample, c.inpaint_jump,
-               c.inpaint_eta, c.inpaint_label_steps, labels is None)
-        fill = self.graph(key, lambda x, m, noise, y, s: self.inpaint(x, m, noise, None if labels is None else y, s)[0])
-        out = []
+        return ("inpaint", c.guidance, c.guidance_interval, c.sample_steps, c.inpaint_resample, c.inpaint_jump,
+                c.inpaint_eta, c.inpaint_label_steps)
+
+    def _inpaint_batches(self, images, mask, seed, batch):
+        """Batches of (images, mask, x_T, RePaint's per-move noise), the noise drawn from ``seed``
+        and the batch's first index and passed in explicitly, so that any subset of a batch
+        can be filled again with the very noise it had."""
+        shape = images.shape[1:]
         for i in range(0, len(images), batch):
-            x = images[i:i + batch]
-            y = np.full(len(x), c.num_classes, np.int32) if labels is None else np.asarray(labels[i:i + batch], np.int32)
-            noise = tf.random.stateless_normal(x.shape, seed=[seed + i, 7])
-            out.append(fill(tf.constant(x), tf.constant(mask[i:i + batch], tf.float32), noise, tf.constant(y),
-                            tf.constant([seed + i, 3])).numpy())
-        return np.concatenate(out)
+            n = len(images[i:i + batch])
+            noise = tf.random.stateless_normal((n, *shape), seed=[seed + i, 7]).numpy()
+            path = tf.random.stateless_normal((n, self.inpaint_moves(), *shape), seed=[seed + i, 3]).numpy()
+            yield slice(i, i + n), images[i:i + n], np.asarray(mask[i:i + n], np.float32), noise, path
+
+    def _fill(self, x, m, noise, path, labels):
+        fill = self.graph(self._inpaint_key(), lambda x, m, noise, path, y: self.inpaint(x, m, noise, y,
+                                                                                         path_noise=path)[0])
+        return fill(*(tf.constant(a) for a in (x, m, noise, path, np.asarray(labels, np.int32)))).numpy()
+
+    def inpaint_images(self, images, mask, labels=None, seed=0, batch=250):
+        labels = np.full(len(images), self.config.num_classes, np.int32) if labels is None else np.asarray(labels)
+        return np.concatenate([self._fill(x, m, noise, path, labels[s])
+                               for s, x, m, noise, path in self._inpaint_batches(images, mask, seed, batch)])
+
+    def inpaint_with_and_without_label(self, images, mask, labels, seed=0, batch=250):
+        """The same two fills as two ``inpaint_images`` calls, sharing work: a label-free fill
+        is filled with the label the model chooses, so wherever that is the true label it is
+        the labelled fill itself (same noise), and only the other images are filled again.
+        Lower half, 100 digits: one guided fill, one unconditional fill, the label choice and
+        guided fills of the ~20% chosen otherwise, instead of two guided fills, one
+        unconditional fill and the label choice."""
+        labels = np.asarray(labels, np.int32)
+        choose = self.graph(self._inpaint_key() + ("labels",), lambda x, m, noise, path: self.labels_to_fill_with(
+            x * 2.0 - 1.0, m, noise, None, path_noise=path))
+        without, with_label = [], []
+        for s, x, m, noise, path in self._inpaint_batches(images, mask, seed, batch):
+            labelled = self._fill(x, m, noise, path, labels[s])
+            chosen = choose(*(tf.constant(a) for a in (x, m, noise, path))).numpy()
+            free, other = labelled.copy(), chosen != labels[s]
+            if other.any():
+                free[other] = self._fill(x[other], m[other], noise[other], path[other], chosen[other])
+            without.append(free)
+            with_label.append(labelled)
+        return np.concatenate(without), np.concatenate(with_label)
 
     def extra_pictures(self, images, labels):
         c = self.config
