@@ -144,10 +144,12 @@ def test_a_part_that_hardly_varies_is_never_chosen(rng):
     normal = {"latent": rng.normal(0, 1, 500), "likelihood": 784.0 + 0.1 * rng.normal(0, 1, 500)}
     proxies = {"a": {"latent": rng.normal(1, 1, 500), "likelihood": 784.5 + 0.1 * rng.normal(0, 1, 500)}}
     name, weights, centre, scale, aucs = latent.choose_combination(normal, proxies)
-    assert weights == {"latent": 1.0} and "likelihood" not in str(set(aucs)) and "likelihood" in scale
+    assert name == "latent" and weights == {"latent": 1.0} and set(aucs) == {"latent"} and "likelihood" in scale
     normal["likelihood"] = 784.0 + 10 * rng.normal(0, 1, 500)  # varying: a candidate again
     proxies["a"]["likelihood"] = 834.0 + 10 * rng.normal(0, 1, 500)
-    assert set(latent.choose_combination(normal, proxies)[4]) == {"latent", "likelihood", "latent+likelihood", "all"}
+    assert set(latent.choose_combination(normal, proxies)[4]) == {"latent", "likelihood", "latent+likelihood"}
+    three = latent.candidate_combinations(["latent", "likelihood", "reconstruction"])
+    assert three["all"] == {"latent": 1.0, "likelihood": 1.0, "reconstruction": 1.0} and len(three) == 6
 
 
 class ThreeSamplers(Generator):

@@ -117,6 +117,7 @@ def test_bad_paths_fail_before_training(capsys, tmp_path):
     assert "--batch-size 63 is not divisible by the 2 replicas" in line
     line = fails(capsys, ["--strategy", "mirrored", "--jit-compile", "--out", str(tmp_path), "--runs-dir", runs])
     assert "--jit-compile cannot be used with --strategy mirrored" in line
+    assert line.endswith("pass --no-jit-compile")  # not ", got True": the value is not what is wrong
     assert not os.path.exists(os.path.join(runs, "vae"))  # no run folder: nothing trained
 
 
@@ -133,7 +134,7 @@ def test_previews_follow_the_models_preview_every(tmp_path):
 def test_diffusion_presets_fill_unset_flags_and_explicit_flags_win():
     model_class = load_recipe("diffusion").MODEL
     args = recipe.parser(model_class, []).parse_args([])
-    assert (args.epochs, args.prediction, tuple(args.channels), args.guidance) == (55, "v", (32, 64, 64), 1.5)
+    assert (args.epochs, args.prediction, tuple(args.channels), args.guidance) == (50, "v", (32, 64, 64), 1.5)
     argv = ["--preset", "full", "--prediction", "eps", "--epochs", "3"]
     args = recipe.parser(model_class, argv).parse_args(argv)
     assert (args.epochs, args.prediction, tuple(args.channels)) == (3, "eps", (64, 128, 256))
@@ -188,3 +189,18 @@ def test_xla_never_runs_under_a_strategy_that_synchronises_replicas(monkeypatch,
     assert VAE.jit_compile is True
     assert recipe.jit_setting(recipe.RunConfig(), VAE, default) is True
     assert recipe.jit_setting(recipe.RunConfig(jit_compile=False), VAE, default) is False
+
+
+def test_the_summary_names_every_file_the_export_tried_and_did_not_keep(capsys):
+    card = {"metrics": {"fid": 170.0, "fid_se": 4.0}, "reference": {"fid": 141.0},
+            "training": {"seconds": 10.0, "images_per_second": 400.0, "strategy": "default", "replicas": 1,
+                         "mixed_precision": "float32"},
+            "tflite": {"m.tflite": {"kept": True}, "m_float16.tflite": {"kept": False, "reason": "NaN samples"}},
+            "web": {"m_b1.tflite": {"kept": True}, "m_int8_b10.tflite": {"kept": False, "reason": "differs by 0.3"}}}
+    recipe.summary("m", card, {"m.tflite": "/out/m.tflite", "web/m_b1.tflite": "/out/web/m_b1.tflite"},
+                   {"evaluation": 1.0, "export": 2.0, "total": 13.0})
+    lines = capsys.readouterr().out.splitlines()
+    assert any("fid" in line and "170 ± 4" in line and "(real: 141)" in line for line in lines)
+    assert any("m_float16.tflite" in line and "not kept: NaN samples" in line for line in lines)
+    assert any("web/m_int8_b10.tflite" in line and "not kept: differs by 0.3" in line for line in lines)
+    assert not any("m_b1.tflite" in line and "not kept" in line for line in lines)

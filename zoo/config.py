@@ -26,13 +26,17 @@ from zoo import ZooError
 class ConfigError(ZooError):
     """A bad setting: names the field, the value and what it must be."""
 
-    def __init__(self, field, value, requirement):
-        self.field, self.value, self.requirement = field, value, requirement
-        super().__init__(f"{field} {requirement}, got {value!r}")
+    def __init__(self, field, value, requirement, say_value=True):
+        # say_value False: the value is not what is wrong (a flag that cannot go with another)
+        self.field, self.value, self.requirement, self.say_value = field, value, requirement, say_value
+        super().__init__(self._message(field))
+
+    def _message(self, name):
+        return f"{name} {self.requirement}" + (f", got {self.value!r}" if self.say_value else "")
 
     def for_flag(self):
         """The same message with the command-line spelling of the field."""
-        return f"{flag_name(self.field)} {self.requirement}, got {self.value!r}"
+        return self._message(flag_name(self.field))
 
 
 def flag_name(field):

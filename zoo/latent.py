@@ -262,13 +262,15 @@ def proxy_anomalies(images, seed=0):
 
 
 def candidate_combinations(parts):
-    """Each part alone, and the sum of the latent density with each of the others and with all."""
+    """Each part alone, and the sum of the latent density with each of the others and with all
+    (each sum once: "all" only where it differs from every pair)."""
     out = {name: {name: 1.0} for name in parts}
     if "latent" in parts:
         others = [p for p in parts if p != "latent"]
         for p in others:
             out[f"latent+{p}"] = {"latent": 1.0, p: 1.0}
-        out["all"] = {p: 1.0 for p in parts}
+        if len(others) > 1:
+            out["all"] = {p: 1.0 for p in parts}
     return out
 
 

@@ -188,7 +188,7 @@ def jit_setting(run, model_class, strategy):
         if run.jit_compile:
             chosen = run.strategy if run.strategy == name else f"{run.strategy} (here {name})"
             raise ConfigError("--jit-compile", True, f"cannot be used with --strategy {chosen}: XLA cannot compile a "
-                              "step that synchronises replicas; drop it or pass --no-jit-compile")
+                              "step that synchronises replicas; drop it or pass --no-jit-compile", say_value=False)
         return False
     return model_class.jit_compile if run.jit_compile is None else run.jit_compile
 
@@ -487,6 +487,10 @@ def summary(model_name, card, written, seconds):
         rows += [("feature metrics by", str(card["feature_extractor"]))]
     rows += [("", ""), ("file", "path")]
     rows += list(written.items())
+    # a file the export tried and did not keep is a finding: say which and why, not only in the card
+    rows += [(f"{'web/' if section == 'web' else ''}{name}", "not kept: " + entry.get("reason", ""))
+             for section in ("tflite", "web") for name, entry in card.get(section, {}).items()
+             if isinstance(entry, dict) and entry.get("kept") is False]
     t = card["training"]
     speed = f"{t['images_per_second']:.0f} images/s" if t["images_per_second"] else "no training left"
     rows += [("", ""), ("training", f"{t['seconds']:.0f} s, {speed}, {t['strategy']} × {t['replicas']}, "
