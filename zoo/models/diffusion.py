@@ -100,9 +100,10 @@ class Diffusion(ZooModel, ConditionalGenerator, Inpainter):
     # Cosine decay from 2e-3 after 200 warm-up steps, measured against the constant 1e-3 it
     # replaces: held-out loss −5.5% (H100 controlled runs), and on this CPU's default run FID
     # 188.6 ± 4.4 → 174.4 ± 3.6 at classifier accuracy 0.973 → 0.980 (README, Diffusion).
-    # 55 epochs: what bfloat16 and validating every 5th epoch left room for inside 30 minutes,
-    # once the card's label-free inpainting chooses its labels first (~3 min of evaluation;
-    # 60 epochs measured FID 174.6 ± 3.8, 55 epochs 172.3 ± 3.7: within their errors).
+    # 50 epochs: what fits in 30 minutes end to end on 2 cores once the card's label-free
+    # inpainting chooses its labels first. Measured default runs: 55 epochs 1,812 and 1,837 s
+    # (over), FID 174.1 ± 3.9 / 174.2 ± 3.9; 50 epochs 1,689 s, FID 176.5 ± 3.6 at accuracy
+    # 0.975 — within the errors (60 epochs: 174.6 ± 3.8).
     run_defaults = {"epochs": 50, "batch_size": 64, "learning_rate": 2e-3, "lr_schedule": "cosine",
                     "warmup_steps": 200, "tflite_variants": ("int8_dynamic",)}
     variant_samples = 500
