@@ -349,7 +349,7 @@ class Diffusion(ZooModel, ConditionalGenerator, Inpainter):
         the labelled fill itself (same noise), and only the other images are filled again.
         Lower half, 100 digits: one guided fill, one unconditional fill, the label choice and
         guided fills of the ~20% chosen otherwise, instead of two guided fills, one
-        unconditional fill and the label choice."""
+        unconditional fill and the label choice (the card's six fills measured 252 → 210 s)."""
         labels = np.asarray(labels, np.int32)
         choose = self.graph(self._inpaint_key() + ("labels",), lambda x, m, noise, path: self.labels_to_fill_with(
             x * 2.0 - 1.0, m, noise, None, path_noise=path))
