@@ -20,6 +20,11 @@ SMALL_CGAN = ["--noise-dim", "8", "--g-filters", "16", "8", "8", "--d-filters", 
               "--verbose", "0"]
 
 
+# One pytest-xdist worker runs this module (setup.cfg: --dist loadgroup), so its module
+# fixture (the cGAN export) is built once, not on each worker.
+pytestmark = pytest.mark.xdist_group("cli")
+
+
 @pytest.fixture(scope="module")
 def cgan_export(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")

@@ -15,6 +15,11 @@ from zoo import recipe
 from zoo import signature as sig
 
 
+# One pytest-xdist worker runs this module (setup.cfg: --dist loadgroup), so its module
+# fixture (the new model's run) is built once, not on each worker.
+pytestmark = pytest.mark.xdist_group("contract")
+
+
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
     root = tmp_path_factory.mktemp("contract")

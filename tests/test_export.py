@@ -14,6 +14,11 @@ from zoo import ZooError, export
 from zoo.models.vae import VAE, VAEConfig
 
 
+# One pytest-xdist worker runs this module (setup.cfg: --dist loadgroup), so its module
+# fixture (the recipe's VAE export) is built once, not on each worker.
+pytestmark = pytest.mark.xdist_group("export")
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("vae_recipe")

@@ -28,8 +28,9 @@ if MISSING:
 
 MODELS = {
     "cgan": lambda: CGAN(CGANConfig(noise_dim=8, g_filters=(16, 8, 8), d_filters=(8, 16, 16))),
-    "diffusion": lambda: Diffusion(DiffusionConfig(channels=(8, 16, 16), sample_steps=4, inpaint_resample=1,
-                                                   inpaint_jump=1)),
+    # two U-Net levels: its export (four files, each traced and converted) is most of the set-up
+    "diffusion": lambda: Diffusion(DiffusionConfig(channels=(8, 16), attention=(False, True), sample_steps=4,
+                                                   inpaint_resample=1, inpaint_jump=1, inpaint_label_steps=2)),
     "vae": lambda: VAE(VAEConfig(latent_dim=4, filters=(4, 8), hidden=16)),
     "dae": lambda: DenoisingAutoencoder(DenoisingConfig(latent_dim=4, filters=(4, 8), hidden=16)),
 }
@@ -37,6 +38,11 @@ MODELS = {
 # float16 files only for the models whose float16 copies a test below runs (the other two
 # models' float16 conversions, parity checks and web files were a fifth of the set-up: 141 → 112 s)
 FLOAT16 = {"cgan", "vae"}
+
+
+# One pytest-xdist worker runs this module (setup.cfg: --dist loadgroup), so its module
+# fixture (the exports and the browser) is built once, not on each worker.
+pytestmark = pytest.mark.xdist_group("web")
 
 
 @pytest.fixture(scope="module")
