@@ -37,6 +37,17 @@ def mirrored():
 # quality measurements) have their own tests and the recipe tests run them with defaults.
 FAST_EXPORT = {"variants": ("float32",), "web_batches": ()}
 
+# Recipe flags for the tests that run whole recipes to check a path (other datasets, two
+# workers) and not the models' quality: they skip what costs time there and touches neither
+# path — the search over up to 20 mixture components for the codes (13 s per AE process) and
+# the diffusion sampler's length, resampling and label choice (11 classes at 25 timesteps).
+TINY_FLAGS = {**{name: ["--max-components", "2"] for name in ("ae", "dae", "vae")},
+              "diffusion": ["--sample-steps", "2", "--inpaint-resample", "1", "--inpaint-label-steps", "2"]}
+
+# Modules whose module fixture is expensive (an export, a trained model, the browser) mark
+# themselves ``pytestmark = pytest.mark.xdist_group(...)``: with setup.cfg's --dist loadgroup
+# one pytest-xdist worker runs the whole module, so the fixture is built once, not per worker.
+
 def free_ports(n):
     """``n`` TCP ports on 127.0.0.1 that were free a moment ago (for TF_CONFIG clusters)."""
     socks = [socket.socket() for _ in range(n)]

@@ -20,9 +20,7 @@ SMALL_CGAN = ["--noise-dim", "8", "--g-filters", "16", "8", "8", "--d-filters", 
               "--verbose", "0"]
 
 
-# One pytest-xdist worker runs this module (setup.cfg: --dist loadgroup), so its module
-# fixture (the cGAN export) is built once, not on each worker.
-pytestmark = pytest.mark.xdist_group("cli")
+pytestmark = pytest.mark.xdist_group("cli")  # its module fixture, built once (conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,7 @@ from zoo import recipe
 from zoo import signature as sig
 
 
-# One pytest-xdist worker runs this module (setup.cfg: --dist loadgroup), so its module
-# fixture (the new model's run) is built once, not on each worker.
-pytestmark = pytest.mark.xdist_group("contract")
+pytestmark = pytest.mark.xdist_group("contract")  # its module fixture, built once (conftest.py)
 
 
 @pytest.fixture(scope="module")

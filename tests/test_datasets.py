@@ -7,16 +7,14 @@ import os
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from conftest import TINY_FLAGS
 from test_recipe import RECIPES, fails, load_recipe
 
 from zoo import data, recipe
 
-TINY = {  # a few steps; the architectures are the recipes' defaults
-    "common": ["--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "16", "--eval-samples", "32",
-               "--verbose", "0", "--tflite-variants", "none", "--no-web"],
-    # the label choice of the label-free fills compares 11 classes at 25 timesteps by default
-    "diffusion": ["--sample-steps", "2", "--inpaint-resample", "1", "--inpaint-label-steps", "2"],
-}
+# a few steps; the architectures are the recipes' defaults
+TINY = ["--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "16", "--eval-samples", "32", "--verbose", "0",
+        "--tflite-variants", "none", "--no-web"]
 DATASETS = {"fashion_mnist": (28, 28, 1), "cifar10": (32, 32, 3)}
 # Diffusion on CIFAR-10 only: Fashion-MNIST's images have MNIST's shape, which every other
 # diffusion test uses, and its loading is the other recipes' (the case took 176 s of the suite).
@@ -28,7 +26,7 @@ CASES = [pytest.param(name, dataset, shape, id=f"{name}-{dataset}") for name in 
 def test_every_recipe_runs_on_other_datasets(name, dataset, shape, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(data, "network_available", lambda: True)
     argv = ["--data", dataset, "--out", str(tmp_path / "out"), "--runs-dir", str(tmp_path / "runs"),
-            *TINY["common"], *TINY.get(name, [])]
+            *TINY, *TINY_FLAGS.get(name, [])]
     with tfds.testing.mock_data(num_examples=64, data_dir=str(tmp_path / "tfds")):
         result = recipe.main(load_recipe(name).MODEL, argv=argv)
     card = result.card

@@ -71,9 +71,7 @@ def test_min_snr_weights_match_the_closed_form():
     np.testing.assert_array_equal(plain.loss_weight(tf.constant(t)), np.ones(5))
 
 
-# One pytest-xdist worker runs this module (setup.cfg: --dist loadgroup), so its module
-# fixture (the trained tiny model) is built once, not on each worker.
-pytestmark = pytest.mark.xdist_group("diffusion")
+pytestmark = pytest.mark.xdist_group("diffusion")  # its module fixture, built once (conftest.py)
 
 
 # Model ----------------------------------------------------------------------------------

@@ -14,9 +14,7 @@ from zoo import ZooError, export
 from zoo.models.vae import VAE, VAEConfig
 
 
-# One pytest-xdist worker runs this module (setup.cfg: --dist loadgroup), so its module
-# fixture (the recipe's VAE export) is built once, not on each worker.
-pytestmark = pytest.mark.xdist_group("export")
+pytestmark = pytest.mark.xdist_group("export")  # its module fixture, built once (conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO, free_ports
+from conftest import REPO, TINY_FLAGS, free_ports
 
 from zoo import export, recipe
 
@@ -140,24 +140,19 @@ def test_reduced_precision_trains_and_exports_float32(precision, tmp_path):
 # Two local workers -----------------------------------------------------------------------
 TINY = ["--epochs", "1", "--steps-per-epoch", "2", "--eval-samples", "20", "--tflite-variants", "none", "--no-web",
         "--verbose", "0"]
-# What costs time and does not touch the distributed path: choosing among up to 20 mixture
-# components for the codes (13 s per process for the AE), and the label choice of the
-# label-free fills (11 classes at 25 timesteps by default).
-TINY_BY_MODEL = {"ae": ["--max-components", "2"], "dae": ["--max-components", "2"], "vae": ["--max-components", "2"],
-                 "diffusion": ["--sample-steps", "2", "--inpaint-resample", "1", "--inpaint-label-steps", "2"]}
 
 
 @pytest.mark.parametrize("name", ["vae", "ae", "dae", "cgan", "diffusion", "classifier"])
 def test_every_recipe_runs_as_two_local_workers_and_exports_what_one_process_does(name, tmp_path):
     """The README's command line, `--strategy multi_worker` with TF_CONFIG, default flags but
-    tiny epochs, float32 and TINY_BY_MODEL: both workers exit 0, only the chief exports, and the export equals
+    tiny epochs, float32 and TINY_FLAGS: both workers exit 0, only the chief exports, and the export equals
     a single-process run with the same global batch (the same data order and noise). Float32
     because in bfloat16 (the cGAN's and diffusion's default on CPUs with bfloat16 instructions)
     one and two replicas round their partial gradient sums differently: measured, 6e-5 and more
     (a third of an Adam step at lr 2e-4) on 9% of one cGAN layer's weights, which would hide a
     real difference."""
     script = os.path.join(REPO, "recipes", f"{name}.py")
-    tiny = [*TINY, "--mixed-precision", "off", *TINY_BY_MODEL.get(name, [])]
+    tiny = [*TINY, "--mixed-precision", "off", *TINY_FLAGS.get(name, [])]
     cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
     procs = []
     for i in range(2):

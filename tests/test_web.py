@@ -40,9 +40,7 @@ MODELS = {
 FLOAT16 = {"cgan", "vae"}
 
 
-# One pytest-xdist worker runs this module (setup.cfg: --dist loadgroup), so its module
-# fixture (the exports and the browser) is built once, not on each worker.
-pytestmark = pytest.mark.xdist_group("web")
+pytestmark = pytest.mark.xdist_group("web")  # its module fixture, built once (conftest.py)
 
 
 @pytest.fixture(scope="module")
