@@ -88,6 +88,25 @@ def test_fit_by_class_weights_classes_by_their_share_and_scores_an_unseen_class_
     assert np.min(surprise(unseen)) > np.max(surprise(seen))
 
 
+def test_fit_by_class_chooses_the_components_per_class_on_held_out_codes(rng):
+    """Classes made of two clusters each: the held-out codes' log-likelihood prefers two
+    components per class to one; several counts without held-out codes is one clear error."""
+    centres = np.array([[0.0, 0.0], [0.0, 8.0], [8.0, 0.0], [8.0, 8.0]])
+    codes, clusters_of = clusters(rng, centres, 200)
+    held_out, held_clusters = clusters(rng, centres, 50)
+    labels = clusters_of // 2  # class 0: the first two clusters, class 1: the last two
+    density = latent.LatentMixture(2, max_components=8)
+    fitted, components = density.fit_by_class(codes, labels, (1, 2, 4), held_out=held_out)
+    scores = fitted["held_out_log_likelihood"]
+    assert set(scores) == {1, 2, 4} and scores[2] > scores[1] + 1
+    assert fitted["per_class"] in (2, 4) and fitted["per_class"] == max(scores, key=scores.get)
+    assert fitted["components_per_class"] == {0: fitted["per_class"], 1: fitted["per_class"]}
+    np.testing.assert_allclose(density.log_density(tf.constant(held_out, tf.float32)).numpy().mean(),
+                               scores[fitted["per_class"]], rtol=1e-5)
+    with pytest.raises(ZooError, match="choosing the components per class needs held-out codes"):
+        density.fit_by_class(codes, labels, (1, 2))
+
+
 def test_fit_by_class_copes_with_a_class_of_one_code(rng):
     codes, labels = clusters(rng, np.array([[0.0, 0.0, 0.0]]), 100)
     codes, labels = np.concatenate([codes, [[5.0, 5.0, 5.0]]]), np.r_[labels, 1]

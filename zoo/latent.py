@@ -80,14 +80,28 @@ class LatentMixture(keras.layers.Layer):
         self.set_parameters(gmm.weights_, gmm.means_, gmm.covariances_)
         return {"components": best, "held_out_log_likelihood": scores, "codes": len(codes) + len(held_out)}
 
-    def fit_by_class(self, codes, labels, per_class, seed=0):
-        """A mixture of ``per_class`` full-covariance components per class (fewer where a class
-        has too few codes), each class weighted by its share of the codes: the density of the
-        codes the known classes make. Returns (what was fitted, the per-class components)."""
-        components = class_components(codes, labels, per_class, self.dim, seed)
+    def fit_by_class(self, codes, labels, per_class, held_out=None, seed=0):
+        """A mixture of up to ``per_class`` full-covariance components per class (fewer where a
+        class has too few codes), each class weighted by its share of the codes: the density of
+        the codes the known classes make. ``per_class`` may be several counts: then the one whose
+        mixture gives the ``held_out`` codes the highest mean log-likelihood is kept. Returns
+        (what was fitted, the per-class components)."""
+        counts = (per_class,) if np.isscalar(per_class) else tuple(per_class)
+        if len(counts) > 1 and held_out is None:
+            raise ZooError("choosing the components per class needs held-out codes")
+        scores, fits = {}, {}
+        for k in counts:
+            fits[k] = class_components(codes, labels, k, self.dim, seed)
+            if len(counts) > 1:
+                self.set_parameters(*mixture_of_classes(fits[k]))
+                scores[k] = float(np.mean(self.log_density(tf.constant(held_out, tf.float32)).numpy()))
+        best = max(scores, key=scores.get) if scores else counts[0]
+        components = fits[best]
         self.set_parameters(*mixture_of_classes(components))
-        return {"components_per_class": {c: len(parts[1]) for c, parts in components.items()},
-                "codes": len(codes)}, components
+        fitted = {"components_per_class": {c: len(parts[1]) for c, parts in components.items()}, "codes": len(codes)}
+        if scores:
+            fitted.update(per_class=best, held_out_log_likelihood=scores)
+        return fitted, components
 
     def set_parameters(self, weights, means, covariances):
         k, d = len(weights), self.dim
