@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from zoo import data
-from zoo.models.vae import VAE, VAEConfig, bernoulli_log_likelihood, gaussian_kl, slerp
+from zoo.models.vae import ANOMALY_BETA, VAE, VAEConfig, bernoulli_log_likelihood, gaussian_kl, slerp
 from zoo.trainer import Trainer
 
 SMALL = dict(latent_dim=4, filters=(8, 16), hidden=32)
@@ -78,6 +78,10 @@ def test_config_round_trip_and_validation():
         VAEConfig(latent_dim=0)
     with pytest.raises(Exception, match="beta must be a number >= 0, got -1.0"):
         VAEConfig(beta=-1)
+    # β: 1 (the ELBO) unless the VAE is trained to detect a class it never sees; a given β stays.
+    assert VAEConfig().beta == 1.0 and VAEConfig(anomaly_class=3).beta == ANOMALY_BETA == 0.5
+    assert VAEConfig(anomaly_class=3, beta=1).beta == 1.0 and VAEConfig(beta=0).beta == 0.0
+    assert VAEConfig.from_dict(VAEConfig(anomaly_class=3).to_dict()).beta == 0.5
     with pytest.raises(Exception, match=r"images of 30×30 cannot be used: the conv encoder halves them 2 times, "
                                         r"so height and width must be multiples of 4 \(e.g. 24×24, 28×28, 32×32"):
         VAE(VAEConfig(image_shape=(30, 30, 1), **SMALL))
