@@ -5,6 +5,7 @@ two local workers."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import pytest
 import tensorflow as tf
 from conftest import REPO, TINY_FLAGS, free_ports
 
-from zoo import export, recipe
+from zoo import export, latent, recipe
 
 # A small VAE through the recipe: every path of the flow, a second per epoch.
 SMALL_VAE = ["--latent-dim", "4", "--filters", "4", "8", "--hidden", "16", "--eval-samples", "50",
@@ -135,6 +136,27 @@ def test_reduced_precision_trains_and_exports_float32(precision, tmp_path):
     assert keras.mixed_precision.global_policy().name == "float32"
     exported = keras.saving.load_model(result.written["vae.keras"])
     assert exported.decoder.layers[-1].compute_dtype == "float32"
+
+
+def test_the_anomaly_command_trains_without_the_class_and_reports_the_chosen_score(tmp_path):
+    """README: `python recipes/vae.py --anomaly-class K` trains on the other digits (with the
+    anomaly β), chooses its score without K and reports the chosen score's figures."""
+    out = subprocess.run(command("--anomaly-class", "1", "--epochs", "1", "--steps-per-epoch", "5", "--max-components",
+                                 "2", "--eval-extractor", "none", "--out", str(tmp_path / "out"),
+                                 "--runs-dir", str(tmp_path / "runs")),
+                         env=ENV, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    card = json.loads((tmp_path / "out" / "vae" / "model_card.json").read_text())
+    assert card["config"]["anomaly_class"] == 1 and card["config"]["beta"] == 0.5
+    metrics, settings = card["metrics"], card["evaluation"]
+    for name in ("anomaly_auc", "anomaly_auc_tflite", "anomaly_average_precision", "anomaly_true_positive_rate"):
+        assert 0.0 <= metrics[name] <= 1.0, name
+    chosen = settings["anomaly_score"]["chosen"]
+    assert chosen in latent.candidate_combinations(list(metrics["anomaly_auc_by_part"]))
+    assert settings["class_density"]["per_class"] in (1, 2, 3, 4)
+    assert {int(c) for c in settings["class_density"]["components_per_class"]} == set(range(10)) - {1}
+    assert re.search(r"\n  anomaly_auc +0\.\d+", out.stdout)
+    assert re.search(r"\n  anomaly score +" + re.escape(chosen) + r" \(chosen on held-out", out.stdout)
 
 
 # Two local workers -----------------------------------------------------------------------

@@ -485,6 +485,9 @@ def summary(model_name, card, written, seconds):
         rows.append((k, _value(v, metrics.get(f"{k}_se"), reference.get(k))))
     if card.get("feature_extractor"):
         rows += [("feature metrics by", str(card["feature_extractor"]))]
+    score = card.get("evaluation", {}).get("anomaly_score")
+    if score:  # which score the anomaly_* rows measure, and that the anomaly class did not choose it
+        rows += [("anomaly score", f"{score['chosen']} (chosen on held-out normal images and proxy anomalies)")]
     rows += [("", ""), ("file", "path")]
     rows += list(written.items())
     # a file the export tried and did not keep is a finding: say which and why, not only in the card
