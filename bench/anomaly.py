@@ -64,7 +64,8 @@ def measure(model, digit):
             "fpr_at_threshold": metrics["anomaly_false_positive_rate"],
             "auc_tflite": metrics["anomaly_auc_tflite"], "auc_by_candidate": candidates,
             "proxy_auc_by_candidate_and_kind": model.fitted["anomaly_score"]["proxy_auc"],
-            "mixture_components": model.fitted["latent_mixture"]["components"]}
+            "mixture_components": model.fitted["latent_mixture"]["components"],
+            "class_density_per_class": model.fitted["class_density"]["per_class"]}
 
 
 def main():
