@@ -40,21 +40,28 @@ class NonFiniteLoss(ZooError):
 
 
 _ctrl_c = threading.Event()
+_deferred = threading.Event()  # set while the training loop runs: it raises at its next boundary
 
 
 @contextlib.contextmanager
 def ctrl_c_cannot_be_lost():
-    """Ctrl-C raises KeyboardInterrupt as usual and is also remembered, and the training loop
-    re-raises it at its next call boundary: Python drops a KeyboardInterrupt raised inside a
+    """Ctrl-C is remembered; outside the training loop it raises KeyboardInterrupt as usual,
+    inside it the loop raises it at its next boundary (after the running call, or after the
+    checkpoint being written; a second Ctrl-C raises at once). Remembering: Python drops a KeyboardInterrupt raised inside a
     finalizer ("Exception ignored in ... __del__", e.g. of a TensorFlow resource) — seen under
-    load, where a SIGINT was lost and the run trained to the end with exit status 0."""
+    load, where a SIGINT was lost and the run trained to the end with exit status 0. Deferring:
+    raised at an arbitrary line of TensorFlow's Python during training, it once ended the
+    process in a segmentation fault (1 run of the test suite under load) before the one-line
+    message."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def pressed(signum, frame):
+        again = _ctrl_c.is_set()
         _ctrl_c.set()
-        raise KeyboardInterrupt
+        if again or not _deferred.is_set():  # a second Ctrl-C does not wait for the boundary
+            raise KeyboardInterrupt
 
     _ctrl_c.clear()
     before = signal.signal(signal.SIGINT, pressed)
@@ -63,6 +70,22 @@ def ctrl_c_cannot_be_lost():
     finally:
         signal.signal(signal.SIGINT, before)
         _ctrl_c.clear()
+
+
+@contextlib.contextmanager
+def ctrl_c_at_boundaries():
+    """Inside: a Ctrl-C only sets the flag that ``raise_if_ctrl_c`` turns into KeyboardInterrupt."""
+    _deferred.set()
+    try:
+        yield
+    finally:
+        _deferred.clear()
+    raise_if_ctrl_c()
+
+
+def raise_if_ctrl_c():
+    if _ctrl_c.is_set():
+        raise KeyboardInterrupt
 
 
 def due(epoch, every, epochs):
@@ -186,7 +209,16 @@ class Trainer:
         model.stop_training = False
         iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
         callbacks.on_train_begin()
-        logs = {}
+        with ctrl_c_at_boundaries():
+            logs = self._epochs(iterator, callbacks, epochs, initial_epoch, steps_per_epoch, batch_size,
+                                validation_data, validation_every)
+        callbacks.on_train_end(logs)
+        return model.history
+
+    def _epochs(self, iterator, callbacks, epochs, initial_epoch, steps_per_epoch, batch_size, validation_data,
+                validation_every):
+        """The epochs of ``fit``; returns the last logs. A Ctrl-C is raised at a boundary."""
+        model, logs = self.model, {}
         for epoch in range(initial_epoch, epochs):
             self._reset_metrics()
             callbacks.on_epoch_begin(epoch)
@@ -197,8 +229,7 @@ class Trainer:
                 logs = {key: float(v) for key, v in self._train_function(iterator, tf.constant(k)).items()}
                 step += k
                 callbacks.on_train_batch_end(step - 1, logs)
-                if _ctrl_c.is_set():
-                    raise KeyboardInterrupt
+                raise_if_ctrl_c()
                 if not all(math.isfinite(v) for v in logs.values()):
                     model.stop_training = True
                     self._raise_non_finite(epoch, step, logs)
@@ -216,10 +247,10 @@ class Trainer:
             callbacks.on_epoch_end(epoch, logs)
             if self.manager is not None:
                 self.manager.save(checkpoint_number=epoch + 1)
+            raise_if_ctrl_c()
             if model.stop_training:
                 break
-        callbacks.on_train_end(logs)
-        return model.history
+        return logs
 
     def _raise_non_finite(self, epoch, step, logs):
         last = self.manager.latest_checkpoint if self.manager else None
