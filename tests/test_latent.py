@@ -93,10 +93,10 @@ def test_fit_by_class_chooses_the_components_per_class_on_held_out_codes(rng):
     components per class to one; several counts without held-out codes is one clear error."""
     centres = np.array([[0.0, 0.0], [0.0, 8.0], [8.0, 0.0], [8.0, 8.0]])
     codes, clusters_of = clusters(rng, centres, 200)
-    held_out, held_clusters = clusters(rng, centres, 50)
+    held_out, _ = clusters(rng, centres, 50)
     labels = clusters_of // 2  # class 0: the first two clusters, class 1: the last two
     density = latent.LatentMixture(2, max_components=8)
-    fitted, components = density.fit_by_class(codes, labels, (1, 2, 4), held_out=held_out)
+    fitted, _ = density.fit_by_class(codes, labels, (1, 2, 4), held_out=held_out)
     scores = fitted["held_out_log_likelihood"]
     assert set(scores) == {1, 2, 4} and scores[2] > scores[1] + 1
     assert fitted["per_class"] in (2, 4) and fitted["per_class"] == max(scores, key=scores.get)

@@ -98,9 +98,10 @@ class LatentMixture(keras.layers.Layer):
         best = max(scores, key=scores.get) if scores else counts[0]
         components = fits[best]
         self.set_parameters(*mixture_of_classes(components))
-        fitted = {"components_per_class": {c: len(parts[1]) for c, parts in components.items()}, "codes": len(codes)}
+        fitted = {"per_class": best, "components_per_class": {c: len(parts[1]) for c, parts in components.items()},
+                  "codes": len(codes)}
         if scores:
-            fitted.update(per_class=best, held_out_log_likelihood=scores)
+            fitted["held_out_log_likelihood"] = scores
         return fitted, components
 
     def set_parameters(self, weights, means, covariances):

@@ -47,12 +47,12 @@ _deferred = threading.Event()  # set while the training loop runs: it raises at 
 def ctrl_c_cannot_be_lost():
     """Ctrl-C is remembered; outside the training loop it raises KeyboardInterrupt as usual,
     inside it the loop raises it at its next boundary (after the running call, or after the
-    checkpoint being written; a second Ctrl-C raises at once). Remembering: Python drops a KeyboardInterrupt raised inside a
-    finalizer ("Exception ignored in ... __del__", e.g. of a TensorFlow resource) — seen under
-    load, where a SIGINT was lost and the run trained to the end with exit status 0. Deferring:
-    raised at an arbitrary line of TensorFlow's Python during training, it once ended the
-    process in a segmentation fault (1 run of the test suite under load) before the one-line
-    message."""
+    checkpoint being written; a second Ctrl-C raises at once). Remembering: Python drops a
+    KeyboardInterrupt raised inside a finalizer ("Exception ignored in ... __del__", e.g. of a
+    TensorFlow resource) — seen under load, where a SIGINT was lost and the run trained to the
+    end with exit status 0. Deferring: raised at an arbitrary line of TensorFlow's Python during
+    training, it once ended the process in a segmentation fault (1 run of the test suite under
+    load) before the one-line message."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -209,48 +209,41 @@ class Trainer:
         model.stop_training = False
         iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
         callbacks.on_train_begin()
-        with ctrl_c_at_boundaries():
-            logs = self._epochs(iterator, callbacks, epochs, initial_epoch, steps_per_epoch, batch_size,
-                                validation_data, validation_every)
-        callbacks.on_train_end(logs)
-        return model.history
-
-    def _epochs(self, iterator, callbacks, epochs, initial_epoch, steps_per_epoch, batch_size, validation_data,
-                validation_every):
-        """The epochs of ``fit``; returns the last logs. A Ctrl-C is raised at a boundary."""
-        model, logs = self.model, {}
-        for epoch in range(initial_epoch, epochs):
-            self._reset_metrics()
-            callbacks.on_epoch_begin(epoch)
-            start, step = time.perf_counter(), 0
-            while step < steps_per_epoch:
-                k = min(self.steps_per_execution, steps_per_epoch - step)
-                callbacks.on_train_batch_begin(step)
-                logs = {key: float(v) for key, v in self._train_function(iterator, tf.constant(k)).items()}
-                step += k
-                callbacks.on_train_batch_end(step - 1, logs)
+        logs = {}
+        with ctrl_c_at_boundaries():  # a Ctrl-C stops the loop between calls, not inside one
+            for epoch in range(initial_epoch, epochs):
+                self._reset_metrics()
+                callbacks.on_epoch_begin(epoch)
+                start, step = time.perf_counter(), 0
+                while step < steps_per_epoch:
+                    k = min(self.steps_per_execution, steps_per_epoch - step)
+                    callbacks.on_train_batch_begin(step)
+                    logs = {key: float(v) for key, v in self._train_function(iterator, tf.constant(k)).items()}
+                    step += k
+                    callbacks.on_train_batch_end(step - 1, logs)
+                    raise_if_ctrl_c()
+                    if not all(math.isfinite(v) for v in logs.values()):
+                        model.stop_training = True
+                        self._raise_non_finite(epoch, step, logs)
+                    if model.stop_training:
+                        break
+                elapsed = time.perf_counter() - start
+                self.seconds += elapsed
+                self.images += step * batch_size
+                self.seconds_variable.assign_add(elapsed)
+                self.images_variable.assign_add(step * batch_size)
+                logs = self._metric_logs()
+                if validation_data is not None and (epoch == 0 or due(epoch, validation_every, epochs)):
+                    logs.update(self.evaluate(validation_data, prefix="val_"))
+                self.epoch.assign(epoch + 1)
+                callbacks.on_epoch_end(epoch, logs)
+                if self.manager is not None:
+                    self.manager.save(checkpoint_number=epoch + 1)
                 raise_if_ctrl_c()
-                if not all(math.isfinite(v) for v in logs.values()):
-                    model.stop_training = True
-                    self._raise_non_finite(epoch, step, logs)
                 if model.stop_training:
                     break
-            elapsed = time.perf_counter() - start
-            self.seconds += elapsed
-            self.images += step * batch_size
-            self.seconds_variable.assign_add(elapsed)
-            self.images_variable.assign_add(step * batch_size)
-            logs = self._metric_logs()
-            if validation_data is not None and (epoch == 0 or due(epoch, validation_every, epochs)):
-                logs.update(self.evaluate(validation_data, prefix="val_"))
-            self.epoch.assign(epoch + 1)
-            callbacks.on_epoch_end(epoch, logs)
-            if self.manager is not None:
-                self.manager.save(checkpoint_number=epoch + 1)
-            raise_if_ctrl_c()
-            if model.stop_training:
-                break
-        return logs
+        callbacks.on_train_end(logs)
+        return model.history
 
     def _raise_non_finite(self, epoch, step, logs):
         last = self.manager.latest_checkpoint if self.manager else None
