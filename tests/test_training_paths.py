@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import REPO, TINY_FLAGS, free_ports
+from test_recipe import load_recipe
 
 from zoo import export, latent, recipe
 
@@ -164,8 +165,27 @@ TINY = ["--epochs", "1", "--steps-per-epoch", "2", "--eval-samples", "20", "--tf
         "--verbose", "0"]
 
 
+class _Trained(Exception):
+    """Raised where the recipe would start evaluating, carrying the trained model."""
+
+
+def trained_alone(name, argv, monkeypatch):
+    """The model that ``python recipes/<name>.py ARGV`` trains (and fits after training), in
+    this process, without its evaluation and export."""
+    from zoo import evaluation
+
+    def stop(model, *args, **kwargs):
+        raise _Trained(model)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(evaluation, "evaluate_model", stop)
+        with pytest.raises(_Trained) as stopped:
+            recipe.main(load_recipe(name).MODEL, argv)
+    return stopped.value.args[0]
+
+
 @pytest.mark.parametrize("name", ["vae", "ae", "dae", "cgan", "diffusion", "classifier"])
-def test_every_recipe_runs_as_two_local_workers_and_exports_what_one_process_does(name, tmp_path):
+def test_every_recipe_runs_as_two_local_workers_and_exports_what_one_process_does(name, tmp_path, monkeypatch):
     """The README's command line, `--strategy multi_worker` with TF_CONFIG, default flags but
     tiny epochs, float32 and TINY_FLAGS: both workers exit 0, only the chief exports, and the export equals
     a single-process run with the same global batch (the same data order and noise). Float32
@@ -183,21 +203,31 @@ def test_every_recipe_runs_as_two_local_workers_and_exports_what_one_process_doe
             [sys.executable, script, "--strategy", "multi_worker", *tiny, "--out", str(tmp_path / f"w{i}"),
              "--runs-dir", str(tmp_path / f"runs{i}")], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True))
-    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    # The reference, trained while the workers run: the same flags in one process, in this one,
+    # stopped where evaluation would begin (after the fits that follow training): what is
+    # compared are the weights, and its own evaluation and export took half of this test's
+    # 293 s for diffusion. The workers cannot use XLA (no CPU collectives); the reference must
+    # not either: XLA's floating-point order alone moves Adam's first steps (±lr each, whatever
+    # |g|) by up to 4e-3.
+    try:
+        alone = trained_alone(name, [*tiny, "--no-jit-compile", "--out", str(tmp_path / "single"),
+                                     "--runs-dir", str(tmp_path / "runs_single")], monkeypatch)
+        outputs = [p.communicate(timeout=600)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
     for p, out in zip(procs, outputs):
         assert p.returncode == 0, out[-3000:]
     assert "multi_worker × 2" in outputs[0] and "the chief evaluates and exports" in outputs[1]
     assert (tmp_path / "w0" / name / "model_card.json").exists() and not (tmp_path / "w1" / name).exists()
-    # The workers cannot use XLA (no CPU collectives); the reference must not either: XLA's
-    # floating-point order alone moves Adam's first steps (±lr each, whatever |g|) by up to 4e-3.
-    single = subprocess.run([sys.executable, script, *tiny, "--no-jit-compile", "--out", str(tmp_path / "single"),
-                             "--runs-dir", str(tmp_path / "runs_single")], env=ENV, capture_output=True, text=True,
-                            timeout=600)
-    assert single.returncode == 0, single.stderr[-3000:]
     import keras
 
     chief = keras.saving.load_model(tmp_path / "w0" / name / f"{name}.keras")
-    alone = keras.saving.load_model(tmp_path / "single" / name / f"{name}.keras")
+    def layout(model):  # in this process Keras numbers a second model's layers (name_1, ...)
+        return [(re.sub(r"_\d+(?=/)", "", w.path), tuple(w.shape)) for w in model.weights]
+
+    assert layout(chief) == layout(alone)
     card = json.loads((tmp_path / "w0" / name / "model_card.json").read_text())
     adam_step = card["config"]["learning_rate"]
     for a, b in zip(chief.weights, alone.weights):
