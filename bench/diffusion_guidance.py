@@ -7,12 +7,16 @@ are test digits, with the run's DDIM step count, beside the real-data reference.
 
 It restores the run's last checkpoint (whose averaged weights are what the recipe exported),
 so it measures the exported model at other guidance scales. ``--weights raw`` samples from the
-training network instead of its average (what an EMA decay of 0 would have exported).
+training network instead of its average (what an EMA decay of 0 would have exported);
+``--reference training`` compares with training digits instead of the test split, to choose a
+setting (a guidance scale) without the digits the card's figures are measured on.
 """
 
 import argparse
 import dataclasses
 import itertools
+
+import numpy as np
 
 from common import report, restore_run
 
@@ -29,15 +33,22 @@ def main():
                    help="DDIM step counts to measure (default: the run's own)")
     p.add_argument("--weights", choices=("ema", "raw"), default="ema",
                    help="sample from the averaged network (exported) or the training network")
+    p.add_argument("--reference", choices=("test", "training"), default="test",
+                   help="real digits the samples are compared with: the test split (what the card reports), "
+                        "or as many training digits drawn at random, to choose a setting without the test digits")
     args = p.parse_args()
     progress.set_verbosity(0)  # the JSON is the output
     model, epoch, settings, run = restore_run(args.run)
     if args.weights == "raw":
         model.network_ema.set_weights(model.network.get_weights())
-    splits = evaluation.Splits(data.arrays(settings["data"], "test", settings["data_dir"]),
-                               data.arrays(settings["data"], "train", settings["data_dir"]), settings["data"])
+    test = data.arrays(settings["data"], "test", settings["data_dir"])
+    train = data.arrays(settings["data"], "train", settings["data_dir"])
+    if args.reference == "training":
+        pick = np.random.default_rng(1).choice(len(train[1]), len(test[1]), replace=False)
+        test = (train[0][pick], train[1][pick])
+    splits = evaluation.Splits(test, train, settings["data"])
     results = {"run": run, "epoch": epoch, "weights": args.weights, "sample_steps": model.config.sample_steps,
-               "by_guidance": {}}
+               "reference": args.reference, "by_guidance": {}}
     base = model.config
     intervals = [tuple(float(v) for v in i.split(",")) for i in args.intervals] if args.intervals else [
         base.guidance_interval]
