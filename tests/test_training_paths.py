@@ -184,6 +184,12 @@ def trained_alone(name, argv, monkeypatch):
     return stopped.value.args[0]
 
 
+def weight_layout(model):
+    """(path, shape) of each weight, paths without the suffix Keras adds to a layer name seen
+    before in this process (name_1, ...)."""
+    return [(re.sub(r"_\d+(?=/)", "", w.path), tuple(w.shape)) for w in model.weights]
+
+
 @pytest.mark.parametrize("name", ["vae", "ae", "dae", "cgan", "diffusion", "classifier"])
 def test_every_recipe_runs_as_two_local_workers_and_exports_what_one_process_does(name, tmp_path, monkeypatch):
     """The README's command line, `--strategy multi_worker` with TF_CONFIG, default flags but
@@ -224,10 +230,7 @@ def test_every_recipe_runs_as_two_local_workers_and_exports_what_one_process_doe
     import keras
 
     chief = keras.saving.load_model(tmp_path / "w0" / name / f"{name}.keras")
-    def layout(model):  # in this process Keras numbers a second model's layers (name_1, ...)
-        return [(re.sub(r"_\d+(?=/)", "", w.path), tuple(w.shape)) for w in model.weights]
-
-    assert layout(chief) == layout(alone)
+    assert weight_layout(chief) == weight_layout(alone)
     card = json.loads((tmp_path / "w0" / name / "model_card.json").read_text())
     adam_step = card["config"]["learning_rate"]
     for a, b in zip(chief.weights, alone.weights):
