@@ -51,6 +51,7 @@ class Check:
     requirement: str
     ok: object  # value -> bool
     choices: tuple = ()  # for one_of: argparse lists them and refuses others itself
+    empty_ok: bool = False  # for each(..., empty_ok=True): the flag may be given without values
 
     def __call__(self, field, value):
         try:
@@ -90,10 +91,12 @@ def one_of(*choices):
     return Check("must be one of " + ", ".join(map(str, choices)), lambda v: v in choices, choices)
 
 
-def each(check):
-    """``check`` on every element of a non-empty tuple."""
-    return Check(f"must be a non-empty list whose every value {check.requirement.removeprefix('must ')}",
-                 lambda v: isinstance(v, tuple) and len(v) > 0 and all(check.ok(x) for x in v))
+def each(check, empty_ok=False):
+    """``check`` on every element of a tuple, non-empty unless ``empty_ok``."""
+    which = "a list (possibly empty)" if empty_ok else "a non-empty list"
+    return Check(f"must be {which} whose every value {check.requirement.removeprefix('must ')}",
+                 lambda v: isinstance(v, tuple) and (empty_ok or len(v) > 0) and all(check.ok(x) for x in v),
+                 empty_ok=empty_ok)
 
 
 # Fields -------------------------------------------------------------------------------------
@@ -213,7 +216,8 @@ def add_flags(parser, config_class, defaults=None, group=None):
         else:
             kwargs["type"] = _argparse_type(f)
             if isinstance(f.default, tuple):
-                kwargs["nargs"] = "+"
+                check = f.metadata.get("check")
+                kwargs["nargs"] = "*" if check is not None and check.empty_ok else "+"
             elif f.metadata.get("const") is not None:
                 kwargs["nargs"], kwargs["const"] = "?", f.metadata["const"]
             check = f.metadata.get("check")

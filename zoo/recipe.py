@@ -273,12 +273,26 @@ class PreviewCallback(keras.callbacks.Callback):
             images.save_png(picture, os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png"))
 
 
+class HistoryCSV(keras.callbacks.CSVLogger):
+    """Keras' CSVLogger, except that a resumed run appends under the columns the file already
+    has: Keras takes them from the first epoch of each part, and a part that starts after a
+    phase (the diffusion guide's loss is logged in the first epochs only) would shift its
+    values into the wrong columns. A value an epoch lacks is written as NA."""
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.append and not self.append_header:
+            with open(self.filename) as f:
+                header = f.readline().strip().split(self.sep)
+            self.keys = header[1:]  # after "epoch"
+
+
 def standard_callbacks(run_dir, chief, preview, every):
     callbacks = [keras.callbacks.TerminateOnNaN()]
     if chief:
         callbacks += [
             keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), update_freq="epoch"),
-            keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=True),
+            HistoryCSV(os.path.join(run_dir, "history.csv"), append=True),
             PreviewCallback(os.path.join(run_dir, "samples"), preview, every),
         ]
     return callbacks
@@ -348,7 +362,8 @@ def _flow(model_class, args):
     with strategy.scope():
         model = model_class(model_config)
         steps_per_epoch = steps_per_epoch_of(run, model, train_y, global_batch)
-        model.configure_optimizers(learning_rate(run, steps_per_epoch))
+        model.configure_optimizers(learning_rate(run, steps_per_epoch), lambda epochs: learning_rate(
+            dataclasses.replace(run, epochs=min(epochs, run.epochs)), steps_per_epoch))
     if run.init_from:
         load_weights(model, run.init_from)
     keep = model.select_training_examples(train_y)

@@ -117,7 +117,7 @@ class Trainer:
                                              optimizers=self._optimizers(), epoch=self.epoch,
                                              seconds=self.seconds_variable, images=self.images_variable)
             self.manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=max_to_keep)
-        self._train_function = None
+        self._train_functions = {}  # the model's step name → its compiled function
         self._test_function = None
         self.seconds = 0.0  # this process's training time
         self.images = 0
@@ -176,12 +176,20 @@ class Trainer:
 
         return function
 
+    def _train_function_for(self, epoch):
+        step = self.model.train_step_for_epoch(epoch)
+        if step.__name__ not in self._train_functions:
+            self._train_functions[step.__name__] = self._make_function(step)
+        return self._train_functions[step.__name__]
+
     def _reset_metrics(self):
         for m in self.model.metrics:
             m.reset_state()
 
-    def _metric_logs(self, prefix=""):
-        return {prefix + m.name: float(m.result()) for m in self.model.metrics}
+    def _metric_logs(self, prefix="", names=None):
+        """The trackers' results; only ``names`` where given — what the steps of an epoch
+        reported (a phase's loss is left out once the phase is over)."""
+        return {prefix + m.name: float(m.result()) for m in self.model.metrics if names is None or m.name in names}
 
     # Loops ----------------------------------------------------------------------------
     def fit(self, dataset, *, epochs, steps_per_epoch, callbacks=(), validation_data=None,
@@ -200,8 +208,6 @@ class Trainer:
             raise ZooError("Trainer.fit needs a dataset batched with drop_remainder=True, so every "
                            "step sees the full global batch on every replica")
         model = self.model
-        if self._train_function is None:
-            self._train_function = self._make_function(model.train_step)
         callbacks = keras.callbacks.CallbackList(
             list(callbacks), add_history=True, add_progbar=verbose != 0, model=model,
             verbose=verbose, epochs=epochs, steps=steps_per_epoch,
@@ -214,11 +220,13 @@ class Trainer:
             for epoch in range(initial_epoch, epochs):
                 self._reset_metrics()
                 callbacks.on_epoch_begin(epoch)
-                start, step = time.perf_counter(), 0
+                train_function = self._train_function_for(epoch)
+                start, step, reported = time.perf_counter(), 0, set()
                 while step < steps_per_epoch:
                     k = min(self.steps_per_execution, steps_per_epoch - step)
                     callbacks.on_train_batch_begin(step)
-                    logs = {key: float(v) for key, v in self._train_function(iterator, tf.constant(k)).items()}
+                    logs = {key: float(v) for key, v in train_function(iterator, tf.constant(k)).items()}
+                    reported.update(logs)
                     step += k
                     callbacks.on_train_batch_end(step - 1, logs)
                     raise_if_ctrl_c()
@@ -232,7 +240,7 @@ class Trainer:
                 self.images += step * batch_size
                 self.seconds_variable.assign_add(elapsed)
                 self.images_variable.assign_add(step * batch_size)
-                logs = self._metric_logs()
+                logs = self._metric_logs(names=reported)
                 if validation_data is not None and (epoch == 0 or due(epoch, validation_every, epochs)):
                     logs.update(self.evaluate(validation_data, prefix="val_"))
                 self.epoch.assign(epoch + 1)
@@ -266,12 +274,14 @@ class Trainer:
                 # Iterating inside tf.function ends cleanly on every replica and worker,
                 # also when the last batch is partial.
                 for batch in distributed:
-                    self.strategy.run(step, args=(batch,))
+                    outputs = self.strategy.run(step, args=(batch,))
+                    self._test_names.update(outputs)  # at tracing: the trackers test_step reports
 
+            self._test_names = set()
             self._test_function = test_function
         self._reset_metrics()
         self._test_function(self.strategy.experimental_distribute_dataset(dataset))
-        return self._metric_logs(prefix)
+        return self._metric_logs(prefix, self._test_names)
 
     @property
     def images_per_second(self):

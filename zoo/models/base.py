@@ -187,9 +187,11 @@ class ZooModel(keras.Model):
         return list(self.trackers.values())
 
     def update_trackers(self, **values):
+        """Add this step's values to their trackers; returns the running means of those
+        (a step that trains part of the model reports only that part's losses)."""
         for name, value in values.items():
             self.trackers[name].update_state(value)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        return {name: self.trackers[name].result() for name in values}
 
     def get_config(self):
         return {"config": self.config.to_dict(), "name": self.name}
@@ -207,12 +209,22 @@ class ZooModel(keras.Model):
         return copy
 
     # Training hooks -----------------------------------------------------------------------------
+    def train_step_for_epoch(self, epoch):
+        """The step that trains epoch ``epoch`` (0-based): ``train_step``, unless the model
+        trains in phases (the diffusion model's guide network, only in the first epochs).
+        The trainer compiles each distinct step once, by name."""
+        return self.train_step
+
     def optimizers_for(self, learning_rate):
         """[(optimizer, network)]: what each optimizer trains; default one Adam for the model."""
         return [(keras.optimizers.Adam(learning_rate), self)]
 
-    def configure_optimizers(self, learning_rate):
-        """Create the optimizers (loss-scaled under mixed_float16) and compile."""
+    def configure_optimizers(self, learning_rate, learning_rate_over=None):
+        """Create the optimizers (loss-scaled under mixed_float16) and compile.
+        ``learning_rate_over(epochs)``: the run's learning rate as it would be for a run of
+        that many epochs, for a network trained in the first epochs only (default: the same
+        ``learning_rate``)."""
+        self._learning_rate_over = learning_rate_over or (lambda epochs: learning_rate)
         plan = self.optimizers_for(learning_rate)
         self.compile(optimizer=plan[0][0])  # Keras wraps it in a LossScaleOptimizer for mixed_float16
         optimizers = [self.optimizer]
