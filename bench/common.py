@@ -72,6 +72,8 @@ def restore_run(run=None, model="diffusion"):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     model_class = module.MODEL
+    if settings["model"] == "diffusion":  # a run from before autoguidance had no guide network
+        settings["model_config"].setdefault("guide_channels", [])
     instance = model_class(model_class.Config.from_dict(settings["model_config"]))
     # The optimizer as the recipe built it (a cosine schedule has no learning-rate variable):
     # a checkpoint restores only into the same structure.

@@ -1,4 +1,4 @@
-"""The classifier-free guidance trade-off of a trained diffusion run (JSON): for each
+"""The guidance trade-off of a trained diffusion run (JSON): for each
 guidance scale, the recipe's feature metrics (classifier accuracy against the conditioning
 labels, FID ± se, KID, precision/recall, …, zoo MNIST classifier) of as many samples as there
 are test digits, with the run's DDIM step count, beside the real-data reference.
@@ -7,8 +7,8 @@ are test digits, with the run's DDIM step count, beside the real-data reference.
 
 It restores the run's last checkpoint (whose averaged weights are what the recipe exported),
 so it measures the exported model at other guidance scales. ``--weights raw`` samples from the
-training network instead of its average (what an EMA decay of 0 would have exported);
-``--reference training`` compares with training digits instead of the test split, to choose a
+training network (and guide network) instead of their averages (what an EMA decay of 0 would
+have exported); ``--reference training`` compares with training digits instead of the test split, to choose a
 setting (a guidance scale) without the digits the card's figures are measured on.
 """
 
@@ -41,6 +41,8 @@ def main():
     model, epoch, settings, run = restore_run(args.run)
     if args.weights == "raw":
         model.network_ema.set_weights(model.network.get_weights())
+        if model.guide_network is not None:
+            model.guide_network_ema.set_weights(model.guide_network.get_weights())
     test = data.arrays(settings["data"], "test", settings["data_dir"])
     train = data.arrays(settings["data"], "train", settings["data_dir"])
     if args.reference == "training":

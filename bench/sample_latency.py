@@ -78,7 +78,8 @@ def diffusion(args):
     from zoo.models.diffusion import Diffusion, DiffusionConfig
 
     preset = {k: v for k, v in Diffusion.presets[args.preset].items() if k in DiffusionConfig.defaults()}
-    model = Diffusion(DiffusionConfig(**preset, guidance=3.0, sample_steps=20))
+    # classifier-free (no guide network): what the hand-written loops below reproduce
+    model = Diffusion(DiffusionConfig(**preset, guidance=3.0, sample_steps=20, guide_channels=()))
     out = tempfile.mkdtemp()
     written, _ = export.export(model, out, card={"metrics": {}})
     serving = tf.saved_model.load(written["saved_model"])

@@ -34,7 +34,10 @@ MODELS = {"vae": VAE, "cgan": CGAN, "diffusion": Diffusion, "kerasio_vae": None}
 def build(name, policy):
     keras.mixed_precision.set_global_policy(policy)
     keras.utils.set_random_seed(0)
-    model = kerasio_vae() if name == "kerasio_vae" else MODELS[name]()
+    # the diffusion model without its guide network: Keras fit runs train_step, and the guide's
+    # step (train_step_with_guide) runs in only the first 5 of the default 50 epochs
+    model = kerasio_vae() if name == "kerasio_vae" else MODELS[name](
+        Diffusion.Config(guide_channels=()) if name == "diffusion" else None)
     model.configure_optimizers((MODELS[name] or VAE).run_defaults["learning_rate"])
     return model
 

@@ -1,5 +1,5 @@
 """Train, evaluate and export a class-conditional diffusion model (DDPM training, DDIM
-sampling with classifier-free guidance, EMA weights).
+sampling with autoguidance by a smaller guide network, EMA weights).
 
     python recipes/diffusion.py                  # CPU preset: mnist5k, under 30 minutes on 2 cores
     python recipes/diffusion.py --preset full    # the quality preset, for a GPU

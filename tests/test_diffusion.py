@@ -11,7 +11,7 @@ from zoo.models.base import Inpainter
 from zoo.models.diffusion import Diffusion, DiffusionConfig
 from zoo.trainer import Trainer
 
-TINY = dict(channels=(8, 16, 16), sample_steps=4, guidance=2.0, ema_decay=0.9)
+TINY = dict(channels=(8, 16, 16), sample_steps=4, guidance=2.0, ema_decay=0.9, guide_channels=(4, 8, 8), guide_epochs=2)
 
 
 # Schedules ------------------------------------------------------------------------------
@@ -136,6 +136,51 @@ def test_guidance_zero_ignores_the_label(trained):
                            model.generate(noise, tf.constant([7]), guidance=3.0).numpy())
 
 
+def test_autoguidance_is_the_guide_plus_g_times_the_difference_and_classifier_free_without_a_guide(trained):
+    model, _ = trained
+    x = model.initial_noise(3, 5)
+    t, labels = tf.fill([3], 600), tf.constant([1, 4, 10])  # 10: the null class, guided the same way
+    g = model.config.guidance
+
+    def eps(network, y):  # ε from the networks' v by hand, not through model.eps
+        ab = model.schedule.alpha_bar_np[600]
+        v = network([x, t, y]).numpy()
+        return math.sqrt(ab) * v + math.sqrt(1 - ab) * x.numpy()
+
+    guide, net = eps(model.guide_network_ema, labels), eps(model.network_ema, labels)
+    np.testing.assert_allclose(model.guided_denoiser(labels)(x, t), guide + g * (net - guide), atol=1e-4)
+    assert not np.allclose(guide, net, atol=1e-2)  # the guide is another network
+    classifier_free = Diffusion(DiffusionConfig(**{**TINY, "guide_channels": ()}))
+    classifier_free.network_ema.set_weights(model.network_ema.get_weights())
+    assert classifier_free.guide_network is None
+    null = eps(model.network_ema, tf.fill([3], 10))
+    np.testing.assert_allclose(classifier_free.guided_denoiser(labels)(x, t), null + g * (net - null), atol=1e-4)
+
+
+def test_the_guide_trains_in_its_first_epochs_only_and_leaves_the_networks_training_as_it_was():
+    x, y = data.mnist5k("train")
+    ds = tf.data.Dataset.from_tensor_slices((x[:32], y[:32])).repeat().batch(16, drop_remainder=True)
+
+    def train(guide_channels, guide_epochs, epochs):
+        keras.utils.set_random_seed(2)
+        model = Diffusion(DiffusionConfig(**{**TINY, "guide_channels": guide_channels, "guide_epochs": guide_epochs}))
+        model.configure_optimizers(3e-3)
+        history = Trainer(model, tf.distribute.get_strategy(), steps_per_execution=2).fit(
+            ds, epochs=epochs, steps_per_epoch=4, verbose=0)
+        return model, history.history
+
+    guided, history = train((4, 8, 8), 1, 2)
+    after_one, _ = train((4, 8, 8), 1, 1)
+    for a, b in zip(guided.guide_network.get_weights(), after_one.guide_network.get_weights()):
+        np.testing.assert_array_equal(a, b)  # epoch 2 left the guide as epoch 1 left it
+    assert len(history["guide_loss"]) == 1 and len(history["loss"]) == 2
+    alone, _ = train((), 1, 2)  # the same seed without a guide: the network's own draws are unchanged
+    for a, b in zip(guided.network.get_weights(), alone.network.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    fresh = Diffusion(DiffusionConfig(**TINY))
+    assert not np.allclose(guided.guide_network.get_weights()[0], fresh.guide_network.get_weights()[0])
+
+
 def test_inpainting_keeps_known_pixels_and_ddpm_runs(trained):
     model, _ = trained
     x, _ = data.mnist5k("test")
@@ -160,6 +205,8 @@ def test_inpainting_keeps_known_pixels_and_ddpm_runs(trained):
     (dict(guidance=-1.0), "guidance must be a number >= 0, got -1.0"),
     (dict(ema_decay=1.5), r"ema_decay must be in \[0, 1\), got 1.5"),
     (dict(attention=(True,)), "one flag per level"),
+    (dict(guide_channels=(8, 16)), r"guide_channels needs one width per level of channels \(32, 64, 64\)"),
+    (dict(guide_epochs=0), "guide_epochs must be a positive integer, got 0"),
     (dict(inpaint_label_steps=-1), "inpaint_label_steps must be an integer >= 0, got -1"),
 ])
 def test_bad_configs(kwargs, message):

@@ -134,12 +134,34 @@ def test_previews_follow_the_models_preview_every(tmp_path):
 def test_diffusion_presets_fill_unset_flags_and_explicit_flags_win():
     model_class = load_recipe("diffusion").MODEL
     args = recipe.parser(model_class, []).parse_args([])
-    assert (args.epochs, args.prediction, tuple(args.channels), args.guidance) == (50, "v", (32, 64, 64), 1.5)
+    assert (args.epochs, args.prediction, tuple(args.channels), args.guidance) == (50, "v", (32, 64, 64), 1.4)
     argv = ["--preset", "full", "--prediction", "eps", "--epochs", "3"]
     args = recipe.parser(model_class, argv).parse_args(argv)
     assert (args.epochs, args.prediction, tuple(args.channels)) == (3, "eps", (64, 128, 256))
     argv = ["--preset", "full"]
     assert recipe.parser(model_class, argv).parse_args(argv).epochs == 200
+
+
+def test_history_csv_appends_a_resumed_part_under_the_columns_the_file_has(tmp_path):
+    path = tmp_path / "history.csv"
+    first = recipe.HistoryCSV(str(path), append=True)
+    first.on_train_begin()
+    first.on_epoch_end(0, {"guide_loss": 0.3, "loss": 0.2, "val_loss": 0.25})  # a phase's loss in it
+    first.on_train_end()
+    resumed = recipe.HistoryCSV(str(path), append=True)
+    resumed.on_train_begin()
+    resumed.on_epoch_end(1, {"loss": 0.1})  # after the phase, without a held-out loss
+    resumed.on_train_end()
+    assert path.read_text().splitlines() == ["epoch,guide_loss,loss,val_loss", "0,0.3,0.2,0.25", "1,NA,0.1,NA"]
+
+
+def test_guide_channels_given_without_widths_is_classifier_free_guidance_and_a_wrong_count_one_line(capsys):
+    model_class = load_recipe("diffusion").MODEL
+    args = recipe.parser(model_class, ["--guide-channels"]).parse_args(["--guide-channels"])
+    run, names, extra = recipe.settings(model_class, args)
+    assert config.build(model_class.Config, args, names, **extra).guide_channels == ()
+    assert "--guide-channels needs one width per level of channels (32, 64, 64) (or none), got (8, 16)" in fails(
+        capsys, ["--guide-channels", "8", "16"], "diffusion")
 
 
 def test_config_errors_from_python_name_the_field():

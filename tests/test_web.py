@@ -30,7 +30,8 @@ MODELS = {
     "cgan": lambda: CGAN(CGANConfig(noise_dim=8, g_filters=(16, 8, 8), d_filters=(8, 16, 16))),
     # two U-Net levels: its export (four files, each traced and converted) is most of the set-up
     "diffusion": lambda: Diffusion(DiffusionConfig(channels=(8, 16), attention=(False, True), sample_steps=4,
-                                                   inpaint_resample=1, inpaint_jump=1, inpaint_label_steps=2)),
+                                                   guide_channels=(4, 8), inpaint_resample=1, inpaint_jump=1,
+                                                   inpaint_label_steps=2)),
     "vae": lambda: VAE(VAEConfig(latent_dim=4, filters=(4, 8), hidden=16)),
     "dae": lambda: DenoisingAutoencoder(DenoisingConfig(latent_dim=4, filters=(4, 8), hidden=16)),
 }

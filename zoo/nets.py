@@ -275,7 +275,7 @@ def _attention(x, heads, groups, name):
 def unet(image_shape, num_classes, channels=(32, 64, 128), attention=(False, False, True), heads=4,
          groups=8, embed_dim=128, name="unet"):
     """A small DDPM U-Net: residual blocks with GroupNorm, a sinusoidal timestep embedding
-    (plus a class embedding, with one extra "null" class for classifier-free guidance),
+    (plus a class embedding, with one extra "null" class for unconditional predictions),
     self-attention where ``attention`` says, stride-2 downsampling and nearest upsampling.
     Inputs: noisy images (any range), int32 timesteps [N], int32 labels [N] (num_classes =
     the null label). Output: the same shape as the images (ε or v)."""
