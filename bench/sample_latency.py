@@ -23,10 +23,9 @@ import tempfile
 
 import numpy as np
 import tensorflow as tf
-from ai_edge_litert.interpreter import Interpreter
 from common import report, timed
 
-from zoo import export
+from zoo import export, tflite
 
 
 def latest_version(target):
@@ -43,7 +42,7 @@ def vae(args):
         export.export(VAE(VAEConfig()), out, card={"metrics": {}})
         target = os.path.join(out, "vae")
     model = tf.saved_model.load(latest_version(target))
-    tflite = os.path.join(target, "vae.tflite")
+    tflite_path = os.path.join(target, "vae.tflite")
     results = {"model": "vae", "export": target}
     for batch in (1, 64):
         latent = np.random.default_rng(0).normal(size=(batch, 16)).astype(np.float32)
@@ -51,7 +50,7 @@ def vae(args):
             lambda: model.signatures["sample"](num=tf.constant(batch), seed=tf.constant(0)), args.repeats)
         results[f"saved_model_decode_batch{batch}"] = timed(
             lambda: model.signatures["decode"](latent=tf.constant(latent)), args.repeats)
-        runner = Interpreter(model_path=tflite).get_signature_runner("decode")
+        runner = tflite.interpreter(tflite_path).get_signature_runner("decode")
         results[f"tflite_decode_batch{batch}"] = timed(lambda: runner(latent=latent), args.repeats)
     return results
 
@@ -106,7 +105,7 @@ def diffusion(args):
             row[name] = timed(lambda: python_loop(model, fn, noise.numpy(), labels, 20), repeats, warmup=1)
             row[f"in_graph_speedup_over_{name}"] = row[name]["median_ms"] / row["in_graph"]["median_ms"]
         results[f"ddim20_batch{batch}"] = row
-    runner = Interpreter(model_path=written["diffusion.tflite"]).get_signature_runner("generate")
+    runner = tflite.interpreter(written["diffusion.tflite"]).get_signature_runner("generate")
     one = model.initial_noise(1, 0).numpy()
     results["tflite_generate_batch1"] = timed(lambda: runner(noise=one, labels=np.array([3], np.int32)),
                                               repeats, warmup=1)

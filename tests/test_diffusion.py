@@ -221,7 +221,17 @@ m = tf.saved_model.load(SAVED)
 noise = np.random.default_rng(0).normal(size=(2, 28, 28, 1)).astype("float32")
 labels = np.array([3, 8], "int32")
 gen = m.signatures["generate"](noise=tf.constant(noise), labels=tf.constant(labels))["images"].numpy()
-lite = Interpreter(model_path=LITE).get_signature_runner("generate")(noise=noise, labels=labels)["images"]
+# As the README says to run it: every tensor kept (LiteRT 2.3's XNNPACK read stale memory in the
+# loop on first calls of fresh interpreters: 7 of 80 wrong by 0.28). Fresh interpreters, their
+# first calls, then a larger batch: where it went wrong.
+diff = 0.0
+for _ in range(4):
+    runner = Interpreter(model_path=LITE, experimental_preserve_all_tensors=True).get_signature_runner("generate")
+    for n in (2, 4):
+        batch_noise = np.concatenate([noise, noise])[:n]
+        batch_labels = np.concatenate([labels, labels])[:n]
+        want = gen if n == 2 else np.concatenate([gen, gen])
+        diff = max(diff, float(np.abs(runner(noise=batch_noise, labels=batch_labels)["images"] - want).max()))
 eps = m.signatures["denoise"](noisy_images=tf.constant(noise), timesteps=tf.constant([0, 999]),
                               labels=tf.constant([3, 10]))["noise"]
 s = m.signatures["sample"](labels=tf.constant(labels), seed=tf.constant(1))["images"]
@@ -238,14 +248,11 @@ for name, call in {
         call(); errors[name] = None
     except tf.errors.InvalidArgumentError as e:
         errors[name] = e.message
-print("RESULT" + json.dumps({"diff": float(np.abs(lite - gen).max()), "eps": list(eps.shape), "sample": list(s.shape),
+print("RESULT" + json.dumps({"diff": diff, "eps": list(eps.shape), "sample": list(s.shape),
     "inpaint_max": float(tf.reduce_max(inp["images"])), "inpaint_labels": inp["labels"].numpy().tolist(), "errors": errors, "signatures": sorted(m.signatures)}))
 """
 
 
-@pytest.mark.xfail(reason="open: with the tiny test model's guide network, the SavedModel's and LiteRT's generate "
-                   "differed by 0.29 (limit 1e-3) in a fresh process, while the exporter's own parity check passed "
-                   "and the default run's files agree to 6e-6; not yet explained", strict=False)
 def test_export_generate_runs_in_litert_like_the_saved_model(trained, tmp_path):
     model, _ = trained
     written, card = export.export(model, str(tmp_path), card={"metrics": {}}, **FAST_EXPORT)  # the model's 1e-3

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -10,7 +11,7 @@ import pytest
 from conftest import FAST_EXPORT, REPO, run_python, run_without_zoo
 from PIL import Image
 
-from zoo import ZooError, export
+from zoo import ZooError, export, tflite
 from zoo.models.vae import VAE, VAEConfig
 
 
@@ -180,12 +181,26 @@ def test_interrupted_export_leaves_nothing_half_written(tmp_path, monkeypatch):
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
+    started = []  # the variant converts in a child process meanwhile: it must not outlive the export
+    real = tflite.Conversion
+    monkeypatch.setattr(tflite, "Conversion", lambda *a, **k: started.append(real(*a, **k)) or started[-1])
     monkeypatch.setattr(export, "compare_tflite", crash)
     with pytest.raises(KeyboardInterrupt):
-        export.export(model, str(tmp_path), card={"metrics": {}}, **FAST_EXPORT)
+        export.export(model, str(tmp_path), card={"metrics": {}}, variants=("float32", "int8_dynamic"), web_batches=())
+    assert len(started) == 1 and started[0]._child.poll() is not None
     assert sorted(os.listdir(tmp_path / "vae" / "serving")) == ["1"]
     assert not [f for f in os.listdir(tmp_path / "vae") if f.startswith(".tmp")]
     assert (tmp_path / "vae" / "model_card.json").read_text() == card_before
+
+
+def test_a_conversion_in_a_child_process_fails_in_one_line(tmp_path):
+    missing = tflite.Conversion(str(tmp_path / "no_saved_model"), ["decode"], str(tmp_path / "a.tflite"))
+    with pytest.raises(RuntimeError) as failed:
+        missing.wait()
+    assert str(failed.value) and "\n" not in str(failed.value) and "Traceback" not in str(failed.value)
+    with pytest.raises(RuntimeError, match=re.escape(str(failed.value))):
+        missing.wait()  # asked again: the same outcome, not a silent success
+    assert not (tmp_path / "a.tflite").exists()
 
 
 def test_tflite_disagreement_is_refused(tmp_path, monkeypatch):

@@ -254,14 +254,39 @@ def _write_tflite(model, name, lite_sigs, serving, tmp, files, tolerance, varian
                   web_batches):
     """The TFLite files: float32 (must match the SavedModel), each variant (kept only if its
     quality stays within the model's tolerances), and fixed-batch copies of the kept ones for
-    the web. Returns the card's ``tflite`` and ``web`` sections."""
+    the web. Returns the card's ``tflite`` and ``web`` sections.
+
+    The variants and the web copies convert in child processes (``tflite.Conversion``) while
+    this process checks and measures the files already there; the batch-1 latencies are
+    measured last, with no conversion running beside them."""
     source = os.path.join(tmp, "tflite_source")
     _write_saved_model(model, lite_sigs, source, _unchecked)
     names = [s.name for s in lite_sigs]
     float_path = os.path.join(tmp, tflite.file_name(name))
-    with stage(f"converting {', '.join(names)} to TFLite"):
-        tflite.convert(source, names, float_path)
-    with stage("TFLite ↔ SavedModel parity and batch-1 latency"):
+    others = [v for v in variants if v != "float32"]
+    representative = tflite.representative_dataset(lite_sigs, calibration_images)
+    conversions = {v: tflite.Conversion(source, names, os.path.join(tmp, tflite.file_name(name, v)), v, representative)
+                   for v in others}
+    try:
+        with stage(f"converting {', '.join(names)} to TFLite"):
+            tflite.convert(source, names, float_path)
+        card, kept = _check_float32_and_variants(name, lite_sigs, serving, source, float_path, conversions, files,
+                                                 tolerance, quality)
+        web = _write_web_files(model, name, lite_sigs, tmp, files, card, kept, tolerance, calibration_images,
+                               web_batches)
+    finally:
+        for conversion in conversions.values():
+            conversion.cancel()
+    with stage("batch-1 latency of each kept file"):
+        for fname, entry in card.items():
+            if entry["kept"]:
+                entry["batch1_latency_ms"] = tflite.latency_ms(files[fname], lite_sigs)
+    return card, web
+
+
+def _check_float32_and_variants(name, lite_sigs, serving, source, float_path, conversions, files, tolerance,
+                                quality):
+    with stage("TFLite ↔ SavedModel parity"):
         # against the functions it was converted from (the SavedModel's, unless a signature
         # has a TFLite form of its own: then also how far that one is from the SavedModel's)
         converted_from = tf.saved_model.load(source)
@@ -274,14 +299,8 @@ def _write_tflite(model, name, lite_sigs, serving, tmp, files, tolerance, varian
             f"the TFLite file disagrees with the SavedModel by {worst:.3g} (> {tolerance}, relative to "
             f"outputs above 1) per signature {diffs}; not exporting a file that computes differently")
     card = {}
-
-    def describe(path, variant):
-        return {"variant": variant, "bytes": os.path.getsize(path),
-                "batch1_latency_ms": tflite.latency_ms(path, lite_sigs)}
-
-    entry = describe(float_path, "float32")
-    entry.update({"kept": True, "max_abs_difference": diffs,
-                  "signatures": {s.name: {"inputs": {i.name: i.describe() for i in s.inputs}} for s in lite_sigs}})
+    entry = {"variant": "float32", "bytes": os.path.getsize(float_path), "kept": True, "max_abs_difference": diffs,
+             "signatures": {s.name: {"inputs": {i.name: i.describe() for i in s.inputs}} for s in lite_sigs}}
     if own:
         entry["differs_by_design_from_the_saved_model"] = own
     reference = None
@@ -292,16 +311,16 @@ def _write_tflite(model, name, lite_sigs, serving, tmp, files, tolerance, varian
     card[os.path.basename(float_path)] = entry
     files[os.path.basename(float_path)] = float_path
     kept = ["float32"]
-    for variant in [v for v in variants if v != "float32"]:
-        path = os.path.join(tmp, tflite.file_name(name, variant))
-        with stage(f"the {variant} variant: conversion, difference to float32, latency, quality"):
+    for variant, conversion in conversions.items():
+        path = os.path.join(os.path.dirname(float_path), tflite.file_name(name, variant))
+        with stage(f"the {variant} variant: conversion, difference to float32, quality"):
             try:
-                tflite.convert(source, names, path, variant, tflite.representative_dataset(lite_sigs, calibration_images))
-            except Exception as e:  # noqa: BLE001 - a failed conversion is a finding, recorded in the card
+                conversion.wait()
+            except RuntimeError as e:  # a failed conversion is a finding, recorded in the card
                 card[os.path.basename(path)] = {"variant": variant, "kept": False,
                                                 "reason": "conversion failed: " + zoo.error_line(e, last=True)}
                 continue
-            entry = describe(path, variant)
+            entry = {"variant": variant, "bytes": os.path.getsize(path)}
             try:
                 entry["max_abs_difference_to_float32"] = tflite.compare_files(path, float_path, lite_sigs)
                 if quality is not None:
@@ -317,33 +336,50 @@ def _write_tflite(model, name, lite_sigs, serving, tmp, files, tolerance, varian
             kept.append(variant)
         else:
             os.remove(path)
-    web = {}
-    for variant in kept:
+    return card, kept
+
+
+def _write_web_files(model, name, lite_sigs, tmp, files, card, kept, tolerance, calibration_images, web_batches):
+    """Fixed-batch copies of the kept files: each batch's graph traced here, its conversions
+    started in children at once (they run while the next batch is traced), then each copy
+    checked against its dynamic-batch file."""
+    names = [s.name for s in lite_sigs]
+    conversions = {}
+    try:
         for batch in web_batches:
-            path = os.path.join(tmp, tflite.file_name(name, variant, batch))
             fixed = os.path.join(tmp, f"tflite_source_b{batch}")
-            with stage(f"web file {os.path.basename(path)} (batch {batch}) and its parity"):
-                if not os.path.isdir(fixed):
-                    _write_saved_model(model, lite_sigs, fixed, lambda s, b=batch: _unchecked(s, b))
-                try:
-                    tflite.convert(fixed, names, path, variant,
-                                   tflite.representative_dataset(lite_sigs, calibration_images, batch=batch))
-                except Exception as e:  # noqa: BLE001 - recorded in the card, the other files stand
+            with stage(f"tracing the batch-{batch} graph for the web files"):
+                _write_saved_model(model, lite_sigs, fixed, lambda s, b=batch: _unchecked(s, b))
+            for variant in kept:
+                conversions[variant, batch] = tflite.Conversion(
+                    fixed, names, os.path.join(tmp, tflite.file_name(name, variant, batch)), variant,
+                    tflite.representative_dataset(lite_sigs, calibration_images, batch=batch))
+        web = {}
+        for variant in kept:
+            for batch in web_batches:
+                path = os.path.join(tmp, tflite.file_name(name, variant, batch))
+                with stage(f"web file {os.path.basename(path)} (batch {batch}) and its parity"):
+                    try:
+                        conversions[variant, batch].wait()
+                    except RuntimeError as e:  # recorded in the card, the other files stand
+                        web[os.path.basename(path)] = {"variant": variant, "batch": batch, "kept": False,
+                                                       "reason": "conversion failed: " + zoo.error_line(e, last=True)}
+                        continue
+                    difference = tflite.compare_files(path, os.path.join(tmp, tflite.file_name(name, variant)),
+                                                      lite_sigs, batch=batch)
+                # A quantized copy is held to its variant's own distance from float32: dynamic-range
+                # int8 scales activations per batch, so its outputs depend on the batch by design.
+                allowed = tolerance if variant == "float32" else max(
+                    tolerance, 2 * max(card[tflite.file_name(name, variant)]["max_abs_difference_to_float32"].values()))
+                if not max(difference.values()) <= allowed:
+                    os.remove(path)
                     web[os.path.basename(path)] = {"variant": variant, "batch": batch, "kept": False,
-                                                   "reason": "conversion failed: " + zoo.error_line(e, last=True)}
+                                                   "reason": f"differs from the dynamic-batch file by {difference}"}
                     continue
-                difference = tflite.compare_files(path, os.path.join(tmp, tflite.file_name(name, variant)),
-                                                  lite_sigs, batch=batch)
-            # A quantized copy is held to its variant's own distance from float32: dynamic-range
-            # int8 scales activations per batch, so its outputs depend on the batch by design.
-            allowed = tolerance if variant == "float32" else max(
-                tolerance, 2 * max(card[tflite.file_name(name, variant)]["max_abs_difference_to_float32"].values()))
-            if not max(difference.values()) <= allowed:
-                os.remove(path)
-                web[os.path.basename(path)] = {"variant": variant, "batch": batch, "kept": False,
-                                               "reason": f"differs from the dynamic-batch file by {difference}"}
-                continue
-            web[os.path.basename(path)] = {"variant": variant, "batch": batch, "kept": True,
-                                           "bytes": os.path.getsize(path), "max_abs_difference": difference}
-            files[os.path.join("web", os.path.basename(path))] = path
-    return card, web
+                web[os.path.basename(path)] = {"variant": variant, "batch": batch, "kept": True,
+                                               "bytes": os.path.getsize(path), "max_abs_difference": difference}
+                files[os.path.join("web", os.path.basename(path))] = path
+        return web
+    finally:
+        for conversion in conversions.values():
+            conversion.cancel()

@@ -9,7 +9,12 @@ variant is good enough is not decided here: the exporter measures each one's qua
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import tempfile
 import time
+import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -78,11 +83,12 @@ class Representative:
 def convert(saved_model_dir, signature_names, path, variant="float32", representative=None):
     """Convert the SavedModel's ``signature_names`` into one TFLite file; raises on failure.
 
-    Full-integer calibration runs in a child process: TF 2.21's calibrator crashed the whole
-    process (segmentation fault in ``_feed_tensors``) on the diffusion U-Net's DDIM loop, and
-    a converter crash must cost one variant, not the run that trained the model."""
+    Full-integer calibration runs in a child process (``Conversion``): TF 2.21's calibrator
+    crashed the whole process (segmentation fault in ``_feed_tensors``) on the diffusion
+    U-Net's DDIM loop, and a converter crash must cost one variant, not the run that trained
+    the model."""
     if variant == "int8":
-        _convert_in_child(saved_model_dir, signature_names, path, representative)
+        Conversion(saved_model_dir, signature_names, path, variant, representative).wait()
         return
     _convert_here(saved_model_dir, signature_names, path, variant, representative)
 
@@ -104,33 +110,82 @@ def _convert_here(saved_model_dir, signature_names, path, variant="float32", rep
 _CHILD = """
 import sys
 from zoo import tflite
-saved_model_dir, path, examples, *names = sys.argv[1:]
+saved_model_dir, path, variant, examples, *names = sys.argv[1:]
 try:
-    tflite._convert_here(saved_model_dir, names, path, "int8", tflite.Representative.load(examples))
+    tflite._convert_here(saved_model_dir, names, path, variant, tflite.Representative.load(examples) if examples else None)
 except Exception as e:
     print(str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__, file=sys.stderr)
     sys.exit(3)
 """
 
 
-def _convert_in_child(saved_model_dir, signature_names, path, representative):
-    import os
-    import subprocess
-    import sys
-    import tempfile
+class Conversion:
+    """One conversion in a child process, started at once; ``wait()`` returns when the file is
+    written and raises RuntimeError (one line) when the converter failed or crashed.
 
-    with tempfile.TemporaryDirectory() as tmp:
-        examples = os.path.join(tmp, "representative.npz")
-        representative.save(examples)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
-               "TF_CPP_MIN_LOG_LEVEL": "3"}
-        done = subprocess.run([sys.executable, "-c", _CHILD, saved_model_dir, path, examples, *signature_names],
-                              env=env, capture_output=True, text=True)
-    if done.returncode == 3:
-        raise RuntimeError(done.stderr.strip().splitlines()[-1])
-    if done.returncode != 0:
-        why = f"signal {-done.returncode}" if done.returncode < 0 else f"exit status {done.returncode}"
-        raise RuntimeError(f"the converter crashed while calibrating ({why})")
+    Besides isolating crashes, children let conversions run side by side: the converter is
+    single-threaded, and the diffusion export's four browser files took 154 s one after the
+    other on 2 cores (two U-Nets in each graph)."""
+
+    def __init__(self, saved_model_dir, signature_names, path, variant="float32", representative=None):
+        self._tmp, self._outcome = tempfile.TemporaryDirectory(), None
+        examples = ""
+        if representative is not None and variant == "int8":
+            examples = os.path.join(self._tmp.name, "representative.npz")
+            representative.save(examples)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        # stderr to a file, not a pipe: a converter that logs more than a pipe holds would
+        # block until wait() and never finish
+        self._stderr = open(os.path.join(self._tmp.name, "stderr"), "w+")
+        self._child = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, saved_model_dir, path, variant, examples, *signature_names],
+            env=env, stdout=subprocess.DEVNULL, stderr=self._stderr)
+
+    def cancel(self):
+        """Stop the child (an export that failed or was interrupted) and remove its files."""
+        if self._child.poll() is None:
+            self._child.kill()
+        try:
+            self.wait()
+        except RuntimeError:
+            pass
+
+    def wait(self):
+        if self._outcome is None:
+            try:
+                code = self._child.wait()
+                self._stderr.seek(0)
+                lines = self._stderr.read().strip().splitlines()
+            finally:
+                self._stderr.close()
+                self._tmp.cleanup()
+            if code == 3:
+                self._outcome = lines[-1] if lines else "the converter failed"
+            elif code != 0:
+                self._outcome = f"the converter crashed ({f'signal {-code}' if code < 0 else f'exit status {code}'})"
+            else:
+                self._outcome = ""
+        if self._outcome:
+            raise RuntimeError(self._outcome)
+
+
+def interpreter(path):
+    """A LiteRT interpreter for ``path`` that keeps every tensor in its own memory.
+
+    Why: ai-edge-litert 2.3.0's XNNPACK delegate can compute a WHILE loop's body (the
+    diffusion model's DDIM and RePaint loops) from stale memory on the first call of a fresh
+    interpreter, and again on the first call at a larger batch, when the file's batch is
+    dynamic: the tiny test model's ``generate`` came out wrong (0.28 from the right images) on
+    7 of 80 such calls, a default-size one on 12 of 40; 0 of 160 each with
+    ``experimental_preserve_all_tensors`` (and 0 of 20 without XNNPACK, 0 of 20 for a
+    fixed-batch copy). The zoo's models are small, so keeping all tensors costs little memory
+    (batch-1 latency: ~20-60% more for diffusion's ``generate``); whoever runs a dynamic-batch
+    file with a loop should do the same (README, "On device")."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    with warnings.catch_warnings():  # "intended for debugging purposes only": here it is the fix
+        warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors")
+        return Interpreter(model_path=path, experimental_preserve_all_tensors=True)
 
 
 class File:
@@ -142,15 +197,11 @@ class File:
 
     def runner(self, signature):
         if signature not in self._runners:
-            from ai_edge_litert.interpreter import Interpreter
-
-            self._runners[signature] = Interpreter(model_path=self.path).get_signature_runner(signature)
+            self._runners[signature] = interpreter(self.path).get_signature_runner(signature)
         return self._runners[signature]
 
     def signature_names(self):
-        from ai_edge_litert.interpreter import Interpreter
-
-        return list(Interpreter(model_path=self.path).get_signature_list())
+        return list(interpreter(self.path).get_signature_list())
 
     def __call__(self, signature, **inputs):
         """The outputs (NumPy) of one call; the runner resizes inputs to their batch."""
