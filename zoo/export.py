@@ -264,7 +264,7 @@ def _write_tflite(model, name, lite_sigs, serving, tmp, files, tolerance, varian
     names = [s.name for s in lite_sigs]
     float_path = os.path.join(tmp, tflite.file_name(name))
     others = [v for v in variants if v != "float32"]
-    representative = tflite.representative_dataset(lite_sigs, calibration_images)
+    representative = tflite.representative_dataset(lite_sigs, calibration_images) if others else None
     conversions = {v: tflite.Conversion(source, names, os.path.join(tmp, tflite.file_name(name, v)), v, representative)
                    for v in others}
     try:
@@ -350,10 +350,10 @@ def _write_web_files(model, name, lite_sigs, tmp, files, card, kept, tolerance, 
             fixed = os.path.join(tmp, f"tflite_source_b{batch}")
             with stage(f"tracing the batch-{batch} graph for the web files"):
                 _write_saved_model(model, lite_sigs, fixed, lambda s, b=batch: _unchecked(s, b))
+            representative = tflite.representative_dataset(lite_sigs, calibration_images, batch=batch)
             for variant in kept:
                 conversions[variant, batch] = tflite.Conversion(
-                    fixed, names, os.path.join(tmp, tflite.file_name(name, variant, batch)), variant,
-                    tflite.representative_dataset(lite_sigs, calibration_images, batch=batch))
+                    fixed, names, os.path.join(tmp, tflite.file_name(name, variant, batch)), variant, representative)
         web = {}
         for variant in kept:
             for batch in web_batches:

@@ -81,15 +81,8 @@ class Representative:
 
 
 def convert(saved_model_dir, signature_names, path, variant="float32", representative=None):
-    """Convert the SavedModel's ``signature_names`` into one TFLite file; raises on failure.
-
-    Full-integer calibration runs in a child process (``Conversion``): TF 2.21's calibrator
-    crashed the whole process (segmentation fault in ``_feed_tensors``) on the diffusion
-    U-Net's DDIM loop, and a converter crash must cost one variant, not the run that trained
-    the model."""
-    if variant == "int8":
-        Conversion(saved_model_dir, signature_names, path, variant, representative).wait()
-        return
+    """Convert the SavedModel's ``signature_names`` into one TFLite file, in this process;
+    raises on failure. ``Conversion`` does the same in a child process."""
     _convert_here(saved_model_dir, signature_names, path, variant, representative)
 
 
@@ -123,8 +116,10 @@ class Conversion:
     """One conversion in a child process, started at once; ``wait()`` returns when the file is
     written and raises RuntimeError (one line) when the converter failed or crashed.
 
-    Besides isolating crashes, children let conversions run side by side: the converter is
-    single-threaded, and the diffusion export's four browser files took 154 s one after the
+    A crash costs one file, not the run that trained the model: TF 2.21's full-integer
+    calibrator crashed the whole process (segmentation fault in ``_feed_tensors``) on the
+    diffusion U-Net's DDIM loop. And children let conversions run side by side: the converter
+    is single-threaded, and the diffusion export's four browser files took 154 s one after the
     other on 2 cores (two U-Nets in each graph)."""
 
     def __init__(self, saved_model_dir, signature_names, path, variant="float32", representative=None):
