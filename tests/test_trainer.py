@@ -43,6 +43,36 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     assert trainer.manager.latest_checkpoint.endswith("ckpt-1")
 
 
+class CountingVAE(VAE):
+    """Counts how often its training step is traced (Python runs only while tracing)."""
+    traces = 0
+
+    def train_step(self, data):
+        CountingVAE.traces += 1
+        return super().train_step(data)
+
+
+def test_the_step_is_traced_once_and_its_losses_come_from_the_trackers():
+    """K steps per call, calls of K and of fewer steps, two epochs, optimizer slots not built
+    beforehand: one trace (tracing dominated the first epoch of the diffusion model: a step
+    traced before the loop and in it, and a second trace for slots created in the first)."""
+    model = CountingVAE(VAEConfig(**SMALL))
+    model.configure_optimizers(1e-3)
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(dict(logs))
+
+    CountingVAE.traces = 0
+    history = Trainer(model, tf.distribute.get_strategy(), steps_per_execution=3).fit(
+        dataset(), epochs=2, steps_per_epoch=4, verbose=0, callbacks=[Record()])
+    assert CountingVAE.traces == 1
+    assert int(model.optimizer.iterations.numpy()) == 8 and len(seen) == 4  # calls of 3 and 1 steps
+    assert set(seen[-1]) == {"loss", "reconstruction", "kl", "elbo"}
+    assert seen[-1]["loss"] == pytest.approx(history.history["loss"][-1])  # the epoch's running mean
+
+
 def test_restore_continues_from_the_saved_epoch(tmp_path):
     model, trainer = make(VAE, tmp_path)
     trainer.fit(dataset(), epochs=2, steps_per_epoch=3, verbose=0)
