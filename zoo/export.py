@@ -61,8 +61,8 @@ def _write_saved_model(signatures, path, make_fn):
     """The endpoints and the variables they use, nothing else. Tracking the whole Keras model
     as well (``archive.track``) made the saver trace its layers' functions and their
     gradients: measured on the browser test's two-level diffusion model, 289 traces and 56 s
-    per write, 15 traces and 27 s without, and loading 15 → 7 s. The endpoints use no
-    ``tf.custom_gradient``, so there are no custom gradients to save."""
+    per write, 15 traces and 27 s without, and loading 15 → 7 s. Custom gradients are only
+    needed to differentiate the loaded functions, which serving and conversion never do."""
     archive = keras.export.ExportArchive()
     for sig in signatures:  # the first one becomes serving_default
         archive.add_endpoint(sig.name, make_fn(sig))
