@@ -83,10 +83,6 @@ class Representative:
 def convert(saved_model_dir, signature_names, path, variant="float32", representative=None):
     """Convert the SavedModel's ``signature_names`` into one TFLite file, in this process;
     raises on failure. ``Conversion`` does the same in a child process."""
-    _convert_here(saved_model_dir, signature_names, path, variant, representative)
-
-
-def _convert_here(saved_model_dir, signature_names, path, variant="float32", representative=None):
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=list(signature_names))
     if variant != "float32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -105,7 +101,7 @@ import sys
 from zoo import tflite
 saved_model_dir, path, variant, examples, *names = sys.argv[1:]
 try:
-    tflite._convert_here(saved_model_dir, names, path, variant, tflite.Representative.load(examples) if examples else None)
+    tflite.convert(saved_model_dir, names, path, variant, tflite.Representative.load(examples) if examples else None)
 except Exception as e:
     print(str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__, file=sys.stderr)
     sys.exit(3)
