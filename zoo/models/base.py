@@ -287,12 +287,13 @@ class ZooModel(keras.Model):
                   for t, s in zip(target.weights, source.weights)]
         distribute.assign_in_sync(target.weights, values)
 
-    def graph(self, key, fn):
+    def graph(self, key, fn, reduce_retracing=True):
         """``tf.function(fn)``, compiled once per model and ``key`` (include in the key every
-        Python value the function reads, e.g. a guidance scale)."""
+        Python value the function reads, e.g. a guidance scale). ``reduce_retracing=False``:
+        one trace per input shape, so a caller with static shapes keeps them."""
         cache = _GRAPHS.setdefault(self, {})
         if key not in cache:
-            cache[key] = tf.function(fn, reduce_retracing=True)
+            cache[key] = tf.function(fn, reduce_retracing=reduce_retracing)
         return cache[key]
 
     def _attribute_of(self, network):
