@@ -7,6 +7,16 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# Under pytest-xdist each worker is a TensorFlow process whose intra-op pool would take every
+# core: `-n 2` on 2 cores ran 4 spinning threads on 2 cores. One core's share each (the
+# processes a test starts inherit it): measured on 2 cores, test_metrics_models.py and
+# test_vae.py under -n 2 took 158 and 190 s with the default pools, 123 s with one thread.
+_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _workers > 1:
+    _threads = str(max(1, (os.cpu_count() or 1) // _workers))
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", _threads)
+    os.environ.setdefault("OMP_NUM_THREADS", _threads)
+
 import numpy as np
 import pytest
 import tensorflow as tf
