@@ -276,7 +276,7 @@ def test_the_signatures_share_one_trace_of_each_network(tmp_path):
     networks = (model.network_ema, model.guide_network_ema)
 
     def traces():
-        return [model.graph(("network call", n.name), None).experimental_get_tracing_count() for n in networks]
+        return [model.network_call(n).experimental_get_tracing_count() for n in networks]
 
     export._write_saved_model([signatures["generate"]], str(tmp_path / "one"), export._checked)
     after_one = traces()

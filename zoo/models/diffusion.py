@@ -225,12 +225,16 @@ class Diffusion(ZooModel, ConditionalGenerator, Inpainter):
         return self.update_trackers(loss=self.per_example_loss(images, labels, training=False))
 
     # Sampling (the averaged network) ---------------------------------------------------
+    def network_call(self, network):
+        """``network`` as one tf.function, traced once per input shape and called from every
+        sampler, signature and SavedModel that uses it instead of traced at each call site: a
+        SavedModel's four signatures traced the U-Nets nine times (~2.5 s each) and stored
+        nine copies of them."""
+        return self.graph(("network call", network.name), lambda x, t, y: network([x, t, y]), reduce_retracing=False)
+
     def eps(self, network, x_t, t, labels):
-        # One trace of each network per input shape, called from every sampler, signature and
-        # SavedModel that uses it, instead of one per call site: a SavedModel's four signatures
-        # traced the U-Nets nine times (~2.5 s each) and stored nine copies of them.
-        call = self.graph(("network call", network.name), lambda x, t, y: network([x, t, y]), reduce_retracing=False)
-        out = tf.cast(call(tf.convert_to_tensor(x_t), tf.convert_to_tensor(t), tf.convert_to_tensor(labels)), tf.float32)
+        inputs = (tf.convert_to_tensor(v) for v in (x_t, t, labels))
+        out = tf.cast(self.network_call(network)(*inputs), tf.float32)
         return out if self.config.prediction == "eps" else self.schedule.eps_from_v(x_t, t, out)
 
     def guided_denoiser(self, labels, guidance=None):
