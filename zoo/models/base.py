@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import ZooError, distribute
+from zoo.optimizers import Adam
 
 
 # Capabilities ----------------------------------------------------------------------------------
@@ -217,7 +218,7 @@ class ZooModel(keras.Model):
 
     def optimizers_for(self, learning_rate):
         """[(optimizer, network)]: what each optimizer trains; default one Adam for the model."""
-        return [(keras.optimizers.Adam(learning_rate), self)]
+        return [(Adam(learning_rate), self)]
 
     def configure_optimizers(self, learning_rate, learning_rate_over=None):
         """Create the optimizers (loss-scaled under mixed_float16) and compile.

@@ -20,6 +20,7 @@ from zoo import signature as sig
 from zoo.config import Config, each, in_range, one_of, positive, positive_int, setting
 from zoo.images import grid
 from zoo.models.base import ConditionalGenerator, ZooModel
+from zoo.optimizers import Adam
 
 LOSSES = ("hinge", "nonsaturating")
 
@@ -81,8 +82,8 @@ class CGAN(ZooModel, ConditionalGenerator):
 
     def optimizers_for(self, learning_rate):
         c = self.config
-        return [(keras.optimizers.Adam(learning_rate, beta_1=c.beta_1, beta_2=c.beta_2), self.generator),
-                (keras.optimizers.Adam(c.d_learning_rate, beta_1=c.beta_1, beta_2=c.beta_2), self.discriminator)]
+        return [(Adam(learning_rate, beta_1=c.beta_1, beta_2=c.beta_2), self.generator),
+                (Adam(c.d_learning_rate, beta_1=c.beta_1, beta_2=c.beta_2), self.discriminator)]
 
     # Training --------------------------------------------------------------------------
     def _one_hot(self, labels):

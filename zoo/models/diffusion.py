@@ -34,6 +34,7 @@ from zoo.config import (
 )
 from zoo.images import grid
 from zoo.models.base import ConditionalGenerator, Inpainter, ZooModel
+from zoo.optimizers import Adam
 
 
 @dataclasses.dataclass
@@ -166,9 +167,9 @@ class Diffusion(ZooModel, ConditionalGenerator, Inpainter):
         self.built = True  # the networks are functional models, built on construction
 
     def optimizers_for(self, learning_rate):
-        plan = [(keras.optimizers.Adam(learning_rate), self.network)]
+        plan = [(Adam(learning_rate), self.network)]
         if self.guide_network is not None:
-            plan.append((keras.optimizers.Adam(self._learning_rate_over(self.config.guide_epochs)),
+            plan.append((Adam(self._learning_rate_over(self.config.guide_epochs)),
                          self.guide_network))
         return plan
 
