@@ -8,7 +8,8 @@ from conftest import REPO
 
 LAYERS = [
     {"zoo", "zoo.config", "zoo.signature", "zoo.data", "zoo.distribute", "zoo.nets", "zoo.schedules",
-     "zoo.corruption", "zoo.images", "zoo.progress", "zoo.latent", "zoo.tflite", "zoo.exported"},
+     "zoo.corruption", "zoo.images", "zoo.progress", "zoo.latent", "zoo.tflite", "zoo.exported",
+     "zoo.optimizers"},
     {"zoo.metrics"},
     {"zoo.models"},
     {"zoo.trainer", "zoo.evaluation", "zoo.export"},
