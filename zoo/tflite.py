@@ -22,7 +22,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-from zoo import ZooError
+from zoo import ZooError, error_line
 
 # variant → file-name suffix
 VARIANTS = {"float32": "", "float16": "_fp16", "int8_dynamic": "_int8_dynamic", "int8": "_int8"}
@@ -108,7 +108,7 @@ def _convert_in_child(saved_model_dir, signature_names, path, variant, examples,
     try:
         convert(saved_model_dir, signature_names, path, variant, Representative.load(examples) if examples else None)
     except Exception as e:  # noqa: BLE001 - any converter failure is one line for the parent
-        print(str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__, file=sys.stderr, flush=True)
+        print(error_line(e, last=True), file=sys.stderr, flush=True)
         sys.exit(3)
 
 
