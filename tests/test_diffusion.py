@@ -375,3 +375,21 @@ def test_the_cards_two_fills_share_work_and_equal_two_separate_fills(trained):
     # measured equal to the last bit here; a wrong label would show: even this 30-step
     # network's fills of those images differ by 7e-4 to 1.3e-3 between the two labels
     assert np.abs(shared[0] - shared[1])[3:].max(axis=(1, 2, 3)).min() > 10 * 1e-5
+
+
+def test_the_evaluations_fills_are_the_exported_inpaints(trained):
+    """Evaluation fills in two graphs (the label choice, then RePaint under the labels) what the
+    ``inpaint`` signature's one graph fills: the same images and, for label-free images, the
+    label it chose — with the same noise, to float rounding."""
+    model, _ = trained
+    x, _ = data.mnist5k("test")
+    images = x[10:14]
+    mask = np.ones((4, 28, 28, 1), np.float32)
+    mask[:, :, :14] = 0
+    (_, _, m, noise, path), = model._inpaint_batches(images, mask, 2, 250)
+    labels = np.array([10, 3, 10, 7], np.int32)  # 10: the null class, "no label"
+    exported, used = tf.function(lambda: model.inpaint(tf.constant(images), tf.constant(m), tf.constant(noise),
+                                                       tf.constant(labels), path_noise=tf.constant(path)))()
+    np.testing.assert_allclose(model.inpaint_images(images, mask, labels, seed=2), exported.numpy(), atol=1e-5)
+    assert list(used.numpy()[[1, 3]]) == [3, 7] and all(used.numpy()[[0, 2]] < 10)
+    np.testing.assert_allclose(model.inpaint_images(images, mask, used.numpy(), seed=2), exported.numpy(), atol=1e-5)
