@@ -403,27 +403,27 @@ class Diffusion(ZooModel, ConditionalGenerator, Inpainter):
 
     def _fill(self, x, m, noise, path, labels):
         """RePaint fills under ``labels``, as ``inpaint`` makes them once its labels are known.
-        The label choice is a graph of its own (``_chosen_labels``): traced inside this one as
+        The label choice is a graph of its own (``_labels_to_fill_with``): traced inside this one as
         well, as ``inpaint`` has it, it was traced twice for a branch evaluation never takes —
         the tiny-flag recipe's first inpainting stage 30 → 16 s, the whole run 244 → 217 s."""
         fill = self.graph(self._inpaint_key() + ("given",), lambda x, m, noise, path, y: self.to_images(
             self.repaint(x * 2.0 - 1.0, m, noise, y, path_noise=path)))
         return fill(*(tf.constant(a) for a in (x, m, noise, path, np.asarray(labels, np.int32)))).numpy()
 
-    def _chosen_labels(self, x, m, noise, path):
-        """The labels ``inpaint`` fills label-free images with (from its first, unconditional pass)."""
-        choose = self.graph(self._inpaint_key() + ("labels",), lambda x, m, noise, path: self.labels_to_fill_with(
-            x * 2.0 - 1.0, m, noise, None, path_noise=path))
-        return choose(*(tf.constant(a) for a in (x, m, noise, path))).numpy()
+    def _labels_to_fill_with(self, x, m, noise, path, labels):
+        """``labels_to_fill_with`` on a NumPy batch: the labels ``inpaint`` fills it with."""
+        choose = self.graph(self._inpaint_key() + ("labels",), lambda x, m, noise, path, y: self.labels_to_fill_with(
+            x * 2.0 - 1.0, m, noise, y, path_noise=path))
+        return choose(*(tf.constant(a) for a in (x, m, noise, path, np.asarray(labels, np.int32)))).numpy()
 
     def inpaint_images(self, images, mask, labels=None, seed=0, batch=250):
-        c = self.config
-        labels = np.full(len(images), c.num_classes, np.int32) if labels is None else np.asarray(labels, np.int32)
+        null = self.config.num_classes
+        labels = np.full(len(images), null, np.int32) if labels is None else np.asarray(labels, np.int32)
         out = []
         for s, x, m, noise, path in self._inpaint_batches(images, mask, seed, batch):
             y = labels[s]
-            if c.inpaint_label_steps and (y == c.num_classes).any():
-                y = np.where(y == c.num_classes, self._chosen_labels(x, m, noise, path), y)
+            if (y == null).any():  # a batch whose images all have labels needs no choice traced
+                y = self._labels_to_fill_with(x, m, noise, path, y)
             out.append(self._fill(x, m, noise, path, y))
         return np.concatenate(out)
 
@@ -438,7 +438,7 @@ class Diffusion(ZooModel, ConditionalGenerator, Inpainter):
         without, with_label = [], []
         for s, x, m, noise, path in self._inpaint_batches(images, mask, seed, batch):
             labelled = self._fill(x, m, noise, path, labels[s])
-            chosen = self._chosen_labels(x, m, noise, path)
+            chosen = self._labels_to_fill_with(x, m, noise, path, np.full(len(x), self.config.num_classes))
             free, other = labelled.copy(), chosen != labels[s]
             if other.any():
                 free[other] = self._fill(x[other], m[other], noise[other], path[other], chosen[other])
