@@ -105,6 +105,32 @@ def test_validation_runs_after_the_first_every_nth_and_last_epoch_by_number(tmp_
     assert validated == [9, 11]
 
 
+def test_the_test_losses_are_the_last_validation_when_it_followed_the_last_epoch(tmp_path):
+    """recipe.held_out_losses: the last epoch's validation was a pass over the test split with
+    the final weights, so it is not run again; a run resumed with nothing left to train (no
+    validation in this process) gets a pass of its own."""
+    from zoo.recipe import held_out_losses
+
+    model, trainer = make(VAE, tmp_path)
+    held_out = dataset(32).take(2)
+    passes = []
+    evaluate = trainer.evaluate
+    trainer.evaluate = lambda data, prefix="": passes.append(prefix) or evaluate(data, prefix)
+    history = trainer.fit(dataset(), epochs=2, steps_per_epoch=1, validation_data=held_out, verbose=0)
+    assert len(passes) == 2  # after epochs 1 and 2
+    losses = held_out_losses(trainer, held_out)
+    assert len(passes) == 2
+    assert losses == {k[len("val_"):]: v[-1] for k, v in history.history.items() if k.startswith("val_")}
+    assert {"loss", "elbo", "kl", "reconstruction"} <= set(losses)
+
+    _, resumed = make(VAE, tmp_path)
+    assert resumed.restore() == 2
+    resumed.fit(dataset(), epochs=2, steps_per_epoch=1, validation_data=held_out, initial_epoch=2, verbose=0)
+    again = held_out_losses(resumed, held_out)
+    assert set(again) == set(losses)
+    np.testing.assert_allclose(again["loss"], losses["loss"], rtol=0.05)  # same weights, other noise draws
+
+
 def test_a_resumed_run_validates_where_an_uninterrupted_one_did_and_ends_with_its_weights(tmp_path):
     """The VAE's test_step draws its noise from the generator training draws from: a resumed
     part that also validated at its own first epoch (the 5th here) would shift every later draw."""

@@ -303,6 +303,16 @@ class Failure(Exception):
     """A stage failed after training: the checkpoint is kept, --resume finishes the job."""
 
 
+def held_out_losses(trainer, test):
+    """The losses on the test split after training: the last validation's when it came after
+    the last trained epoch (the same weights and data; the tiny-flag diffusion recipe spent
+    18 s computing them a second time), else a pass of their own (a resumed run with nothing
+    left to train). Every worker takes the same branch: the pass is collective."""
+    if trainer.last_validation is not None and trainer.last_validation[0] == int(trainer.epoch.numpy()):
+        return trainer.last_validation[1]
+    return trainer.evaluate(test)
+
+
 def main(model_class, argv=None, flags=None):
     """Run the recipe of ``model_class`` with ``argv`` (default: the command line).
     ``flags``: a parser from ``parser(model_class)`` that a recipe added its own flags to."""
@@ -397,7 +407,7 @@ def _flow(model_class, args):
                           validation_data=test, validation_every=model.validation_every,
                           initial_epoch=initial_epoch, verbose=run.verbose)
     final = {k: v[-1] for k, v in history.history.items()} if history and history.history else {}
-    test_losses = {f"test_{k}": v for k, v in trainer.evaluate(test).items()}  # every worker takes part
+    test_losses = {f"test_{k}": v for k, v in held_out_losses(trainer, test).items()}
     trained = time.perf_counter()
     if not chief:
         print(f"zoo: worker done (training {trainer.seconds:.0f} s); the chief evaluates and exports")

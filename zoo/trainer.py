@@ -121,6 +121,7 @@ class Trainer:
         self._test_function = None
         self.seconds = 0.0  # this process's training time
         self.images = 0
+        self.last_validation = None  # (epochs trained, losses) of this process's last validation
 
     def _optimizers(self):
         return {f"optimizer_{i}": opt for i, opt in enumerate(self.model.optimizers)}
@@ -248,7 +249,9 @@ class Trainer:
                 self.images_variable.assign_add(step * batch_size)
                 logs = self._metric_logs(names=reported)
                 if validation_data is not None and (epoch == 0 or due(epoch, validation_every, epochs)):
-                    logs.update(self.evaluate(validation_data, prefix="val_"))
+                    validation = self.evaluate(validation_data)
+                    self.last_validation = (epoch + 1, validation)
+                    logs.update({f"val_{k}": v for k, v in validation.items()})
                 self.epoch.assign(epoch + 1)
                 callbacks.on_epoch_end(epoch, logs)
                 if self.manager is not None:
