@@ -1,5 +1,6 @@
 """The exported VAE, checked the way users meet it: in processes that cannot import zoo."""
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -181,13 +182,13 @@ def test_interrupted_export_leaves_nothing_half_written(tmp_path, monkeypatch):
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
-    started = []  # the variant converts in a child process meanwhile: it must not outlive the export
+    started = []  # float32 and the variant convert in child processes: they must not outlive the export
     real = tflite.Conversion
     monkeypatch.setattr(tflite, "Conversion", lambda *a, **k: started.append(real(*a, **k)) or started[-1])
     monkeypatch.setattr(export, "compare_tflite", crash)
     with pytest.raises(KeyboardInterrupt):
         export.export(model, str(tmp_path), card={"metrics": {}}, variants=("float32", "int8_dynamic"), web_batches=())
-    assert len(started) == 1 and not started[0].running
+    assert len(started) == 2 and not any(conversion.running for conversion in started)
     assert sorted(os.listdir(tmp_path / "vae" / "serving")) == ["1"]
     assert not [f for f in os.listdir(tmp_path / "vae") if f.startswith(".tmp")]
     assert (tmp_path / "vae" / "model_card.json").read_text() == card_before
@@ -201,6 +202,26 @@ def test_a_conversion_in_a_child_process_fails_in_one_line(tmp_path):
     with pytest.raises(RuntimeError, match=re.escape(str(failed.value))):
         missing.wait()  # asked again: the same outcome, not a silent success
     assert not (tmp_path / "a.tflite").exists()
+
+
+class PNGLengthInTFLite(VAE):
+    """Its TFLite anomaly score would compute the exact PNG length (no TFLite op): the
+    float32 conversion fails."""
+
+    def signatures(self):
+        return [dataclasses.replace(s, lite_fn=None) if s.name == "anomaly_score" else s for s in super().signatures()]
+
+
+def test_a_failed_float32_conversion_ends_the_export_in_one_line_and_writes_nothing(tmp_path):
+    with pytest.raises(ZooError) as failed:
+        export.export(PNGLengthInTFLite(VAEConfig(**SMALL)), str(tmp_path), card={"metrics": {}}, **FAST_EXPORT)
+    message = str(failed.value)
+    assert message.startswith("converting decode, anomaly_score, generate to TFLite failed: ") and "\n" not in message
+    # the cause, not the last line of the converter's MLIR dump
+    assert message.endswith("'tf.EncodePng' op is neither a custom op nor a flex op (TF Select ops: EncodePng, "
+                            "StringLength)"), message
+    assert not os.listdir(tmp_path / "vae" / "serving") and not [f for f in os.listdir(tmp_path / "vae")
+                                                                 if f != "serving"]
 
 
 def test_tflite_disagreement_is_refused(tmp_path, monkeypatch):

@@ -5,12 +5,12 @@ typed inputs, whether it goes to TFLite); the exporter reads only those declarat
 exports ``model.float32_copy()``: whatever precision trained the model, the files are
 float32. It
 
-1. writes every signature into a SavedModel (one trace each, ``_write_saved_model``); each
+1. converts the TFLite signatures (those whose randomness is an input) from a SavedModel
+   of the unchecked functions with ``TFLiteConverter.from_saved_model`` — Assert ops are
+   not TFLite built-ins — in child processes, which run while this one goes on;
+2. writes every signature into a SavedModel (one trace each, ``_write_saved_model``); each
    serving input is checked in-graph (rank, shape, bounds, finite: ``Input.check``) so a bad
    request gets a clear InvalidArgument error instead of a crash deep inside the network;
-2. converts the TFLite signatures (those whose randomness is an input) from a SavedModel
-   of the unchecked functions with ``TFLiteConverter.from_saved_model`` — Assert ops are
-   not TFLite built-ins;
 3. runs both on one fixed input and records the max abs difference;
 4. writes ``<model>.keras`` (config and weights, the averaged ones included: what
    ``keras.saving.load_model`` reloads after ``import zoo``, and what ``--init-from`` starts from);
@@ -108,35 +108,41 @@ def on_cpu():
     return tf.device("/CPU:0")
 
 
-def compare_tflite(tflite_path, reference, signatures, batch=4, seed=0):
-    """Max differences between a TFLite file and a loaded SavedModel (``reference``) on one
-    fixed input per signature, from one run of each: (absolute, relative) dicts, relative
-    over max(1, the largest |output|), so a score in the hundreds is held to the same
-    relative precision as an image in [0, 1]."""
+def reference_outputs(reference, signatures, batch=4, seed=0):
+    """One fixed input per signature and what a loaded SavedModel (``reference``) computes
+    from it: {signature: (inputs, outputs)}, NumPy — one side of a parity check."""
     rng = np.random.default_rng(seed)
-    lite = tflite.File(tflite_path)
-    absolute, relative = {}, {}
+    out = {}
     for sig in signatures:
         inputs = {i.name: i.example(rng, batch) for i in sig.inputs}
         with on_cpu():
             expected = reference.signatures[sig.name](**{k: tf.constant(v) for k, v in inputs.items()})
-        expected = {k: v.numpy() for k, v in expected.items()}
-        got = lite(sig.name, **inputs)
-        absolute[sig.name] = tflite.largest_difference(got, expected)
-        relative[sig.name] = tflite.largest_difference(got, expected, relative=True)
+        out[sig.name] = (inputs, {k: v.numpy() for k, v in expected.items()})
+    return out
+
+
+def compare_tflite(tflite_path, references):
+    """Max differences between a TFLite file's outputs and ``references``
+    (``reference_outputs``), from one run of each: (absolute, relative) dicts, relative over
+    max(1, the largest |output|), so a score in the hundreds is held to the same relative
+    precision as an image in [0, 1]."""
+    lite = tflite.File(tflite_path)
+    absolute, relative = {}, {}
+    for name, (inputs, expected) in references.items():
+        got = lite(name, **inputs)
+        absolute[name] = tflite.largest_difference(got, expected)
+        relative[name] = tflite.largest_difference(got, expected, relative=True)
     return absolute, relative
 
 
-def compare_saved_models(a, b, signatures, batch=4, seed=0):
-    """Max abs difference between two loaded SavedModels' signatures on one fixed input."""
-    rng = np.random.default_rng(seed)
+def compare_saved_models(saved, references):
+    """Max abs difference between a loaded SavedModel's signatures and ``references``
+    (``reference_outputs`` of another), on the references' inputs."""
     result = {}
-    for sig in signatures:
-        inputs = {i.name: tf.constant(i.example(rng, batch)) for i in sig.inputs}
+    for name, (inputs, expected) in references.items():
         with on_cpu():
-            out_a, out_b = a.signatures[sig.name](**inputs), b.signatures[sig.name](**inputs)
-        result[sig.name] = tflite.largest_difference({k: v.numpy() for k, v in out_a.items()},
-                                                     {k: v.numpy() for k, v in out_b.items()})
+            outputs = saved.signatures[name](**{k: tf.constant(v) for k, v in inputs.items()})
+        result[name] = tflite.largest_difference({k: v.numpy() for k, v in outputs.items()}, expected)
     return result
 
 
@@ -199,18 +205,28 @@ def export(model, out, *, card, pictures=None, tolerance=None, variants=tuple(tf
     os.makedirs(serving_dir, exist_ok=True)
     tmp = os.path.join(target, f".tmp-{uuid.uuid4().hex[:8]}")
     os.makedirs(tmp)
+    conversions = {}
     try:
+        lite_sigs = [s for s in everything if s.tflite]
+        if lite_sigs:
+            # The TFLite graphs first: their conversions run in child processes while this one
+            # writes the SavedModel (the tiny-flag diffusion export: SavedModel 18 s beside a
+            # 22-s float32 conversion, which ran after it before).
+            source = os.path.join(tmp, "tflite_source")
+            with stage(f"tracing {', '.join(s.name for s in lite_sigs)} for TFLite"):
+                _write_saved_model(lite_sigs, source, _unchecked)
+            conversions = _start_conversions(name, lite_sigs, source, tmp, variants, calibration_images)
+
         saved = os.path.join(tmp, "saved_model")
         with stage(f"writing the SavedModel ({len(signatures)} signatures)"):
             _write_saved_model(signatures, saved, _checked)
             serving = tf.saved_model.load(saved)
 
-        lite_sigs = [s for s in everything if s.tflite]
         files = {}
         tflite_card, web_card = {}, {}
         if lite_sigs:
-            tflite_card, web_card = _write_tflite(model, name, lite_sigs, serving, tmp, files, tolerance, variants,
-                                                  quality, calibration_images, web_batches)
+            tflite_card, web_card = _write_tflite(model, name, lite_sigs, serving, source, conversions, tmp, files,
+                                                  tolerance, quality, calibration_images, web_batches)
 
         with stage(f"writing {name}.keras (config and weights, for Keras users and --init-from)"):
             files[f"{name}.keras"] = os.path.join(tmp, f"{name}.keras")
@@ -253,6 +269,8 @@ def export(model, out, *, card, pictures=None, tolerance=None, variants=tuple(tf
             written[fname] = os.path.join(target, fname)
         return written, card
     finally:
+        for conversion in conversions.values():
+            conversion.cancel()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -267,33 +285,43 @@ def _remove_stale_tflite(target, name, files):
                     os.remove(os.path.join(folder, f))
 
 
-def _write_tflite(model, name, lite_sigs, serving, tmp, files, tolerance, variants, quality, calibration_images,
-                  web_batches):
+def _start_conversions(name, lite_sigs, source, tmp, variants, calibration_images):
+    """variant → its ``tflite.Conversion`` from ``source``, float32 first, each in a child."""
+    names = [s.name for s in lite_sigs]
+    others = [v for v in variants if v != "float32"]
+    representative = tflite.representative_dataset(lite_sigs, calibration_images) if others else None
+    return {v: tflite.Conversion(source, names, os.path.join(tmp, tflite.file_name(name, v)), v, representative)
+            for v in ("float32", *others)}
+
+
+def _write_tflite(model, name, lite_sigs, serving, source, conversions, tmp, files, tolerance, quality,
+                  calibration_images, web_batches):
     """The TFLite files: float32 (must match the SavedModel), each variant (kept only if its
     quality stays within the model's tolerances), and fixed-batch copies of the kept ones for
     the web. Returns the card's ``tflite`` and ``web`` sections.
 
-    The variants and the web copies convert in child processes (``tflite.Conversion``) while
-    this process checks and measures the files already there; the batch-1 latencies are
+    Every file converts in a child process (``tflite.Conversion``, started by ``export``)
+    while this process checks and measures the files already there; the batch-1 latencies are
     measured last, with no conversion running beside them."""
-    source = os.path.join(tmp, "tflite_source")
-    _write_saved_model(lite_sigs, source, _unchecked)
     names = [s.name for s in lite_sigs]
     float_path = os.path.join(tmp, tflite.file_name(name))
-    others = [v for v in variants if v != "float32"]
-    representative = tflite.representative_dataset(lite_sigs, calibration_images) if others else None
-    conversions = {v: tflite.Conversion(source, names, os.path.join(tmp, tflite.file_name(name, v)), v, representative)
-                   for v in others}
-    try:
-        with stage(f"converting {', '.join(names)} to TFLite"):
-            tflite.convert(source, names, float_path)
-        card, kept = _check_float32_and_variants(name, lite_sigs, serving, source, float_path, conversions, files,
-                                                 tolerance, quality)
-        web = _write_web_files(model, name, lite_sigs, tmp, files, card, kept, tolerance, calibration_images,
-                               web_batches)
-    finally:
-        for conversion in conversions.values():
-            conversion.cancel()
+    with stage("the SavedModel side of the TFLite parity (while the conversion runs)"):
+        # against the functions it was converted from (the SavedModel's, unless a signature
+        # has a TFLite form of its own: then also how far that one is from the SavedModel's)
+        converted_from = tf.saved_model.load(source)
+        references = reference_outputs(converted_from, lite_sigs)
+        own_forms = [s for s in lite_sigs if s.lite_fn is not None and s.saved_model]
+        own = compare_saved_models(serving, {s.name: references[s.name] for s in own_forms})
+    with stage(f"converting {', '.join(names)} to TFLite"):
+        try:
+            conversions["float32"].wait()
+        except RuntimeError as e:
+            raise ZooError(f"converting {', '.join(names)} to TFLite failed: {e}") from None
+    variants = {v: c for v, c in conversions.items() if v != "float32"}
+    card, kept = _check_float32_and_variants(name, lite_sigs, references, own, float_path, variants, files,
+                                             tolerance, quality)
+    web = _write_web_files(model, name, lite_sigs, tmp, files, card, kept, tolerance, calibration_images,
+                           web_batches)
     with stage("batch-1 latency of each kept file"):
         for fname, entry in card.items():
             if entry["kept"]:
@@ -301,15 +329,10 @@ def _write_tflite(model, name, lite_sigs, serving, tmp, files, tolerance, varian
     return card, web
 
 
-def _check_float32_and_variants(name, lite_sigs, serving, source, float_path, conversions, files, tolerance,
+def _check_float32_and_variants(name, lite_sigs, references, own, float_path, conversions, files, tolerance,
                                 quality):
     with stage("TFLite ↔ SavedModel parity"):
-        # against the functions it was converted from (the SavedModel's, unless a signature
-        # has a TFLite form of its own: then also how far that one is from the SavedModel's)
-        converted_from = tf.saved_model.load(source)
-        diffs, scaled = compare_tflite(float_path, converted_from, lite_sigs)
-        own_forms = [s for s in lite_sigs if s.lite_fn is not None and s.saved_model]
-        own = compare_saved_models(serving, converted_from, own_forms) if own_forms else {}
+        diffs, scaled = compare_tflite(float_path, references)
     worst = max(scaled.values())
     if not worst <= tolerance:
         raise ZooError(

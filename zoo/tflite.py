@@ -99,6 +99,19 @@ def convert(saved_model_dir, signature_names, path, variant="float32", represent
         f.write(data)
 
 
+def conversion_error_line(error):
+    """A failed conversion in one line. The converter's message ends in an MLIR dump (its last
+    line read "}) : () -> ()" for an op TFLite lacks), so the cause is its first ``error:``
+    after the location, with the TF Select ops it names; else the message's last line."""
+    lines = str(error).splitlines()
+    causes = [line.split("error:", 1)[1] for line in lines if "error:" in line]
+    if not causes:
+        return error_line(error, last=True)
+    cause = (causes[0].rsplit("): ", 1)[-1] if "loc(" in causes[0] else causes[0]).strip()
+    select = next((line.strip() for line in lines if line.startswith("TF Select ops:")), "")
+    return (f"{cause} ({select})" if select else cause)[:300]
+
+
 def _convert_in_child(saved_model_dir, signature_names, path, variant, examples, stderr_path):
     """A ``Conversion``'s child: the converter's own output goes to ``stderr_path`` (not the
     user's terminal); a failure ends with its last line there and exit status 3."""
@@ -108,7 +121,7 @@ def _convert_in_child(saved_model_dir, signature_names, path, variant, examples,
     try:
         convert(saved_model_dir, signature_names, path, variant, Representative.load(examples) if examples else None)
     except Exception as e:  # noqa: BLE001 - any converter failure is one line for the parent
-        print(error_line(e, last=True), file=sys.stderr, flush=True)
+        print(conversion_error_line(e), file=sys.stderr, flush=True)
         sys.exit(3)
 
 
