@@ -68,8 +68,9 @@ def _write_saved_model(signatures, path, make_fn):
     (as ``keras.export.ExportArchive`` hands it), ``tf.saved_model.save`` traces it a second
     time, inside its save context, whose variable policy is part of the trace cache key:
     measured on the tiny-flag diffusion export, 9.6 s of the SavedModel's 33 s and 3.2 s of
-    the TFLite source's. The endpoints are attributes too (``loaded.decode(...)``), as
-    ``ExportArchive`` made them; the first one is also ``serving_default``."""
+    the TFLite source's. The endpoints are attributes too, called with positional inputs
+    (``loaded.decode(latent)``), as ``ExportArchive`` made them; the first one is also
+    ``serving_default``."""
     traces = {sig.name: make_fn(sig).get_concrete_function() for sig in signatures}
     root = tf.Module()
     for name, trace in traces.items():

@@ -306,8 +306,9 @@ class Failure(Exception):
 def held_out_losses(trainer, test):
     """The losses on the test split after training: the last validation's when it came after
     the last trained epoch (the same weights and data; a second pass took 11 s of the
-    tiny-flag diffusion recipe: 1,000 test digits through both U-Nets), else a pass of their own (a resumed run with nothing
-    left to train). Every worker takes the same branch: the pass is collective."""
+    tiny-flag diffusion recipe: 1,000 test digits through both U-Nets), else a pass of their
+    own (a resumed run with nothing left to train). Every worker takes the same branch: the
+    pass is collective."""
     if trainer.last_validation is not None and trainer.last_validation[0] == int(trainer.epoch.numpy()):
         return trainer.last_validation[1]
     return trainer.evaluate(test)

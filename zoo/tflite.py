@@ -114,7 +114,8 @@ def conversion_error_line(error):
 
 def _convert_in_child(saved_model_dir, signature_names, path, variant, examples, stderr_path):
     """A ``Conversion``'s child: the converter's own output goes to ``stderr_path`` (not the
-    user's terminal); a failure ends with its last line there and exit status 3."""
+    user's terminal); a failure ends with its cause in one line there
+    (``conversion_error_line``) and exit status 3."""
     with open(os.devnull, "w") as devnull, open(stderr_path, "w") as stderr:
         os.dup2(devnull.fileno(), 1)
         os.dup2(stderr.fileno(), 2)
