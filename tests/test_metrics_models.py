@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from zoo import ZooError, data, metrics
-from zoo.metrics import extractors
+from zoo.metrics import cas, extractors
 from zoo.metrics.lpips import LPIPS
 
 
@@ -181,10 +181,10 @@ def test_cas_trains_on_generated_pairs_and_tests_on_real(mnist):
     good = metrics.classification_accuracy_score(train_x[:1000], train_y[:1000], train_x[1000:2000],
                                                  train_y[1000:2000], test_x, test_y, 10, epochs=8)
     shuffled = np.random.default_rng(0).permutation(train_y[:1000])
-    bad = metrics.classification_accuracy_score(train_x[:1000], shuffled, train_x[1000:2000],
-                                                train_y[1000:2000], test_x, test_y, 10, epochs=8)
+    # the CAS half alone (its real-data twin would repeat the one above: a 45-s training)
+    bad = cas.train_and_test(train_x[:1000], shuffled, test_x, test_y, 10, epochs=8)
     assert good["cas"] > 0.8 and good["real_data_accuracy"] > 0.8
-    assert bad["cas"] < 0.3
+    assert bad < 0.3
     with pytest.raises(ZooError, match=r"generated labels must be in \[0, 10\)"):
         metrics.classification_accuracy_score(train_x[:10], np.full(10, 11), train_x[:10], train_y[:10],
                                               test_x, test_y, 10)
