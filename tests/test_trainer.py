@@ -73,6 +73,48 @@ def test_the_step_is_traced_once_and_its_losses_come_from_the_trackers():
     assert seen[-1]["loss"] == pytest.approx(history.history["loss"][-1])  # the epoch's running mean
 
 
+class StepNumberVAE(VAE):
+    """Reports as its loss the number of steps before this one (0, 1, 2, ...), so the running
+    mean after n steps is (n − 1) / 2; its gradients are the VAE's."""
+
+    def objective(self, images, training=False):
+        out = super().objective(images, training)
+        steps = tf.cast(self.optimizer.iterations, tf.float32)
+        return {**out, "loss": out["loss"] + tf.stop_gradient(steps - out["loss"])}
+
+
+def test_a_calls_losses_are_read_once_the_next_call_runs_and_reach_the_callbacks_in_order():
+    """The host waits for a call's losses only after starting the next call (on a GPU the
+    device keeps working meanwhile), yet every callback sees each call's own losses, the
+    calls' begin and end in order, and the epoch's last call before the epoch ends."""
+    model = StepNumberVAE(VAEConfig(**SMALL))
+    model.configure_optimizers(1e-3)
+    events = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            events.append(("begin", batch))
+
+        def on_train_batch_end(self, batch, logs=None):
+            # steps run so far, by the optimizer: the call after this one has already run
+            # unless this is the epoch's last call
+            events.append(("end", batch, logs["loss"], int(model.optimizer.iterations.numpy())))
+
+        def on_epoch_end(self, epoch, logs=None):
+            events.append(("epoch", epoch, logs["loss"]))
+
+    Trainer(model, tf.distribute.get_strategy(), steps_per_execution=2).fit(
+        dataset(), epochs=2, steps_per_epoch=5, verbose=0, callbacks=[Record()])
+    # per epoch: calls of 2, 2 and 1 steps; the second epoch's steps are numbered from 5
+    expected = []
+    for epoch, first in ((0, 0), (1, 5)):
+        for begin, end, later in ((0, 2, 4), (2, 4, 5), (4, 5, 5)):
+            steps = range(first, first + end)
+            expected += [("begin", begin), ("end", end - 1, pytest.approx(np.mean(steps)), first + later)]
+        expected.append(("epoch", epoch, pytest.approx(np.mean(range(first, first + 5)))))
+    assert events == expected
+
+
 def test_restore_continues_from_the_saved_epoch(tmp_path):
     model, trainer = make(VAE, tmp_path)
     trainer.fit(dataset(), epochs=2, steps_per_epoch=3, verbose=0)

@@ -7,7 +7,12 @@ previews, ...) driven around it.
 Several steps per call: a call of the compiled function runs ``steps_per_execution`` steps in
 a loop inside the graph, and its losses come back to Python once per call — on a GPU a small
 model's step is a fraction of a millisecond, and a host sync per step would leave the
-device idle. The NaN check and the callbacks run once per call.
+device idle. The NaN check and the callbacks run once per call, and a call's losses are read
+(the host waits for them) only once the next call has been started, so that the device need
+not idle while Python reads, checks and reports: read at once, zoo's loop measured 12–16%
+slower than ``Model.fit`` at one step per call on a lent H100 (cGAN, diffusion, VAE without
+XLA), and ``fit`` without a progress bar never waits for the device. (Not yet re-measured on a
+GPU; on a CPU a call returns when its work is done, so nothing changes there.)
 
 Why not ``Model.fit``: under MultiWorkerMirroredStrategy it fails in Keras 3
 ("Attempt to convert a value (PerReplica…) to a Tensor", keras-team/keras#20585); this loop
@@ -190,10 +195,15 @@ class Trainer:
         for m in self.model.metrics:
             m.reset_state()
 
+    def _metric_results(self, prefix="", names=None):
+        """The trackers' results as tensors (on a GPU: not waited for); only ``names`` where
+        given — what the steps of an epoch reported (a phase's loss is left out once the phase
+        is over)."""
+        return {prefix + m.name: m.result() for m in self.model.metrics if names is None or m.name in names}
+
     def _metric_logs(self, prefix="", names=None):
-        """The trackers' results; only ``names`` where given — what the steps of an epoch
-        reported (a phase's loss is left out once the phase is over)."""
-        return {prefix + m.name: float(m.result()) for m in self.model.metrics if names is None or m.name in names}
+        """The trackers' results as Python floats."""
+        return {k: float(v) for k, v in self._metric_results(prefix, names).items()}
 
     # Loops ----------------------------------------------------------------------------
     def fit(self, dataset, *, epochs, steps_per_epoch, callbacks=(), validation_data=None,
@@ -229,25 +239,28 @@ class Trainer:
                 callbacks.on_epoch_begin(epoch)
                 train_function, reported = self._train_function_for(epoch)
                 start, step = time.perf_counter(), 0
+                unread = None  # (steps done, the trackers' results) of the call not yet read
+                callbacks.on_train_batch_begin(step)
                 while step < steps_per_epoch:
                     k = min(self.steps_per_execution, steps_per_epoch - step)
-                    callbacks.on_train_batch_begin(step)
                     train_function(iterator, tf.constant(k))
-                    logs = self._metric_logs(names=reported)
                     step += k
-                    callbacks.on_train_batch_end(step - 1, logs)
+                    # Read the previous call's losses now that this one is running; the
+                    # callbacks still see begin and end of each call in order (a call's
+                    # begin comes once the one before has been read).
+                    if unread is not None:
+                        self._after_call(epoch, *unread, callbacks)
+                        callbacks.on_train_batch_begin(unread[0])
+                    unread = (step, self._metric_results(names=reported))
                     raise_if_ctrl_c()
-                    if not all(math.isfinite(v) for v in logs.values()):
-                        model.stop_training = True
-                        self._raise_non_finite(epoch, step, logs)
                     if model.stop_training:
                         break
+                logs = dict(self._after_call(epoch, *unread, callbacks))  # extended below
                 elapsed = time.perf_counter() - start
                 self.seconds += elapsed
                 self.images += step * batch_size
                 self.seconds_variable.assign_add(elapsed)
                 self.images_variable.assign_add(step * batch_size)
-                logs = self._metric_logs(names=reported)
                 if validation_data is not None and (epoch == 0 or due(epoch, validation_every, epochs)):
                     validation = self.evaluate(validation_data)
                     self.last_validation = (epoch + 1, validation)
@@ -261,6 +274,16 @@ class Trainer:
                     break
         callbacks.on_train_end(logs)
         return model.history
+
+    def _after_call(self, epoch, step, results, callbacks):
+        """A call's losses read (the running means of the epoch so far): the callbacks'
+        batch end, then the NaN check; returns them."""
+        logs = {k: float(v) for k, v in results.items()}
+        callbacks.on_train_batch_end(step - 1, logs)
+        if not all(math.isfinite(v) for v in logs.values()):
+            self.model.stop_training = True
+            self._raise_non_finite(epoch, step, logs)
+        return logs
 
     def _raise_non_finite(self, epoch, step, logs):
         last = self.manager.latest_checkpoint if self.manager else None
