@@ -95,7 +95,7 @@ def main():
             "mean_auc_by_candidate": {c: float(np.mean([r["auc_by_candidate"][c] for r in per_digit.values()]))
                                       for c in candidates},
         }
-    report("anomaly", {"data": "mnist5k", "epochs": args.epochs, "models": results,
+    report("anomaly", {"data": "mnist5k", "epochs": args.epochs, "seed": args.seed, "models": results,
                        "seconds": time.perf_counter() - start})
 
 
