@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from zoo import corruption, distribute, nets
 from zoo import signature as sig
-from zoo.config import Config, ConfigError, any_int, each, one_of, positive_int, setting
+from zoo.config import Config, each, one_of, positive_int, setting
 from zoo.models.base import (
     AnomalyScorer,
     Denoiser,
@@ -31,7 +31,7 @@ from zoo.models.base import (
     ZooModel,
     batched,
 )
-from zoo.models.codes import CodeDensity
+from zoo.models.codes import CodeDensity, anomaly_class_setting, check_anomaly_class, max_components_setting
 
 
 @dataclasses.dataclass
@@ -43,16 +43,12 @@ class AutoencoderConfig(Config):
                              each(positive_int))
     hidden: int = setting(256, "units of the dense layer next to the code", positive_int)
     loss: str = setting("mse", "reconstruction loss", one_of("mse", "bce"))
-    anomaly_class: int | None = setting(None, "leave this class out of training and report how well it is detected",
-                                        any_int, type=int)
-    max_components: int = setting(20, "most Gaussian components of the mixture over the codes (the number is "
-                                  "chosen on held-out codes)", positive_int)
+    anomaly_class: int | None = anomaly_class_setting()
+    max_components: int = max_components_setting()
     seed: int = setting(0, "seed of the model's noise", flag=False)
 
     def validate(self):
-        k = self.anomaly_class
-        if k is not None and not 0 <= k < self.num_classes:
-            raise ConfigError("anomaly_class", k, f"must be in 0..{self.num_classes - 1} (the dataset's classes)")
+        check_anomaly_class(self)
 
 
 @dataclasses.dataclass

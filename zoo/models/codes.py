@@ -4,7 +4,8 @@ parts and chosen without the anomaly class.
 
 A model mixes ``CodeDensity`` in before ``ZooModel``, calls ``build_densities()`` in its
 constructor, and implements ``encode_images(images)``, ``decode(codes)`` and
-``anomaly_parts(images, exact)`` (whose ``latent`` part is ``latent_surprise(codes)``).
+``anomaly_parts(images, exact)`` (whose ``latent`` part is ``latent_surprise(codes)``); its
+config declares ``anomaly_class`` and ``max_components`` with the settings below.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import latent
+from zoo.config import ConfigError, any_int, positive_int, setting
 from zoo.models.base import batched
 
 VALIDATION_EVERY = 10  # every 10th normal training image is held out: mixture size, score choice, threshold
@@ -24,6 +26,24 @@ VALIDATION_EVERY = 10  # every 10th normal training image is held out: mixture s
 # digit 1 0.913 / 0.917 / [0.905] / 0.907. All ten digits (bench/results/anomaly.json), chosen score
 # mean / worst: AE 0.913 / 0.786 (a fixed 2: 0.916 / 0.786), DAE 0.913 / 0.809 (0.910 / 0.809).
 CLASS_COMPONENTS = (1, 2, 3, 4)
+
+
+# The config fields every model with a code has, declared here once (each config lists them
+# where its flags should appear: ``anomaly_class: int | None = anomaly_class_setting()``).
+def anomaly_class_setting():
+    return setting(None, "leave this class out of training and report how well it is detected", any_int, type=int)
+
+
+def max_components_setting():
+    return setting(20, "most Gaussian components of the mixture over the codes (the number is chosen on held-out "
+                   "codes)", positive_int)
+
+
+def check_anomaly_class(config):
+    """The rule that spans two fields, for the configs' ``validate``."""
+    k = config.anomaly_class
+    if k is not None and not 0 <= k < config.num_classes:
+        raise ConfigError("anomaly_class", k, f"must be in 0..{config.num_classes - 1} (the dataset's classes)")
 
 
 class CodeDensity:

@@ -20,18 +20,10 @@ import tensorflow as tf
 
 from zoo import distribute, nets
 from zoo import signature as sig
-from zoo.config import (
-    Config,
-    ConfigError,
-    any_int,
-    each,
-    non_negative,
-    positive_int,
-    setting,
-)
+from zoo.config import Config, each, non_negative, positive_int, setting
 from zoo.images import grid
 from zoo.models.base import AnomalyScorer, Generator, Reconstructor, ZooModel, batched
-from zoo.models.codes import CodeDensity
+from zoo.models.codes import CodeDensity, anomaly_class_setting, check_anomaly_class, max_components_setting
 
 LOG_2PI = math.log(2 * math.pi)
 IW_SAMPLES = 100  # K of the importance-weighted bound reported as nll_iw
@@ -62,18 +54,14 @@ class VAEConfig(Config):
                              each(positive_int))
     hidden: int = setting(256, "units of the dense layer next to the latent space", positive_int)
     num_classes: int = setting(10, "classes in the dataset", from_data=True)
-    anomaly_class: int | None = setting(None, "leave this class out of training and report how well it is detected",
-                                        any_int, type=int)
-    max_components: int = setting(20, "most Gaussian components of the mixture over the codes (the number is "
-                                  "chosen on held-out codes)", positive_int)
+    anomaly_class: int | None = anomaly_class_setting()
+    max_components: int = max_components_setting()
     seed: int = setting(0, "seed of the model's noise", flag=False)
 
     def validate(self):
-        k = self.anomaly_class
-        if k is not None and not 0 <= k < self.num_classes:
-            raise ConfigError("anomaly_class", k, f"must be in 0..{self.num_classes - 1} (the dataset's classes)")
+        check_anomaly_class(self)
         if self.beta is None:
-            self.beta = 1.0 if k is None else ANOMALY_BETA
+            self.beta = 1.0 if self.anomaly_class is None else ANOMALY_BETA
 
 
 def bernoulli_log_likelihood(images, logits):
