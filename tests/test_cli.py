@@ -89,6 +89,10 @@ def test_bad_input_gets_one_line_and_status_2(cgan_export, capsys, tmp_path):
     assert "input noise must have shape ['N', 8], got [10, 5]" in fails(capsys, "sample", folder, "--tflite",
                                                                       "--noise", noise)
     assert "has versions [1], not 7" in fails(capsys, "evaluate", folder, "--version", "7")
+    # argparse's own errors: one line too, no usage block above it
+    assert fails(capsys, "sample", folder, "--num", "x").endswith(
+        "argument --num: invalid int value: 'x' (see zoo sample --help)")
+    assert "invalid choice: 'smaple'" in fails(capsys, "smaple", folder)
 
 
 def test_the_console_script_and_python_m_zoo(cgan_export):

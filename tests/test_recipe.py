@@ -20,13 +20,15 @@ def load_recipe(name):
 
 
 def fails(capsys, argv, module="vae"):
-    """The last stderr line of a recipe run that must stop with status 2 and no traceback."""
+    """The one stderr line of a recipe run that must stop with status 2 and no traceback
+    (argparse's own errors included: no usage block above it)."""
     with pytest.raises(SystemExit) as e:
         recipe.main(load_recipe(module).MODEL, argv=argv)
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    return err.strip().splitlines()[-1]
+    assert len(err.strip().splitlines()) == 1, err
+    return err.strip()
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -37,6 +39,8 @@ def fails(capsys, argv, module="vae"):
     (["--beta", "-1"], "argument --beta: must be a number >= 0, got -1"),
     (["--eval-every", "-3"], "argument --eval-every: must be an integer >= 0, got -3"),
     (["--strategy", "tpu"], "argument --strategy: invalid choice: 'tpu'"),
+    (["--epochs"], "argument --epochs: expected one argument (see "),
+    (["--latent_dim", "3"], "unrecognized arguments: --latent_dim 3 (see "),
     (["--filters", "32", "0"], "--filters must be a non-empty list whose every value be a positive integer, got (32, 0)"),
 ])
 def test_bad_flags_give_one_clear_line(capsys, argv, message):

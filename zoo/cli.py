@@ -20,6 +20,7 @@ import sys
 import numpy as np
 
 from zoo import ZooError
+from zoo.config import FlagParser
 from zoo.exported import Export
 
 
@@ -186,7 +187,7 @@ def web(args):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="zoo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = FlagParser(prog="zoo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("sample", help="samples of an export as a PNG grid")
     s.add_argument("dir", help="an export folder, e.g. exported/cgan")

@@ -170,6 +170,16 @@ class Config:
 
 
 # Flags --------------------------------------------------------------------------------------
+class FlagParser(argparse.ArgumentParser):
+    """argparse, but a bad command line gets one line — "vae.py: error: argument --epochs: must
+    be a positive integer, got 0 (see vae.py --help)" — and status 2, without the
+    usage block argparse prints first (15 lines for a recipe, burying the one that says what is
+    wrong). Sub-commands' parsers are FlagParsers too (argparse makes them of the parent's class)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _argparse_type(f):
     """An argparse ``type=`` that converts the text and runs the field's check, so a bad
     value is reported by argparse as "argument --flag: ..." in one line."""

@@ -131,11 +131,11 @@ def parser(model_class, argv=None, description=None):
     presets = model_class.presets
     preset = {}
     if presets:
-        chosen = argparse.ArgumentParser(add_help=False)
+        chosen = config.FlagParser(add_help=False)
         chosen.add_argument("--preset", choices=list(presets), default=next(iter(presets)))
         preset = presets.get(chosen.parse_known_args(argv)[0].preset, {})
     config_defaults, run_defaults = _split_preset(model_class, preset)
-    p = argparse.ArgumentParser(description=description or model_class.__doc__,
+    p = config.FlagParser(description=description or model_class.__doc__,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     if presets:
         p.add_argument("--preset", choices=list(presets), default=next(iter(presets)),
