@@ -172,9 +172,10 @@ class Config:
 # Flags --------------------------------------------------------------------------------------
 class FlagParser(argparse.ArgumentParser):
     """argparse, but a bad command line gets one line — "vae.py: error: argument --epochs: must
-    be a positive integer, got 0 (see vae.py --help)" — and status 2, without the
-    usage block argparse prints first (15 lines for a recipe, burying the one that says what is
-    wrong). Sub-commands' parsers are FlagParsers too (argparse makes them of the parent's class)."""
+    be a positive integer, got 0 (see vae.py --help)" — and status 2, without the usage block
+    argparse prints first (17 lines for the VAE recipe, 27 for diffusion, burying the one that
+    says what is wrong). Sub-commands' parsers are FlagParsers too (argparse makes them of the
+    parent's class)."""
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

@@ -136,7 +136,7 @@ def parser(model_class, argv=None, description=None):
         preset = presets.get(chosen.parse_known_args(argv)[0].preset, {})
     config_defaults, run_defaults = _split_preset(model_class, preset)
     p = config.FlagParser(description=description or model_class.__doc__,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     if presets:
         p.add_argument("--preset", choices=list(presets), default=next(iter(presets)),
                        help="defaults for size and length: " + "; ".join(f"{k}: {v or 'the config defaults'}"
