@@ -171,6 +171,34 @@ def test_a_part_that_hardly_varies_is_never_chosen(rng):
     assert three["all"] == {"latent": 1.0, "likelihood": 1.0, "reconstruction": 1.0} and len(three) == 6
 
 
+def numpy_image_statistics(images):
+    """Ink, edges (horizontal and vertical absolute differences) and pixels over 0.1, [N, 3]."""
+    x = images[..., 0].astype(np.float64)
+    edges = np.abs(np.diff(x, axis=1)).sum((1, 2)) + np.abs(np.diff(x, axis=2)).sum((1, 2))
+    return np.stack([x.sum((1, 2)), edges, (x > 0.1).sum((1, 2))], 1)
+
+
+def test_the_reconstruction_excess_is_the_error_beyond_its_fit_on_image_statistics(rng):
+    """Coefficients against NumPy least squares; the excess is the error minus the fit, so it
+    has no linear trend left in ink, edges or lit pixels; unfitted it is the error itself."""
+    images = rng.uniform(0, 1, (300, 28, 28, 1)).astype(np.float32) * (rng.uniform(size=(300, 1, 1, 1)) < 0.5)
+    images *= rng.uniform(0.2, 1, (300, 1, 1, 1)).astype(np.float32)  # varying ink
+    stats = numpy_image_statistics(images)
+    errors = 1e-4 * stats[:, 0] + rng.normal(0, 0.005, 300) + 0.02  # grows with the ink, as MSE does
+    design = np.c_[stats, np.ones(300)]
+    reference, *_ = np.linalg.lstsq(design, errors, rcond=None)
+    combination = latent.ScoreCombination(["reconstruction_excess", "latent"])
+    plain = combination.reconstruction_excess(tf.constant(errors, tf.float32), tf.constant(images)).numpy()
+    np.testing.assert_allclose(plain, errors, rtol=1e-6)
+    coef, r2 = latent.fit_on_image_statistics(images, errors)
+    np.testing.assert_allclose(design @ coef, design @ reference, rtol=1e-4, atol=1e-6)
+    assert 0.3 < r2 < 1
+    combination.reconstruction_coef.assign(coef)
+    excess = combination.reconstruction_excess(tf.constant(errors, tf.float32), tf.constant(images)).numpy()
+    np.testing.assert_allclose(excess, errors - design @ reference, atol=2e-5)
+    assert abs(excess.mean()) < 1e-5 and all(abs(np.corrcoef(excess, stats[:, i])[0, 1]) < 1e-2 for i in range(3))
+
+
 class ThreeSamplers(Generator):
     """A generator whose samplers' FID and recall are set by hand (the extractor is stubbed)."""
 

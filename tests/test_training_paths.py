@@ -155,6 +155,7 @@ def test_the_anomaly_command_trains_without_the_class_and_reports_the_chosen_sco
     chosen = settings["anomaly_score"]["chosen"]
     assert chosen in latent.candidate_combinations(list(metrics["anomaly_auc_by_part"]))
     assert settings["class_density"]["per_class"] in (1, 2, 3, 4)
+    assert len(settings["reconstruction_excess"]["coefficients"]) == 4 and "R²" in settings["reconstruction_excess"]["what"]
     assert {int(c) for c in settings["class_density"]["components_per_class"]} == set(range(10)) - {1}
     assert re.search(r"\n  anomaly_auc +0\.\d+", out.stdout)
     assert re.search(r"\n  anomaly score +" + re.escape(chosen) + r" \(chosen on held-out", out.stdout)

@@ -206,15 +206,26 @@ def complexity_features(images):
     return tf.stack([ink, edges, lit], axis=1)
 
 
-def fit_complexity_proxy(images):
-    """Least-squares coefficients (3 features + intercept) predicting ``png_bits`` from
-    ``complexity_features``, and R² on the images."""
+def fit_on_image_statistics(images, target):
+    """Least-squares coefficients (the 3 ``complexity_features`` + intercept) predicting a
+    per-image ``target`` [N], and R² on the images."""
     x = tf.concat([complexity_features(images), tf.ones([len(images), 1])], 1).numpy().astype(np.float64)
-    y = png_bits(tf.constant(images)).numpy().astype(np.float64)
+    y = np.asarray(target, np.float64)
     coef, *_ = np.linalg.lstsq(x, y, rcond=None)
     spread = np.sum((y - y.mean()) ** 2)  # 0 when every image compresses alike (mock data)
     r2 = 1 - np.sum((x @ coef - y) ** 2) / spread if spread > 0 else 0.0
     return coef.astype(np.float32), float(r2)
+
+
+def fit_complexity_proxy(images):
+    """Coefficients predicting ``png_bits`` from ``complexity_features``, and R² on the images."""
+    return fit_on_image_statistics(images, png_bits(tf.constant(images)))
+
+
+def statistics_prediction(images, coef):
+    """``complexity_features`` · coef[:3] + coef[3], [N]: what a ``fit_on_image_statistics``
+    fit predicts for the images."""
+    return tf.reduce_sum(complexity_features(images) * coef[:3], axis=1) + coef[3]
 
 
 # Anomaly scores from parts ---------------------------------------------------------------
@@ -223,7 +234,8 @@ class ScoreCombination(keras.layers.Layer):
     """An anomaly score made of per-image parts (reconstruction error, likelihood, latent
     density, complexity-corrected likelihood, ...): Σ_i w_i (part_i − centre_i) / scale_i,
     with centres and scales from held-out normal images and weights chosen without the
-    anomaly class (``choose_combination``). Also keeps the TFLite proxy of the PNG length."""
+    anomaly class (``choose_combination``). Also keeps the TFLite proxy of the PNG length and
+    the normal images' reconstruction error as a function of ink, edges and lit pixels."""
 
     def __init__(self, parts, **kwargs):
         super().__init__(**kwargs)
@@ -239,6 +251,7 @@ class ScoreCombination(keras.layers.Layer):
         self.scale = variable("scale", np.ones(n, np.float32))
         self.weights_ = variable("weights", first)
         self.complexity_coef = variable("complexity_coef", np.zeros(4, np.float32))
+        self.reconstruction_coef = variable("reconstruction_coef", np.zeros(4, np.float32))
 
     def get_config(self):
         return {**super().get_config(), "parts": list(self.parts)}
@@ -249,10 +262,12 @@ class ScoreCombination(keras.layers.Layer):
 
     def complexity_bits(self, images, exact=True):
         """L(x): the PNG length (``exact``) or its TFLite-computable linear proxy."""
-        if exact:
-            return png_bits(images)
-        features = complexity_features(images)
-        return tf.reduce_sum(features * self.complexity_coef[:3], axis=1) + self.complexity_coef[3]
+        return png_bits(images) if exact else statistics_prediction(images, self.complexity_coef)
+
+    def reconstruction_excess(self, errors, images):
+        """Reconstruction errors minus what held-out normal images with the same ink, edges and
+        lit pixels have (``reconstruction_coef``; zero until fitted: the errors themselves)."""
+        return errors - statistics_prediction(images, self.reconstruction_coef)
 
     def weights_by_name(self):
         return {name: float(w) for name, w in zip(self.parts, self.weights_.numpy()) if w}

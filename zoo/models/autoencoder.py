@@ -97,14 +97,16 @@ class Autoencoder(CodeDensity, ZooModel, Generator, Reconstructor, AnomalyScorer
         return self.decode_logits(self.encode(images, training=training), training=training)
 
     def anomaly_parts(self, images, exact=True):
-        """The per-image parts an anomaly score is chosen from: reconstruction MSE; the
+        """The per-image parts an anomaly score is chosen from: reconstruction MSE beyond what
+        normal images of the same ink, edges and lit pixels have; the
         Bernoulli negative log-likelihood of the image under its reconstruction (bits); −log
         density of its code under the normal classes' mixture; that likelihood minus the image's complexity."""
         codes = self.encode(images)
         logits = self.decode_logits(codes)
         bce = tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=images, logits=logits), axis=[1, 2, 3])
         likelihood = bce / math.log(2.0)
-        return {"reconstruction": tf.reduce_mean(tf.square(tf.sigmoid(logits) - images), axis=[1, 2, 3]),
+        errors = tf.reduce_mean(tf.square(tf.sigmoid(logits) - images), axis=[1, 2, 3])
+        return {"reconstruction_excess": self.score.reconstruction_excess(errors, images),
                 "likelihood": likelihood, "latent": self.latent_surprise(codes),
                 "complexity": self.complexity_corrected(likelihood, images, exact)}
 

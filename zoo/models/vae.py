@@ -155,13 +155,15 @@ class VAE(CodeDensity, ZooModel, Generator, Reconstructor, AnomalyScorer):
         return self.decode(self.latent_from(choice, noise))
 
     def anomaly_parts(self, images, exact=True):
-        """Reconstruction MSE of the mean code; the negative ELBO at the posterior mean
+        """Reconstruction MSE of the mean code beyond what normal images of the same ink,
+        edges and lit pixels have (``ScoreCombination.reconstruction_excess``); the negative ELBO at the posterior mean
         (−log p(x|μ) + KL, bits: deterministic, no random op); −log density of the mean code
         under the normal classes' mixture; that likelihood minus the image's complexity."""
         mean, log_var = self.encode_stats(images)
         logits = tf.cast(self.decoder(mean), tf.float32)
         likelihood = (-bernoulli_log_likelihood(images, logits) + gaussian_kl(mean, log_var)) / math.log(2.0)
-        return {"reconstruction": tf.reduce_mean(tf.square(tf.sigmoid(logits) - images), axis=[1, 2, 3]),
+        errors = tf.reduce_mean(tf.square(tf.sigmoid(logits) - images), axis=[1, 2, 3])
+        return {"reconstruction_excess": self.score.reconstruction_excess(errors, images),
                 "likelihood": likelihood, "latent": self.latent_surprise(mean),
                 "complexity": self.complexity_corrected(likelihood, images, exact)}
 
