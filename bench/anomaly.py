@@ -4,7 +4,8 @@ digits of mnist5k minus a held-out tenth, fit its latent mixture, let it choose 
 score on the held-out normal images and proxy anomalies made from them (never on K), and
 report on the 1,000 test digits:
 
-- the ROC-AUC of every part (reconstruction error, likelihood in bits — the VAE's negative
+- the ROC-AUC of every part (reconstruction excess — the MSE beyond what held-out normal
+  images with the same ink, edges and lit pixels have —, likelihood in bits — the VAE's negative
   ELBO —, −log density of the code under the mixture, the complexity-corrected likelihood
   −log p(x) − L(x) of Serrà et al. with L the PNG length) and of every candidate combination;
 - the chosen score's ROC-AUC, average precision and true-positive rate at the threshold that

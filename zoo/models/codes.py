@@ -23,7 +23,7 @@ VALIDATION_EVERY = 10  # every 10th normal training image is held out: mixture s
 # every model. ROC-AUC of the latent part on the leave-one-digit-out protocol (20 epochs) for 1 / 2
 # / 3 / 4 per class, [the count the held-out codes chose]: AE digit 9 0.774 / [0.786] / 0.793 / 0.791,
 # digit 1 0.803 / 0.836 / [0.808] / 0.790 (a near tie); VAE (β = 1) digit 9 0.683 / 0.696 / [0.757] / 0.767,
-# digit 1 0.913 / 0.917 / [0.905] / 0.907. All ten digits (bench/results/anomaly.json), chosen score
+# digit 1 0.913 / 0.917 / [0.905] / 0.907. All ten digits (bench/results/anomaly_raw_error.json), chosen score
 # mean / worst: AE 0.913 / 0.786 (a fixed 2: 0.916 / 0.786), DAE 0.913 / 0.809 (0.910 / 0.809).
 CLASS_COMPONENTS = (1, 2, 3, 4)
 

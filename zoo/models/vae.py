@@ -39,8 +39,8 @@ MIXTURE_SPREADS = {"mixture": 1.0, "mixture_wide": 1.25, "mixture_wider": 1.5}
 # density reads. Measured on the leave-one-digit-out protocol (20 epochs; ROC-AUC of the latent part
 # alone, then of the score the rule chose, latent + reconstruction): digit 9, β = 1: 0.757, 0.735
 # (under the goal's 0.75); β = 0.5: 0.823, 0.760. Over the ten digits with β = 0.5 the chosen score
-# has mean 0.897, worst digit 0.751 (bench/results/anomaly.json; β = 1 with two components per
-# class: 0.890 / 0.701). The default VAE (no anomaly class) keeps β = 1: its loss is the ELBO it reports.
+# had mean 0.897, worst digit 0.751 (bench/results/anomaly_raw_error.json, before the reconstruction
+# excess; β = 1 with two components per class: 0.890 / 0.701). The default VAE (no anomaly class) keeps β = 1: its loss is the ELBO it reports.
 ANOMALY_BETA = 0.5
 
 
