@@ -104,6 +104,8 @@ class CodeDensity:
         # images with the same ink, edges and lit pixels have (a linear fit; TFLite computes
         # it). Measured, VAE, seed 0: the rule's pick on "1" 0.787 → 0.886, "9" 0.768 → 0.792,
         # "7" 0.922 → 0.943, and the proxies prefer it too (worst 0.901 → 0.904, 0.891 → 0.912).
+        # All ten digits (bench/results/anomaly.json): VAE mean / worst 0.897 / 0.751 → 0.918 /
+        # 0.792 (seed 1: 0.891 / 0.738 → 0.912 / 0.785); the AE and DAE still choose their latent part.
         self.score.reconstruction_coef.assign(np.zeros(4, np.float32))  # the raw errors, to fit on
         raw_errors = self.anomaly_parts_of(images[held_out])["reconstruction_excess"]
         error_coef, error_r2 = latent.fit_on_image_statistics(images[held_out], raw_errors)
