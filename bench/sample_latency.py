@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 from common import report, timed
 
-from zoo import export, tflite
+from zoo import exporter, tflite
 
 
 def latest_version(target):
@@ -39,7 +39,7 @@ def vae(args):
         from zoo.models.vae import VAE, VAEConfig
 
         out = tempfile.mkdtemp()
-        export.export(VAE(VAEConfig()), out, card={"metrics": {}})
+        exporter.export(VAE(VAEConfig()), out, card={"metrics": {}})
         target = os.path.join(out, "vae")
     model = tf.saved_model.load(latest_version(target))
     tflite_path = os.path.join(target, "vae.tflite")
@@ -80,7 +80,7 @@ def diffusion(args):
     # classifier-free (no guide network): what the hand-written loops below reproduce
     model = Diffusion(DiffusionConfig(**preset, guidance=3.0, sample_steps=20, guide_channels=()))
     out = tempfile.mkdtemp()
-    written, _ = export.export(model, out, card={"metrics": {}})
+    written, _ = exporter.export(model, out, card={"metrics": {}})
     serving = tf.saved_model.load(written["saved_model"])
     network = model.network_ema
     results = {"model": "diffusion", "preset": args.preset, "network_parameters": network.count_params(),

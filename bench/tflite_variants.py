@@ -12,7 +12,7 @@ import os
 from common import report
 
 from zoo import tflite
-from zoo.exported import Export
+from zoo.export_folder import ExportFolder
 
 
 def main():
@@ -24,7 +24,7 @@ def main():
     for name in sorted(os.listdir(args.exported)):
         if not os.path.isfile(os.path.join(args.exported, name, "model_card.json")):
             continue
-        export = Export(os.path.join(args.exported, name))
+        export = ExportFolder(os.path.join(args.exported, name))
         lite_sigs = None
         rows = {}
         for file, entry in export.card.get("tflite", {}).items():

@@ -1,7 +1,7 @@
 """Train, evaluate and export a class-conditional GAN (hinge loss, spectral norm,
 projection discriminator, EMA generator).
 
-    python recipes/cgan.py                  # built-in mnist5k, about 12 minutes on a 2-core CPU
+    python recipes/cgan.py                  # built-in mnist5k
 """
 
 from zoo import recipe

@@ -1,6 +1,6 @@
 """Train, evaluate and export a convolutional VAE.
 
-    python recipes/vae.py                          # built-in mnist5k, about 2 minutes on a 2-core CPU
+    python recipes/vae.py                          # built-in mnist5k (its time: the card's provenance)
     python recipes/vae.py --data mnist --epochs 30
     python recipes/vae.py --help                   # every flag: the shared ones and VAEConfig's
 

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 from conftest import run_without_zoo
 
-from zoo import ZooError, corruption, data, export
+from zoo import ZooError, corruption, data, exporter
 from zoo.distribute import Draws
 from zoo.metrics.anomaly import anomaly_detection, linear_probe
 from zoo.models.autoencoder import (
@@ -150,7 +150,7 @@ print("RESULT" + json.dumps({"rec": out, "score": score.tolist(), "lite_score": 
 
 def test_export_serves_and_scores_without_zoo(tmp_path):
     model = DenoisingAutoencoder(DenoisingConfig(**SMALL))
-    written, card = export.export(model, str(tmp_path), card={"metrics": {}}, variants=("float32",), web_batches=())
+    written, card = exporter.export(model, str(tmp_path), card={"metrics": {}}, variants=("float32",), web_batches=())
     assert set(card["tflite"]["dae.tflite"]["max_abs_difference"]) == {"reconstruct", "anomaly_score", "generate"}
     out = run_without_zoo(SERVE, SAVED=written["saved_model"], LITE=written["dae.tflite"])
     assert out["signatures"] == ["anomaly_score", "decode", "encode", "generate", "reconstruct", "sample",

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 from conftest import FAST_EXPORT, mirrored, run_without_zoo
 
-from zoo import ZooError, data, export, nets
+from zoo import ZooError, data, exporter, nets
 from zoo.models.cgan import (
     CGAN,
     CGANConfig,
@@ -148,7 +148,7 @@ def test_export_uses_ema_weights_and_serves_without_zoo(tmp_path):
     model = CGAN(CGANConfig(**SMALL))
     model.configure_optimizers(1e-3)
     Trainer(model, tf.distribute.get_strategy()).fit(small_batches(), epochs=1, steps_per_epoch=3, verbose=0)
-    written, card = export.export(model, str(tmp_path), card={"metrics": {}}, **FAST_EXPORT)
+    written, card = exporter.export(model, str(tmp_path), card={"metrics": {}}, **FAST_EXPORT)
     out = run_without_zoo(SERVE, SAVED=written["saved_model"], LITE=written["cgan.tflite"])
     assert out["shape"] == [10, 28, 28, 1] and 0 <= out["range"][0] and out["range"][1] <= 1
     assert out["same"] and out["differ"] and out["lite"] <= 1e-4

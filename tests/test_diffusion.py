@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 from conftest import FAST_EXPORT, run_without_zoo
 
-from zoo import ZooError, data, export, schedules
+from zoo import ZooError, data, exporter, schedules
 from zoo.models.base import Inpainter
 from zoo.models.diffusion import Diffusion, DiffusionConfig
 from zoo.trainer import Trainer
@@ -255,7 +255,7 @@ print("RESULT" + json.dumps({"diff": diff, "eps": list(eps.shape), "sample": lis
 
 def test_export_generate_runs_in_litert_like_the_saved_model(trained, tmp_path):
     model, _ = trained
-    written, card = export.export(model, str(tmp_path), card={"metrics": {}}, **FAST_EXPORT)  # the model's 1e-3
+    written, card = exporter.export(model, str(tmp_path), card={"metrics": {}}, **FAST_EXPORT)  # the model's 1e-3
     out = run_without_zoo(SERVE, SAVED=written["saved_model"], LITE=written["diffusion.tflite"])
     assert out["signatures"] == ["denoise", "generate", "inpaint", "sample", "serving_default"]
     assert out["diff"] <= 1e-3 and out["eps"] == [2, 28, 28, 1] and out["sample"] == [2, 28, 28, 1]
@@ -279,10 +279,10 @@ def test_the_signatures_share_one_trace_of_each_network(tmp_path):
     def traces():
         return [model.network_call(n).experimental_get_tracing_count() for n in networks]
 
-    export._write_saved_model([signatures["generate"]], str(tmp_path / "one"), export._checked)
+    exporter.write_saved_model_of([signatures["generate"]], str(tmp_path / "one"), exporter._checked)
     after_one = traces()
     assert after_one == [1, 1], after_one
-    export._write_saved_model(list(signatures.values()), str(tmp_path / "all"), export._checked)
+    exporter.write_saved_model_of(list(signatures.values()), str(tmp_path / "all"), exporter._checked)
     assert traces() == after_one
 
 

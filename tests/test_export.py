@@ -8,11 +8,14 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import tensorflow as tf
 from conftest import FAST_EXPORT, REPO, run_python, run_without_zoo
 from PIL import Image
 
-from zoo import ZooError, export, tflite
+from zoo import ZooError, exporter, pretrained, tflite
+from zoo import card as cards
 from zoo.models.vae import VAE, VAEConfig
 
 
@@ -33,19 +36,23 @@ def exported(tmp_path_factory):
 def test_recipe_writes_the_contract_layout_and_summary(exported):
     target, stdout = exported
     files = sorted(os.listdir(target))
-    assert {"interpolation.png", "model_card.json", "reconstructions.png", "samples.png", "serving", "vae.keras",
+    assert {"interpolation.png", "model_card.json", "reconstructions.png", "samples.png", "serving",
             "vae.tflite", "web"} <= set(files)
+    assert not [f for f in files if f.endswith(".keras")]  # the weights are stored once: in the SavedModel
     assert os.listdir(target / "serving") == ["1"]
     card = json.loads((target / "model_card.json").read_text())
     # every TFLite file on disk is a variant the card keeps, and every kept one is on disk
     assert {f for f in files if f.endswith(".tflite")} == {f for f, e in card["tflite"].items() if e["kept"]}
-    for key in ("model", "version", "created", "versions", "data", "config", "training", "metrics",
-                "reference", "evaluation", "feature_extractor", "signatures", "tflite"):
-        assert key in card
+    assert tuple(card) == cards.KEYS
     assert card["model"] == "vae" and card["version"] == 1
     assert card["data"]["name"] == "mnist5k" and card["data"]["size"] == 4000
     assert card["config"]["latent_dim"] == 16
-    assert set(card["versions"]) == {"zoo", "tensorflow", "keras", "python"}
+    assert set(card["versions"]) == {"zoo", "export_format", "tensorflow", "keras", "python"}
+    assert card["versions"]["export_format"] == exporter.FORMAT_VERSION
+    made = card["provenance"]
+    assert made["command"].startswith("python recipes/vae.py --epochs 1") and made["seed"] == 0
+    assert made["precision"] in ("float32", "mixed_bfloat16") and made["machine"]["cores"] == os.cpu_count()
+    assert set(made["seconds"]) == {"training", "start_up", "evaluation", "export", "total"}
     for key in ("epochs", "steps", "seconds", "images_per_second", "strategy", "replicas", "final_losses"):
         assert key in card["training"]
     assert card["training"]["steps"] == 4000 // 64
@@ -150,6 +157,25 @@ def test_tflite_decode_matches_saved_model_without_zoo(exported):
     assert out["diff"] <= 1e-4 and out["diff1"] <= 1e-4
 
 
+def test_the_keras_model_is_rebuilt_from_the_saved_model_alone(exported):
+    """No .keras file: the card's config and the weights the SavedModel stores give the model
+    back, every weight equal to what the SavedModel computes with."""
+    target, _ = exported
+    model = pretrained.keras_model(str(target))
+    serving = tf.saved_model.load(str(target / "serving" / "1"))
+    stored = {v.name: v.numpy() for v in serving.model_weights}
+    assert len(stored) == len(model.weights)  # the VAE keeps no averaged networks: every weight is stored
+    images = np.random.default_rng(0).uniform(0, 1, (5, 28, 28, 1)).astype(np.float32)
+    np.testing.assert_allclose(model.reconstruct_images(images),
+                               serving.signatures["reconstruct"](images=tf.constant(images))["images"].numpy(),
+                               atol=1e-6)
+    np.testing.assert_allclose(model.anomaly_scores(images),
+                               serving.signatures["anomaly_score"](images=tf.constant(images))["score"].numpy(),
+                               rtol=1e-5, atol=1e-4)
+    card = json.loads((target / "model_card.json").read_text())
+    assert model.sampler_in_use() == card["evaluation"]["sampler"]["in_use"]
+
+
 def _tree_hash(path):
     h = hashlib.sha256()
     for root, _, files in sorted(os.walk(path)):
@@ -164,10 +190,10 @@ SMALL = dict(latent_dim=4, filters=(4, 8), hidden=16)
 
 def test_new_export_takes_the_next_version_and_never_touches_older_ones(tmp_path):
     model = VAE(VAEConfig(**SMALL))
-    written, card = export.export(model, str(tmp_path), card={"metrics": {}}, **FAST_EXPORT)
+    written, card = exporter.export(model, str(tmp_path), card={"metrics": {}}, **FAST_EXPORT)
     assert card["version"] == 1 and written["saved_model"].endswith(os.path.join("serving", "1"))
     before = _tree_hash(tmp_path / "vae" / "serving" / "1")
-    _, card2 = export.export(model, str(tmp_path), card={"metrics": {}}, **FAST_EXPORT)
+    _, card2 = exporter.export(model, str(tmp_path), card={"metrics": {}}, **FAST_EXPORT)
     assert card2["version"] == 2
     assert sorted(os.listdir(tmp_path / "vae" / "serving")) == ["1", "2"]
     assert _tree_hash(tmp_path / "vae" / "serving" / "1") == before
@@ -176,7 +202,7 @@ def test_new_export_takes_the_next_version_and_never_touches_older_ones(tmp_path
 
 def test_interrupted_export_leaves_nothing_half_written(tmp_path, monkeypatch):
     model = VAE(VAEConfig(**SMALL))
-    export.export(model, str(tmp_path), card={"metrics": {}}, **FAST_EXPORT)
+    exporter.export(model, str(tmp_path), card={"metrics": {}}, **FAST_EXPORT)
     card_before = (tmp_path / "vae" / "model_card.json").read_text()
 
     def crash(*args, **kwargs):
@@ -185,9 +211,9 @@ def test_interrupted_export_leaves_nothing_half_written(tmp_path, monkeypatch):
     started = []  # float32 and the variant convert in child processes: they must not outlive the export
     real = tflite.Conversion
     monkeypatch.setattr(tflite, "Conversion", lambda *a, **k: started.append(real(*a, **k)) or started[-1])
-    monkeypatch.setattr(export, "compare_tflite", crash)
+    monkeypatch.setattr(exporter, "compare_tflite", crash)
     with pytest.raises(KeyboardInterrupt):
-        export.export(model, str(tmp_path), card={"metrics": {}}, variants=("float32", "int8_dynamic"), web_batches=())
+        exporter.export(model, str(tmp_path), card={"metrics": {}}, variants=("float32", "int8_dynamic"), web_batches=())
     assert len(started) == 2 and not any(conversion.running for conversion in started)
     assert sorted(os.listdir(tmp_path / "vae" / "serving")) == ["1"]
     assert not [f for f in os.listdir(tmp_path / "vae") if f.startswith(".tmp")]
@@ -214,7 +240,7 @@ class PNGLengthInTFLite(VAE):
 
 def test_a_failed_float32_conversion_ends_the_export_in_one_line_and_writes_nothing(tmp_path):
     with pytest.raises(ZooError) as failed:
-        export.export(PNGLengthInTFLite(VAEConfig(**SMALL)), str(tmp_path), card={"metrics": {}}, **FAST_EXPORT)
+        exporter.export(PNGLengthInTFLite(VAEConfig(**SMALL)), str(tmp_path), card={"metrics": {}}, **FAST_EXPORT)
     message = str(failed.value)
     assert message.startswith("converting decode, anomaly_score, generate to TFLite failed: ") and "\n" not in message
     # the cause, not the last line of the converter's MLIR dump
@@ -225,17 +251,44 @@ def test_a_failed_float32_conversion_ends_the_export_in_one_line_and_writes_noth
 
 
 def test_tflite_disagreement_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(export, "compare_tflite", lambda *a, **k: ({"decode": 0.5}, {"decode": 0.5}))
+    monkeypatch.setattr(exporter, "compare_tflite", lambda *a, **k: ({"decode": 0.5}, {"decode": 0.5}))
     with pytest.raises(ZooError, match="disagrees with the SavedModel by 0.5"):
-        export.export(VAE(VAEConfig(**SMALL)), str(tmp_path), card={"metrics": {}}, **FAST_EXPORT)
+        exporter.export(VAE(VAEConfig(**SMALL)), str(tmp_path), card={"metrics": {}}, **FAST_EXPORT)
     assert not (tmp_path / "vae" / "serving" / "1").exists()
+
+
+@pytest.mark.parametrize("float16_ms, shipped", [(1.0, ["float32", "int8_dynamic"]),
+                                                 (0.5, ["float32", "int8_dynamic", "float16"])])
+def test_a_larger_variant_ships_only_when_it_is_faster_than_every_smaller_one(tmp_path, float16_ms, shipped):
+    """Both quantized files are within the tolerances: the smaller ships, the larger only if it
+    is measurably faster; float32 always (it computes what the SavedModel computes)."""
+    sizes, latencies = {"float32": 400, "float16": 200, "int8_dynamic": 100}, {"float32": 1.2, "float16": float16_ms,
+                                                                             "int8_dynamic": 1.0}
+    card, files = {"tflite": {}}, {}
+    for variant, size in sizes.items():
+        name = tflite.file_name("m", variant)
+        files[name] = str(tmp_path / name)
+        open(files[name], "wb").write(b"x" * size)
+        card["tflite"][name] = {"variant": variant, "bytes": size, "kept": True,
+                                "batch1_latency_ms": {"generate": latencies[variant]}}
+    ctx = exporter.ExportContext(model=None, name="m", target=str(tmp_path), tmp=str(tmp_path),
+                                 options=exporter.ExportOptions(), card=card, pictures={}, saved_signatures=[],
+                                 lite_signatures=[], files=files, kept=list(sizes))
+    exporter.choose_variants(ctx)
+    assert ctx.kept == shipped and set(ctx.files) == {tflite.file_name("m", v) for v in shipped}
+    assert sorted(os.listdir(tmp_path)) == sorted(ctx.files)
+    if "float16" not in shipped:
+        entry = card["tflite"]["m_fp16.tflite"]
+        assert not entry["kept"] and "int8_dynamic is smaller and no slower (1.0 vs 1.0 ms" in entry["reason"]
+        assert "quality" not in entry  # a file no user would choose is not even measured
+    assert exporter.web_variant({v: card["tflite"][tflite.file_name("m", v)] for v in ctx.kept}) == "int8_dynamic"
 
 
 def test_output_folder_checks(tmp_path):
     target = tmp_path / "a_file"
     target.write_text("x")
     with pytest.raises(ZooError, match="is a file"):
-        export.prepare_output_dir(str(target))
+        exporter.prepare_output_dir(str(target))
     with pytest.raises(ZooError, match="not a writable folder"):
-        export.prepare_output_dir(str(target / "below"))
-    assert export.prepare_output_dir(str(tmp_path / "new")) == str(tmp_path / "new")
+        exporter.prepare_output_dir(str(target / "below"))
+    assert exporter.prepare_output_dir(str(tmp_path / "new")) == str(tmp_path / "new")

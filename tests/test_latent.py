@@ -7,8 +7,7 @@ import tensorflow as tf
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
-from zoo import ZooError, evaluation, latent
-from zoo.models.base import Generator
+from zoo import ZooError, latent
 
 
 def random_mixture(rng, k, d):
@@ -197,42 +196,3 @@ def test_the_reconstruction_excess_is_the_error_beyond_its_fit_on_image_statisti
     excess = combination.reconstruction_excess(tf.constant(errors, tf.float32), tf.constant(images)).numpy()
     np.testing.assert_allclose(excess, errors - design @ reference, atol=2e-5)
     assert abs(excess.mean()) < 1e-5 and all(abs(np.corrcoef(excess, stats[:, i])[0, 1]) < 1e-2 for i in range(3))
-
-
-class ThreeSamplers(Generator):
-    """A generator whose samplers' FID and recall are set by hand (the extractor is stubbed)."""
-
-    def __init__(self):
-        self.in_use = "own"
-
-    def samplers(self):
-        return ("own", "sharp", "broad")
-
-    def use_sampler(self, name):
-        self.in_use = name
-
-    def sampler_in_use(self):
-        return self.in_use
-
-    def generate_images(self, num, seed=0):
-        return np.full((num, 28, 28, 1), self.samplers().index(self.in_use), np.float32)
-
-
-@pytest.mark.parametrize("measured, chosen", [
-    ({"own": (300, 0.40), "sharp": (200, 0.30), "broad": (250, 0.45)}, "broad"),  # sharp covers too little
-    ({"own": (300, 0.40), "sharp": (200, 0.40), "broad": (250, 0.45)}, "sharp"),  # equal recall is enough
-    ({"own": (300, 0.40), "sharp": (350, 0.50), "broad": (400, 0.45)}, "own"),
-])
-def test_the_sampler_in_use_has_the_lowest_fid_among_those_covering_as_much_as_the_models_own(
-        monkeypatch, measured, chosen):
-    def stub(fake, real, **kwargs):
-        fid, recall = measured[ThreeSamplers().samplers()[int(fake[0, 0, 0, 0])]]
-        return {"fid": fid, "recall": recall}
-
-    monkeypatch.setattr(evaluation.evaluate, "evaluate_samples", stub)
-    splits = evaluation.Splits((np.zeros((10, 28, 28, 1), np.float32), np.arange(10)),
-                               (np.zeros((40, 28, 28, 1), np.float32), np.arange(40) % 10))
-    model = ThreeSamplers()
-    choice = evaluation.choose_sampler(model, splits, evaluation.Settings(samples=10), "zoo_mnist_classifier")
-    assert model.sampler_in_use() == chosen == choice["in_use"]
-    assert choice["recall_against_training_images"] == {name: r for name, (_, r) in measured.items()}

@@ -35,7 +35,7 @@ def test_the_real_data_reference_matches_the_published_floor_within_its_standard
     FID 138–145, precision 0.81–0.83, recall 0.82–0.84 over three draws (the issue's figures)."""
     splits = evaluation.Splits(data.mnist5k("test"), data.mnist5k("train"))
     reference = evaluation.real_reference(splits, "zoo_mnist_classifier", splits.test[1], False,
-                                          evaluation.Settings(bootstrap=30))
+                                          evaluation.EvaluationSettings(bootstrap=30))
     for key, (low, high) in {"fid": (138, 145), "precision": (0.81, 0.83), "recall": (0.82, 0.84)}.items():
         se = reference[f"{key}_se"]
         assert se > 0 and low - se <= reference[key] <= high + se, (key, reference[key], se)

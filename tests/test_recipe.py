@@ -58,7 +58,7 @@ def test_every_flag_default_is_its_config_default(name):
         for f in recipe.RunConfig.flag_fields() + model_class.Config.flag_fields():
             assert getattr(args, f.name) == expected[f.name], (name, preset, f.name)
         # ... and the config built from those flags is the dataclass's own default config.
-        run, names, extra = recipe.settings(model_class, args)
+        run, names, extra = recipe.configs_from_flags(model_class, args)
         built = config.build(model_class.Config, args, names, **extra)
         assert built == model_class.Config(**{k: v for k, v in overrides.items()
                                               if k in model_class.Config.defaults()})
@@ -116,7 +116,8 @@ def test_bad_paths_fail_before_training(capsys, tmp_path):
     assert "not a writable folder" in fails(capsys, ["--out", str(a_file / "x"), "--runs-dir", runs])
     assert "unknown dataset 'nope'" in fails(capsys, ["--data", "nope", "--out", str(tmp_path), "--runs-dir", runs])
     assert "--data-dir must be an existing folder" in fails(capsys, ["--data-dir", str(tmp_path / "none")])
-    assert "--init-from must be an existing .keras file" in fails(capsys, ["--init-from", str(a_file)])
+    assert "--init-from must be an export folder (exported/<model>: run its recipe first) or a .keras file" in fails(
+        capsys, ["--init-from", str(a_file), "--out", str(tmp_path), "--runs-dir", runs])
     line = fails(capsys, ["--strategy", "mirrored", "--batch-size", "63", "--out", str(tmp_path), "--runs-dir", runs])
     assert "--batch-size 63 is not divisible by the 2 replicas" in line
     line = fails(capsys, ["--strategy", "mirrored", "--jit-compile", "--out", str(tmp_path), "--runs-dir", runs])
@@ -162,7 +163,7 @@ def test_history_csv_appends_a_resumed_part_under_the_columns_the_file_has(tmp_p
 def test_guide_channels_given_without_widths_is_classifier_free_guidance_and_a_wrong_count_one_line(capsys):
     model_class = load_recipe("diffusion").MODEL
     args = recipe.parser(model_class, ["--guide-channels"]).parse_args(["--guide-channels"])
-    run, names, extra = recipe.settings(model_class, args)
+    run, names, extra = recipe.configs_from_flags(model_class, args)
     assert config.build(model_class.Config, args, names, **extra).guide_channels == ()
     assert "--guide-channels needs one width per level of channels (32, 64, 64) (or none), got (8, 16)" in fails(
         capsys, ["--guide-channels", "8", "16"], "diffusion")
@@ -222,11 +223,12 @@ def test_the_summary_names_every_file_the_export_tried_and_did_not_keep(capsys):
             "training": {"seconds": 10.0, "images_per_second": 400.0, "strategy": "default", "replicas": 1,
                          "mixed_precision": "float32"},
             "tflite": {"m.tflite": {"kept": True}, "m_float16.tflite": {"kept": False, "reason": "NaN samples"}},
-            "web": {"m_b1.tflite": {"kept": True}, "m_int8_b10.tflite": {"kept": False, "reason": "differs by 0.3"}}}
-    recipe.summary("m", card, {"m.tflite": "/out/m.tflite", "web/m_b1.tflite": "/out/web/m_b1.tflite"},
-                   {"evaluation": 1.0, "export": 2.0, "total": 13.0})
+            "web": {"m_b1.tflite": {"kept": True}, "m_int8_b10.tflite": {"kept": False, "reason": "differs by 0.3"}},
+            "provenance": {"seconds": {"training": 10.0, "evaluation": 1.0, "export": 2.0, "total": 13.0}}}
+    recipe.summary("m", card, {"m.tflite": "/out/m.tflite", "web/m_b1.tflite": "/out/web/m_b1.tflite"})
     lines = capsys.readouterr().out.splitlines()
     assert any("fid" in line and "170 ± 4" in line and "(real: 141)" in line for line in lines)
-    assert any("m_float16.tflite" in line and "not kept: NaN samples" in line for line in lines)
-    assert any("web/m_int8_b10.tflite" in line and "not kept: differs by 0.3" in line for line in lines)
-    assert not any("m_b1.tflite" in line and "not kept" in line for line in lines)
+    assert any("m_float16.tflite" in line and "not shipped: NaN samples" in line for line in lines)
+    assert any("web/m_int8_b10.tflite" in line and "not shipped: differs by 0.3" in line for line in lines)
+    assert not any("m_b1.tflite" in line and "not shipped" in line for line in lines)
+    assert any("evaluation / export" in line and "1 s / 2 s" in line for line in lines)

@@ -137,23 +137,40 @@ async function report(el, promise, what) {
   }
 }
 
+// The generate signatures of a model: the guided sampler and a diffusion model's few-step students.
+function samplersOf(model) {
+  const info = catalog[model];
+  const steps = info.config.sample_steps;
+  const out = [['generate', steps ? `${steps} guided DDIM steps` : 'one call']];
+  for (const n of info.config.students ?? []) out.push([`generate_${n}_steps`, `${n} steps (distilled student)`]);
+  return out.filter(([signature]) => signature in info.signatures);
+}
+
 function generatorSection(model, conditional) {
   const info = catalog[model];
   const steps = info.config.sample_steps;
   const title = {cgan: 'Class-conditional GAN', diffusion: 'Diffusion'}[model] ?? `${model.toUpperCase()} samples`;
   const explain = conditional
-    ? (steps ? `One call runs the whole ${steps}-step DDIM loop (guidance ${info.config.guidance}) inside the file.` : 'One call of the generator.')
+    ? (steps ? `One call runs the whole DDIM loop (guidance ${info.config.guidance}) inside the file; the distilled students take 4 or 2 steps of one network.` : 'One call of the generator.')
     : 'A code drawn from the Gaussian mixture over the training codes, decoded (one call).';
   const el = section(model, title, explain);
   const controls = el.querySelector('.controls');
   const output = el.querySelector('.output');
+  const samplers = samplersOf(model);
+  if (samplers.length > 1) {
+    const label = document.createElement('label');
+    label.innerHTML = `sampler <select class="sampler">${samplers.map(([s, text]) => `<option value="${s}">${text}</option>`).join('')}</select> `;
+    controls.appendChild(label);
+  }
+  const signature = () => el.querySelector('.sampler')?.value ?? 'generate';
   const go = (batch, labels) => report(el, (async () => {
     const variant = el.querySelector('.variant').value;
-    const {outputs, ms} = await run(model, variant, batch, 'generate', inputsFor(model, 'generate', batch, labels));
+    const chosen = signature();
+    const {outputs, ms} = await run(model, variant, batch, chosen, inputsFor(model, chosen, batch, labels));
     output.innerHTML = '';
     for (let i = 0; i < batch; i++) draw(output, outputs.images.data, info.image_shape, i);
     return {ms, variant};
-  })(), batch === 1 ? 'generate' : `generate ${batch}`);
+  })(), `${signature()}${batch === 1 ? '' : ` ${batch}`}`);
   if (conditional) {
     for (let d = 0; d < info.num_classes; d++) {
       const b = document.createElement('button');

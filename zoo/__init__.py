@@ -20,6 +20,14 @@ def error_line(error, last=False, limit=300):
     return (lines[-1] if last else lines[0])[:limit]
 
 
+def load(name_or_path, runtime="savedmodel", variant="float32", version=None):
+    """A trained model in one line: a shipped one by name (``zoo.load("cgan")``) or an export
+    folder, its capabilities as methods on NumPy arrays (``zoo.pretrained.Pretrained``)."""
+    from zoo import pretrained
+
+    return pretrained.load(name_or_path, runtime, variant, version)
+
+
 def _register_models():
     """Import every model so that ``keras.saving.load_model("<model>.keras")`` works after
     ``import zoo`` (the classes register themselves with Keras; the one upward import of the

@@ -20,8 +20,9 @@ import sys
 import numpy as np
 
 from zoo import ZooError
+from zoo import card as cards
 from zoo.config import FlagParser
-from zoo.exported import Export
+from zoo.export_folder import ExportFolder
 
 
 def parse_labels(text):
@@ -48,7 +49,7 @@ def _grid_rows(n, labels):
 def sample(args):
     from zoo import images
 
-    export = Export(args.dir)
+    export = ExportFolder(args.dir)
     sig = "generate" if args.tflite is not None else "sample"
     inputs = export.tflite_inputs(sig, args.tflite) if args.tflite is not None else export.saved_model_inputs(sig)
     conditional = any(i.role == "labels" for i in inputs)
@@ -68,16 +69,8 @@ def sample(args):
         raise ZooError(f"--num must be in [1, 4096], got {num}")
     if args.tflite is not None:
         rng = np.random.default_rng(args.seed)
-        values = {}
-        for i in inputs:
-            if i.role == "labels":
-                values[i.name] = labels
-            elif i.role == "noise" and args.noise:
-                values[i.name] = _load_noise(args.noise)
-            elif i.role == "uniform_noise":
-                values[i.name] = rng.uniform(0, 1, (num, *i.shape)).astype(np.float32)
-            else:
-                values[i.name] = rng.standard_normal((num, *i.shape)).astype(np.float32)
+        given = {"labels": labels, "noise": _load_noise(args.noise) if args.noise else None}
+        values = {i.name: i.draw(rng, num, given.get(i.role)) for i in inputs}
         out = export.run_tflite(sig, values, args.tflite)["images"]
     else:
         import tensorflow as tf
@@ -99,17 +92,19 @@ def _load_noise(path):
 
 
 # info ------------------------------------------------------------------------------------------
-def _fmt(v):
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
-
-
 def info(args):
-    export = Export(args.dir)
+    export = ExportFolder(args.dir)
     c = export.card
     lines = [f"{c['model']} — version {c['version']} of {export.versions()}, exported {c['created']}",
              f"  zoo {c['versions']['zoo']}, TensorFlow {c['versions']['tensorflow']}, Keras {c['versions']['keras']}"]
+    made = c.get("provenance")
+    if made:
+        m, took = made["machine"], made["seconds"]
+        lines.append(f"made by: {made.get('command') or 'a Python call of the recipe'} at zoo commit "
+                     f"{made.get('commit') or 'unknown'}, seed {made['seed']}, {made['precision']}, {made['date']}")
+        lines.append(f"  on {m['cpu']} ({m['cores']} cores; {', '.join(m['cpu_flags']) or 'no AVX2'})"
+                     + (f", GPU {', '.join(m['gpus'])}" if m["gpus"] else ""))
+        lines.append("  seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in took.items()))
     d, t = c["data"], c["training"]
     lines.append(f"data: {d['name']} ({d['size']} training images of {d['image_shape']}; evaluated on "
                  f"{d['evaluated_on']['size']} {d['evaluated_on']['split']} images)")
@@ -120,14 +115,8 @@ def info(args):
         ins = ", ".join(f"{k} {v['dtype']}{v['shape']}" for k, v in s["inputs"].items())
         outs = ", ".join(f"{k} {v['dtype']}{v['shape']}" for k, v in s["outputs"].items())
         lines.append(f"  {name}({ins}) → {outs}{'   [also TFLite]' if s.get('tflite') else ''}")
-    metrics, reference = c["metrics"], c.get("reference", {})
     lines.append(f"metrics (± standard error; real-data reference) by {c.get('feature_extractor')}:")
-    for k, v in metrics.items():
-        if isinstance(v, (dict, list)) or k.endswith("_se"):
-            continue
-        se = f" ± {_fmt(metrics[k + '_se'])}" if k + "_se" in metrics else ""
-        ref = f"   (real: {_fmt(reference[k])})" if k in reference else ""
-        lines.append(f"  {k:<32} {_fmt(v)}{se}{ref}")
+    lines += [f"  {k:<32} {text}" for k, text in cards.metric_rows(c)]
     lines.append("files:")
     for f in sorted(os.listdir(export.folder)):
         path = os.path.join(export.folder, f)
@@ -138,8 +127,8 @@ def info(args):
         for f, e in c["tflite"].items():
             size = f"{e['bytes'] / 1e6:.2f} MB" if "bytes" in e else "—"
             latency = ", ".join(f"{k} {v:.1f} ms" for k, v in e.get("batch1_latency_ms", {}).items())
-            quality = ", ".join(f"{k} {_fmt(v)}" for k, v in e.get("quality", {}).items())
-            status = "kept" if e.get("kept", True) else "dropped"
+            quality = ", ".join(f"{k} {cards.number(v)}" for k, v in e.get("quality", {}).items())
+            status = "shipped" if e.get("kept", True) else "not shipped"
             lines.append(f"  {f:<30} {e.get('variant', 'float32'):<13} {size:>9}  {latency}  {quality}  {status}"
                          + (f": {e['reason']}" if not e.get("kept", True) else ""))
     if c.get("web"):
@@ -152,31 +141,29 @@ def evaluate(args):
     """The feature metrics of an export recomputed on the test split: the SavedModel of a
     version (drawing exactly as the recipe's evaluation did, so the same seed gives the card's
     numbers) or a TFLite variant (as the exporter measured it)."""
-    from zoo import data, evaluation
+    from zoo import data, evaluation, pretrained
 
-    export = Export(args.dir)
+    export = ExportFolder(args.dir)
     card = export.version_card(args.version) if args.tflite is None else export.card
     d = card["data"]
     splits = evaluation.Splits(data.arrays(d["name"], "test"), data.arrays(d["name"], "train"), d["name"])
-    settings = evaluation.Settings(seed=card.get("evaluation", {}).get("seed", 0) if args.seed is None else args.seed,
+    settings = evaluation.EvaluationSettings(seed=card.get("evaluation", {}).get("seed", 0) if args.seed is None else args.seed,
                                    samples=args.samples)
     if args.tflite is not None:
-        import keras
-
-        model = keras.saving.load_model(os.path.join(export.folder, f"{export.name}.keras"), compile=False)
+        model = pretrained.keras_model(export)
         how = card["tflite"][export.variants()["float32"]].get("quality_settings", {})
-        settings = evaluation.Settings(seed=how.get("seed", settings.seed), samples=args.samples or how.get("samples"))
+        settings = evaluation.EvaluationSettings(seed=how.get("seed", settings.seed), samples=args.samples or how.get("samples"))
         measured = evaluation.TFLiteQuality(model, splits, settings).measure(export.tflite_path(args.tflite))
         expected = card["tflite"][export.variants()[args.tflite]].get("quality", {})
     else:
         if "sample" not in card["signatures"]:
             raise ZooError(f"{export.name} has no sample signature: nothing to evaluate (see `zoo info`)")
-        measured, reference = evaluation.saved_model_metrics(export.saved_model(args.version), card, splits, settings)
+        measured = evaluation.saved_model_metrics(export.saved_model(args.version), card, splits, settings).metrics
         expected = card["metrics"]
     print(f"{'metric':<24} {'now':>12} {'card':>12}")
     for k, v in measured.items():
         if isinstance(v, float):
-            print(f"{k:<24} {v:>12.5g} {_fmt(expected.get(k, '—')):>12}")
+            print(f"{k:<24} {v:>12.5g} {cards.number(expected.get(k, '—')):>12}")
 
 
 # web ------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from zoo import ZooError, corruption, distribute
 from zoo.images import grid
-from zoo.metrics import anomaly, cas, core, evaluate, extractors
+from zoo.metrics import anomaly, cas, core, extractors, feature_metrics
 from zoo.models.base import (
     AnomalyScorer,
     ConditionalGenerator,
@@ -42,8 +42,9 @@ from zoo.progress import Stage, stage
 
 CAS_EPOCHS = 10
 # what the card shows of a sampler that is not in use
-SAMPLER_METRICS = ("fid", "fid_se", "fid_infinity", "kid", "precision", "recall", "density", "coverage",
-                   "inception_score", "class_balance")
+SAMPLER_METRICS = ("fid", "fid_se", "fid_infinity", "kid", "precision", "precision_se", "recall", "recall_se",
+                   "density", "coverage", "inception_score", "class_balance", "classifier_accuracy",
+                   "classifier_accuracy_se", "intra_fid")
 
 
 @dataclasses.dataclass
@@ -61,10 +62,10 @@ class Splits:
 
 
 @dataclasses.dataclass
-class Settings:
+class EvaluationSettings:
     extractor: str = "auto"  # auto | zoo_mnist_classifier | inception_v3 | none
     samples: int | None = None  # generated samples for the feature metrics (default: the test split's size)
-    bootstrap: int = evaluate.BOOTSTRAP
+    bootstrap: int = feature_metrics.BOOTSTRAP
     seed: int = 0
 
 
@@ -72,7 +73,7 @@ def resolve_extractor(settings, splits):
     """The extractor name, or None with the reason the feature metrics are skipped."""
     if settings.extractor == "none":
         return None, "--eval-extractor none"
-    name = evaluate.default_extractor(splits.image_shape, splits.data_name) if settings.extractor == "auto" \
+    name = feature_metrics.default_extractor(splits.image_shape, splits.data_name) if settings.extractor == "auto" \
         else settings.extractor
     try:
         extractors.get(name)
@@ -83,7 +84,7 @@ def resolve_extractor(settings, splits):
 
 def digit_classifier(splits):
     """The zoo classifier when the data is MNIST digits (for accuracy-type numbers), else None."""
-    if evaluate.default_extractor(splits.image_shape, splits.data_name) == "zoo_mnist_classifier":
+    if feature_metrics.default_extractor(splits.image_shape, splits.data_name) == "zoo_mnist_classifier":
         return extractors.zoo_classifier()
     return None
 
@@ -118,6 +119,12 @@ def _fingerprint(images):
     return hashlib.sha256(np.ascontiguousarray(images[:: max(1, len(images) // 64)]).tobytes()).hexdigest()[:12]
 
 
+def _data_key(splits, **more):
+    """A cache key of the data a reference was computed on, and what else decided it."""
+    return {"data": splits.data_name, "train": _fingerprint(splits.train[0]), "test": _fingerprint(splits.test[0]),
+            **more, "version": 1}
+
+
 def stratified(labels, n, seed):
     """``n`` indices whose class counts are proportional to those of ``labels`` (whatever
     their order: the test split may be sorted by class)."""
@@ -150,74 +157,83 @@ def real_reference(splits, extractor, labels, conditional, settings):
     def compute():
         with stage(f"real-data reference: {n} training images against the test split"):
             index = _matching_indices(train_y, labels, settings.seed)
-            result = evaluate.evaluate_samples(
+            result = feature_metrics.evaluate_samples(
                 train_x[index], test_x, extractor=extractor,
-                metrics=evaluate.CONDITIONAL if conditional else evaluate.UNCONDITIONAL,
+                metrics=feature_metrics.CONDITIONAL if conditional else feature_metrics.UNCONDITIONAL,
                 fake_labels=train_y[index] if conditional else None, real_labels=test_y if conditional else None,
                 bootstrap=settings.bootstrap, seed=settings.seed)
         return {k: v for k, v in result.items() if isinstance(v, float)}
 
-    key = {"data": splits.data_name, "train": _fingerprint(train_x), "test": _fingerprint(test_x), "n": n,
-           "counts": np.bincount(labels).tolist(), "extractor": extractor, "conditional": conditional,
-           "seed": settings.seed, "bootstrap": settings.bootstrap, "version": 1}
+    key = _data_key(splits, n=n, counts=np.bincount(labels).tolist(), extractor=extractor, conditional=conditional,
+                    seed=settings.seed, bootstrap=settings.bootstrap)
     return cached("reference", key, compute)
 
 
 # The evaluation ------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Measured:
+    """What an evaluation returns: the card's ``metrics``, their real-data floors
+    (``reference``) and how they were made (``info``, the card's ``evaluation``)."""
+
+    metrics: dict = dataclasses.field(default_factory=dict)
+    reference: dict = dataclasses.field(default_factory=dict)
+    info: dict = dataclasses.field(default_factory=dict)
+
+    def add(self, other):
+        self.metrics.update(other.metrics)
+        self.reference.update(other.reference)
+        self.info.update(other.info)
+        return self
+
+
 def evaluate_model(model, splits, settings=None):
-    """(metrics, reference, info) for the card: measurements, their real-data floors, and how
-    they were made (``info``: extractor, sample counts, methods)."""
-    settings = settings or Settings()
-    metrics, reference, info = {}, {}, {}
+    """Everything the model's capabilities call for, measured (``Measured``). It changes nothing
+    in the model: a measurement of several samplers puts the one in use back."""
+    settings = settings or EvaluationSettings()
+    out = Measured()
     extractor, skipped = resolve_extractor(settings, splits)
     if isinstance(model, (Generator, ConditionalGenerator)):
-        info["feature_extractor"] = extractor
+        out.info["feature_extractor"] = extractor
         if skipped:
             print(f"zoo: skipping the feature metrics: {skipped}")
-            info["feature_metrics_skipped"] = skipped
-
+            out.info["feature_metrics_skipped"] = skipped
     if isinstance(model, ConditionalGenerator):
-        _conditional(model, splits, settings, extractor, metrics, reference, info)
+        out.add(_conditional(model, splits, settings, extractor))
     elif isinstance(model, Generator):
-        _unconditional(model, splits, settings, extractor, metrics, reference, info)
+        out.add(_unconditional(model, splits, settings, extractor))
     if isinstance(model, Reconstructor):
-        _reconstruction(model, splits, metrics, reference)
+        out.add(_reconstruction(model, splits))
     if isinstance(model, AnomalyScorer) and model.held_out_class() is not None:
-        anomaly_metrics(model, splits, metrics, info)
+        out.add(anomaly_metrics(model, splits))
     if isinstance(model, Inpainter):
-        _inpainting(model, splits, settings, metrics, reference)
+        out.add(_inpainting(model, splits, settings))
     # --eval-samples N also bounds the test images a model's own measurements use (the
     # VAE's IWAE bound: 100 decoder passes per image)
     test = splits.test if not settings.samples else tuple(a[:settings.samples] for a in splits.test)
     with stage(f"{type(model).__name__} measurements"):
         own = model.measure(test, splits.train)
-    info.update(own.pop("settings", {}))
-    metrics.update(own)
-    return metrics, reference, info
+    out.info.update(own.pop("settings", {}))
+    out.metrics.update(own)
+    return out
 
 
 def sample_metrics(model, splits, settings=None):
     """The feature metrics of a generator's samples alone, with their real-data reference
     (no CAS, no other capability): what a sweep over a sampling setting needs."""
-    settings = settings or Settings()
-    metrics, reference, info = {}, {}, {}
+    settings = settings or EvaluationSettings()
     extractor, skipped = resolve_extractor(settings, splits)
     if skipped:
         raise ZooError(f"no feature metrics: {skipped}")
     if isinstance(model, ConditionalGenerator):
-        _conditional(model, splits, dataclasses.replace(settings, samples=settings.samples or len(splits.test[1])),
-                     extractor, metrics, reference, info, with_cas=False)
-    else:
-        _unconditional(model, splits, settings, extractor, metrics, reference, info)
-    return metrics, reference, info
+        return _conditional(model, splits, dataclasses.replace(settings, samples=settings.samples or len(splits.test[1])),
+                            extractor, with_cas=False)
+    return _unconditional(model, splits, settings, extractor)
 
 
 def saved_model_metrics(serving, card, splits, settings):
     """The feature metrics of an exported SavedModel's ``sample``, drawn exactly as the
     recipe's evaluation drew from the model (the same labels, chunks of 250 and seeds), so the
-    same seed reproduces the card. (metrics, reference)."""
-    import tensorflow as tf
-
+    same seed reproduces the card (``Measured``)."""
     sample = serving.signatures["sample"]
     conditional = "labels" in card["signatures"]["sample"]["inputs"]
     test_x, test_y = splits.test
@@ -231,9 +247,7 @@ def saved_model_metrics(serving, card, splits, settings):
     extractor, skipped = resolve_extractor(settings, splits)
     if skipped:
         raise ZooError(f"no feature metrics: {skipped}")
-    metrics, reference, info = {}, {}, {}
-    _score(fake, labels, splits, settings, extractor, conditional, metrics, reference, info)
-    return metrics, reference
+    return _score(fake, labels, splits, settings, extractor, conditional)
 
 
 def sampler(model):
@@ -247,21 +261,19 @@ def sampler(model):
     return None
 
 
-def _score(fake, labels, splits, settings, extractor, conditional, metrics, reference, info):
+def _score(fake, labels, splits, settings, extractor, conditional):
     """Feature metrics of ``fake`` (drawn for ``labels``: the classes, or for an unconditional
     model the test labels whose class counts the real reference copies)."""
     test_x, test_y = splits.test
-    n = len(fake)
-    with stage(f"feature metrics of {n} samples ({extractor}; {settings.bootstrap} bootstrap replicates)"):
-        result = evaluate.evaluate_samples(
+    with stage(f"feature metrics of {len(fake)} samples ({extractor}; {settings.bootstrap} bootstrap replicates)"):
+        result = feature_metrics.evaluate_samples(
             fake, test_x, extractor=extractor,
-            metrics=evaluate.CONDITIONAL if conditional else evaluate.UNCONDITIONAL,
+            metrics=feature_metrics.CONDITIONAL if conditional else feature_metrics.UNCONDITIONAL,
             fake_labels=labels if conditional else None, real_labels=test_y if conditional else None,
             bootstrap=settings.bootstrap, seed=settings.seed)
-    info.update(result.pop("settings"))
+    info = result.pop("settings")
     result.pop("feature_extractor")
-    metrics.update(result)
-    reference.update(real_reference(splits, extractor, labels, conditional, settings))
+    return Measured(result, real_reference(splits, extractor, labels, conditional, settings), info)
 
 
 def _draw_in_stages(title, total, draw, batch):
@@ -273,30 +285,6 @@ def _draw_in_stages(title, total, draw, batch):
         bar.advance(len(parts[-1]))
     bar.finish()
     return np.concatenate(parts)
-
-
-def choose_sampler(model, splits, settings, extractor):
-    """With several samplers, the one in use is the one whose samples have the lowest FID
-    against training images (never the test split) among those whose recall against them is
-    at least the first sampler's — the model's own (a VAE's prior): a sampler fitted after
-    training may win on fidelity only if it covers the data as well. Returns what was measured."""
-    if len(model.samplers()) < 2 or not extractor:
-        return None
-    train_x, train_y = splits.train
-    n = min(settings.samples or len(splits.test[1]), len(train_y))
-    real = train_x[stratified(train_y, n, settings.seed + 1)]
-    fid, recall = {}, {}
-    for name in model.samplers():
-        model.use_sampler(name)
-        with stage(f"choosing a sampler: FID and recall of {n} {name} samples against training images"):
-            measured = evaluate.evaluate_samples(model.generate_images(n, settings.seed + 7), real,
-                                                 extractor=extractor, metrics=("fid", "recall"), bootstrap=0)
-        fid[name], recall[name] = measured["fid"], measured["recall"]
-    floor = recall[model.samplers()[0]]
-    model.use_sampler(min((name for name in fid if recall[name] >= floor), key=fid.get))
-    return {"in_use": model.sampler_in_use(), "fid_against_training_images": fid,
-            "recall_against_training_images": recall,
-            "rule": f"lowest FID among the samplers whose recall is at least {model.samplers()[0]}'s"}
 
 
 def class_balance(fake, splits):
@@ -311,62 +299,81 @@ def class_balance(fake, splits):
     return {"class_histogram": counts.tolist(), "class_balance": float(np.exp(entropy) / len(counts))}
 
 
-def _unconditional(model, splits, settings, extractor, metrics, reference, info):
-    """Every sampler's samples are measured; the one in use gets the plain metric names, the
-    others ``<sampler>_<metric>``."""
-    n = settings.samples or len(splits.test[1])
-    choice = choose_sampler(model, splits, settings, extractor)
-    if choice:
-        info["sampler"] = choice
+def _samplers_in_turn(model):
+    """The sampler in use first (its metrics get the plain names), then the others (theirs
+    ``<sampler>_<metric>``, ``SAMPLER_METRICS`` only)."""
     in_use = model.sampler_in_use()
-    for name in [in_use] + [s for s in model.samplers() if s != in_use]:
-        model.use_sampler(name)
-        fake = _draw_in_stages(f"sampling {n} images ({name})", n,
-                               lambda start, count: model.generate_images(count, settings.seed + start), 250)
-        measured = class_balance(fake, splits)
+    return [(in_use, "")] + [(s, f"{s}_") for s in model.samplers() if s != in_use]
+
+
+def _unconditional(model, splits, settings, extractor):
+    n = settings.samples or len(splits.test[1])
+    out = Measured()
+    for name, prefix in _samplers_in_turn(model):
+        with model.sampling_with(name):
+            fake = _draw_in_stages(f"sampling {n} images ({name})", n,
+                                   lambda start, count: model.generate_images(count, settings.seed + start), 250)
+        measured = Measured(class_balance(fake, splits))
         if extractor:
             counts = splits.test[1][stratified(splits.test[1], n, settings.seed)]
-            _score(fake, counts, splits, settings, extractor, False, measured, reference, info)
-        prefix = "" if name == in_use else f"{name}_"
-        metrics.update({prefix + k: v for k, v in measured.items() if not prefix or k in SAMPLER_METRICS})
-    model.use_sampler(in_use)
+            measured.add(_score(fake, counts, splits, settings, extractor, False))
+        out.metrics.update({prefix + k: v for k, v in measured.metrics.items() if not prefix or k in SAMPLER_METRICS})
+        out.reference.update(measured.reference)
+        out.info.update(measured.info)
+    return out
 
 
-def _conditional(model, splits, settings, extractor, metrics, reference, info, with_cas=True):
-    """One draw serves every metric: the samples for the feature metrics (labels of the test
-    split) are the first part of the CAS training set (labels of the training split)."""
+def _conditional(model, splits, settings, extractor, with_cas=True):
+    """One draw serves every metric of the sampler in use: the samples for the feature metrics
+    (labels of the test split) are the first part of the CAS training set (labels of the
+    training split). Its other samplers (a diffusion model's students) get the feature metrics."""
     test_x, test_y = splits.test
     train_x, train_y = splits.train
     n = min(settings.samples or len(test_y), len(test_y))
     labels = test_y[stratified(test_y, n, settings.seed)]
     rest = []
-    if settings.samples is None:  # CAS: as many samples as training images, with their class counts
+    if settings.samples is None and with_cas:  # CAS: as many samples as training images, with their class counts
         have = np.bincount(labels, minlength=model.config.num_classes)
         need = np.bincount(train_y, minlength=model.config.num_classes)
         rest = np.repeat(np.arange(len(need)), np.clip(need - have, 0, None))
         rest = rest[np.random.default_rng(settings.seed).permutation(len(rest))]
-    all_labels = np.concatenate([labels, rest]).astype(np.int32)
-    fake = _draw_in_stages(f"sampling {len(all_labels)} images ({n} for the feature metrics, all for CAS)",
-                           len(all_labels), lambda start, count: model.generate_images_for(
-                               all_labels[start:start + count], settings.seed + start), 250)
-    if extractor:
-        _score(fake[:n], labels, splits, settings, extractor, True, metrics, reference, info)
-    if not with_cas:
-        return
+    out = Measured()
+    for name, prefix in _samplers_in_turn(model):
+        all_labels = np.concatenate([labels, [] if prefix else rest]).astype(np.int32)
+        with model.sampling_with(name):
+            fake = _draw_in_stages(f"sampling {len(all_labels)} images ({name}; {n} for the feature metrics"
+                                   f"{', all for CAS' if len(all_labels) > n else ''})", len(all_labels),
+                                   lambda start, count: model.generate_images_for(
+                                       all_labels[start:start + count], settings.seed + start), 250)
+        if extractor:
+            measured = _score(fake[:n], labels, splits, settings, extractor, True)
+            out.metrics.update({prefix + k: v for k, v in measured.metrics.items()
+                                if not prefix or k in SAMPLER_METRICS})
+            out.reference.update(measured.reference)
+            out.info.update(measured.info)
+        if with_cas and not prefix:
+            out.add(_cas(model, splits, settings, fake, all_labels))
+    return out
+
+
+def _cas(model, splits, settings, fake, labels):
+    """Classification accuracy score: a classifier trained on the samples, tested on real data,
+    beside the same classifier trained on as many real images (its reference)."""
+    test_x, test_y = splits.test
+    train_x, train_y = splits.train
     with stage(f"CAS: a classifier trained on {len(fake)} generated images ({CAS_EPOCHS} epochs)"):
-        metrics["cas"] = cas.train_and_test(fake, all_labels, test_x, test_y, model.config.num_classes,
-                                            CAS_EPOCHS, seed=settings.seed)
-    key = {"data": splits.data_name, "train": _fingerprint(train_x), "test": _fingerprint(test_x),
-           "epochs": CAS_EPOCHS, "seed": settings.seed, "n": len(fake), "version": 1}
+        measured = cas.train_and_test(fake, labels, test_x, test_y, model.config.num_classes, CAS_EPOCHS,
+                                      seed=settings.seed)
+    key = _data_key(splits, epochs=CAS_EPOCHS, seed=settings.seed, n=len(fake))
 
     def real_cas():
-        index = _matching_indices(train_y, all_labels, settings.seed)
+        index = _matching_indices(train_y, labels, settings.seed)
         with stage(f"CAS reference: the same classifier trained on {len(index)} real images"):
             return cas.train_and_test(train_x[index], train_y[index], test_x, test_y, model.config.num_classes,
                                       CAS_EPOCHS, seed=settings.seed)
 
-    reference["cas"] = cached("cas-reference", key, real_cas)
-    info["cas"] = {"samples": len(fake), "epochs": CAS_EPOCHS}
+    return Measured({"cas": measured}, {"cas": cached("cas-reference", key, real_cas)},
+                    {"cas": {"samples": len(fake), "epochs": CAS_EPOCHS}})
 
 
 def _normal_test(model, splits):
@@ -376,26 +383,28 @@ def _normal_test(model, splits):
     return images[keep], labels[keep]
 
 
-def _reconstruction(model, splits, metrics, reference):
+def _reconstruction(model, splits):
     images, _ = _normal_test(model, splits)
+    out = Measured()
     with stage(f"reconstructions of {len(images)} test images and {len(corruption.KINDS)} corruptions"):
         errors = core.reconstruction_errors(images, model.reconstruct_images(images))
-        metrics["reconstruction_mse"], metrics["reconstruction_mae"] = errors["mse"], errors["mae"]
+        out.metrics["reconstruction_mse"], out.metrics["reconstruction_mae"] = errors["mse"], errors["mae"]
         for i, (kind, level) in enumerate(corruption.EVALUATION_LEVELS.items()):
             noisy = corruption.corrupt(tf.constant(images), kind, level, distribute.Draws([0, i]), 4).numpy()
-            metrics[f"psnr_denoised_{kind}"] = float(np.mean(corruption.psnr(images, model.reconstruct_images(noisy))))
-            reference[f"psnr_denoised_{kind}"] = float(np.mean(corruption.psnr(images, noisy)))  # doing nothing
+            out.metrics[f"psnr_denoised_{kind}"] = float(np.mean(corruption.psnr(images,
+                                                                                 model.reconstruct_images(noisy))))
+            out.reference[f"psnr_denoised_{kind}"] = float(np.mean(corruption.psnr(images, noisy)))  # doing nothing
     train_x, train_y = splits.train
     test_x, test_y = splits.test
     with stage("linear probe on the codes"):
-        metrics.update(anomaly.linear_probe(model.encode_images(train_x), train_y, model.encode_images(test_x), test_y,
-                                            prefix="latent"))
-    key = {"data": splits.data_name, "train": _fingerprint(train_x), "test": _fingerprint(test_x), "version": 1}
-    reference.update(cached("pixel-probe", key, lambda: anomaly.linear_probe(
+        out.metrics.update(anomaly.linear_probe(model.encode_images(train_x), train_y, model.encode_images(test_x),
+                                                test_y, prefix="latent"))
+    out.reference.update(cached("pixel-probe", _data_key(splits), lambda: anomaly.linear_probe(
         train_x.reshape(len(train_x), -1), train_y, test_x.reshape(len(test_x), -1), test_y, prefix="pixels")))
+    return out
 
 
-def anomaly_metrics(model, splits, metrics, info):
+def anomaly_metrics(model, splits):
     """The detection figures of the model's anomaly score (its SavedModel and its TFLite
     form), and — reported, not used to choose — the ROC-AUC of every part on its own."""
     from sklearn.metrics import roc_auc_score
@@ -406,13 +415,13 @@ def anomaly_metrics(model, splits, metrics, info):
     is_anomaly = test_y == k
     with stage(f"anomaly scores of {len(test_x)} test images"):
         validation = train_x[model.normal_validation(train_y)]
-        metrics.update(anomaly.anomaly_detection(model.anomaly_scores(test_x), is_anomaly,
-                                                 model.anomaly_scores(validation)))
+        metrics = anomaly.anomaly_detection(model.anomaly_scores(test_x), is_anomaly, model.anomaly_scores(validation))
         metrics["anomaly_auc_tflite"] = float(roc_auc_score(is_anomaly, model.anomaly_scores(test_x, portable=True)))
         parts = model.anomaly_parts_of(test_x)
         metrics["anomaly_auc_by_part"] = {name: float(roc_auc_score(is_anomaly, v)) for name, v in parts.items()}
-    info["anomaly"] = {"class": k, "threshold_from": f"{len(validation)} held-out normal training images",
-                       "target_false_positive_rate": metrics.pop("anomaly_target_fpr")}
+    info = {"anomaly": {"class": k, "threshold_from": f"{len(validation)} held-out normal training images",
+                        "target_false_positive_rate": metrics.pop("anomaly_target_fpr")}}
+    return Measured(metrics, {}, info)
 
 
 INPAINT_DIGITS = 100  # test digits per mask and condition in a recipe run (bench/inpainting.py: all 1,000)
@@ -422,12 +431,12 @@ def inpainting_metrics(model, splits, digits=INPAINT_DIGITS, seed=0, masks=corru
     """For each mask, fills of ``digits`` test digits without and with their label: the zoo
     classifier's accuracy against the original digit (``inpainting_accuracy_<mask>``,
     ``…_labelled``) and the PSNR of the filled pixels only; and, as the reference, the
-    classifier on the masked input itself — what the kept pixels alone say. (metrics, reference)"""
+    classifier on the masked input itself — what the kept pixels alone say (``Measured``)."""
     test_x, test_y = splits.test
     index = stratified(test_y, min(digits, len(test_y)), seed)
     images, labels = test_x[index], test_y[index]
     classifier = digit_classifier(splits)
-    metrics, reference = {}, {}
+    out = Measured()
     for kind in masks:
         mask = corruption.inpainting_mask(kind, len(images), images.shape[1:], seed)
         hidden = (1 - mask).sum(axis=(1, 2, 3))
@@ -435,22 +444,22 @@ def inpainting_metrics(model, splits, digits=INPAINT_DIGITS, seed=0, masks=corru
             fills = model.inpaint_with_and_without_label(images, mask, labels, seed)
         for filled, suffix in zip(fills, ("", "_labelled")):
             error = ((filled - images) ** 2 * (1 - mask)).sum(axis=(1, 2, 3)) / np.maximum(hidden, 1)
-            metrics[f"inpainting_psnr_{kind}{suffix}"] = float(np.mean(10 * np.log10(1 / np.maximum(error, 1e-10))))
+            out.metrics[f"inpainting_psnr_{kind}{suffix}"] = float(np.mean(10 * np.log10(1 / np.maximum(error,
+                                                                                                         1e-10))))
             if classifier is not None:
-                metrics[f"inpainting_accuracy_{kind}{suffix}"] = float(
+                out.metrics[f"inpainting_accuracy_{kind}{suffix}"] = float(
                     np.mean(classifier.probabilities(filled).argmax(1) == labels))
         if classifier is not None:
             baseline = float(np.mean(classifier.probabilities(images * mask).argmax(1) == labels))
-            reference[f"inpainting_accuracy_{kind}"] = reference[f"inpainting_accuracy_{kind}_labelled"] = baseline
-    return metrics, reference
+            out.reference[f"inpainting_accuracy_{kind}"] = baseline
+            out.reference[f"inpainting_accuracy_{kind}_labelled"] = baseline
+    return out
 
 
-def _inpainting(model, splits, settings, metrics, reference):
+def _inpainting(model, splits, settings):
     # a run that evaluates fewer samples (--eval-samples) fills fewer digits too
-    digits = min(INPAINT_DIGITS, settings.samples or INPAINT_DIGITS)
-    measured, floor = inpainting_metrics(model, splits, digits, seed=settings.seed)
-    metrics.update(measured)
-    reference.update(floor)
+    return inpainting_metrics(model, splits, min(INPAINT_DIGITS, settings.samples or INPAINT_DIGITS),
+                              seed=settings.seed)
 
 
 # Pictures ------------------------------------------------------------------------------------
@@ -519,7 +528,7 @@ class TFLiteQuality:
 
     def __init__(self, model, splits, settings=None, samples=None):
         self.model, self.splits = model, splits
-        self.settings = settings or Settings()
+        self.settings = settings or EvaluationSettings()
         samples = samples or model.variant_samples
         self.samples = min(self.settings.samples or samples, samples)
         self.extractor, _ = resolve_extractor(self.settings, splits)
@@ -527,33 +536,27 @@ class TFLiteQuality:
 
     def _inputs(self, signature, n, labels=None, seed=0):
         rng = np.random.default_rng(seed)
-        values = {}
-        for i in self.signatures[signature].inputs:
-            if i.role == "labels":
-                values[i.name] = np.asarray(labels, np.int32)
-            elif i.role == "uniform_noise":
-                values[i.name] = rng.uniform(0, 1, (n, *i.shape)).astype(np.float32)
-            else:
-                values[i.name] = rng.standard_normal((n, *i.shape)).astype(np.float32)
-        return values
+        return {i.name: i.draw(rng, n, np.asarray(labels, np.int32) if i.role == "labels" else None)
+                for i in self.signatures[signature].inputs}
 
     def measure(self, path):
         from zoo import tflite
 
         model, splits, lite, out = self.model, self.splits, tflite.File(path), {}
         test_x, test_y = splits.test
-        if "generate" in self.signatures and isinstance(model, (Generator, ConditionalGenerator)):
+        generators = [name for name in self.signatures if name.startswith("generate")]  # a diffusion model's students too
+        for name in generators if isinstance(model, (Generator, ConditionalGenerator)) else []:
             conditional = isinstance(model, ConditionalGenerator)
+            prefix = "" if name == "generate" else f"{name}_"
             n = self.samples
             labels = test_y[stratified(test_y, n, 0)] if conditional else None
-            fake = _finite(lite.batched("generate", "images", self._inputs("generate", n, labels), batch=100),
-                           "generate")
+            fake = _finite(lite.batched(name, "images", self._inputs(name, n, labels), batch=100), name)
             classifier = digit_classifier(splits)
             if conditional and classifier is not None:
-                out["classifier_accuracy"] = float(np.mean(classifier.probabilities(fake).argmax(1) == labels))
+                out[f"{prefix}classifier_accuracy"] = float(np.mean(classifier.probabilities(fake).argmax(1) == labels))
             if self.extractor:
-                out["fid"] = core.frechet_distance(extractors.get(self.extractor).features(test_x),
-                                                   extractors.get(self.extractor).features(fake))
+                out[f"{prefix}fid"] = core.frechet_distance(extractors.get(self.extractor).features(test_x),
+                                                            extractors.get(self.extractor).features(fake))
         if "reconstruct" in self.signatures and isinstance(model, Reconstructor):
             images = test_x[:500]
             if isinstance(model, Denoiser):
@@ -592,10 +595,11 @@ class TFLiteQuality:
             ref = reference.get(key)
             if ref is None:
                 continue
-            if key == "fid" and value > ref * (1 + tolerances["fid"]):
-                problems.append(f"FID {value:.1f} vs {ref:.1f} (> {tolerances['fid']:.0%} worse)")
-            elif key == "classifier_accuracy" and value < ref - tolerances["classifier_accuracy"]:
-                problems.append(f"accuracy {value:.3f} vs {ref:.3f}")
+            figure = key.rsplit("_steps_", 1)[-1]  # a student's figures are held to the same tolerances
+            if figure == "fid" and value > ref * (1 + tolerances["fid"]):
+                problems.append(f"{key} {value:.1f} vs {ref:.1f} (> {tolerances['fid']:.0%} worse)")
+            elif figure == "classifier_accuracy" and value < ref - tolerances["classifier_accuracy"]:
+                problems.append(f"{key} {value:.3f} vs {ref:.3f}")
             elif key.startswith("psnr") and value < ref - tolerances["psnr"]:
                 problems.append(f"{key} {value:.2f} dB vs {ref:.2f} dB")
             elif key.startswith("anomaly_auc") and value < ref - tolerances["auc"]:

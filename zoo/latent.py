@@ -137,6 +137,43 @@ class LatentMixture(keras.layers.Layer):
         return tf.gather(self.means, component) + tf.einsum("nde,ne->nd", chol, noise)
 
 
+def random_inputs(num, seed, dim):
+    """The randomness of ``num`` draws from a seed, as a sampler without random ops takes it:
+    uniform choices [num] and standard-normal noise [num, dim] (the same for every model)."""
+    seed = tf.cast(seed, tf.int32)
+    choice = tf.random.stateless_uniform(tf.stack([num]), seed=tf.stack([seed, 1]))
+    noise = tf.random.stateless_normal(tf.stack([num, dim]), seed=tf.stack([seed, 0]))
+    return choice, noise
+
+
+@keras.saving.register_keras_serializable("zoo")
+class MixtureSampler(keras.layers.Layer):
+    """Draws codes from a Gaussian mixture fitted on the codes of the training images, as
+    pythae's GaussianMixtureSampler does (``fit``, then draw), but in the graph and with its
+    randomness as inputs, so the SavedModel and TFLite sample it: ``codes(choice, noise)``
+    (what TFLite's ``generate`` takes) or ``draw(num, seed)`` (the SavedModel's ``sample``).
+    ``spread`` multiplies every component's standard deviation (the VAE's wider mixtures)."""
+
+    def __init__(self, dim, max_components=20, **kwargs):
+        super().__init__(**kwargs)
+        self.dim, self.max_components = dim, max_components
+        self.mixture = LatentMixture(dim, max_components, name="mixture")
+        self.spread = self.add_weight(name="spread", shape=(), initializer="ones", trainable=False, dtype="float32")
+
+    def get_config(self):
+        return {**super().get_config(), "dim": self.dim, "max_components": self.max_components}
+
+    def fit(self, codes, held_out, seed=0):
+        """Fit on ``codes``, the component count chosen on ``held_out`` (``LatentMixture.fit``)."""
+        return self.mixture.fit(codes, held_out, seed=seed)
+
+    def codes(self, choice, noise):
+        return self.mixture.sample(choice, noise * self.spread)
+
+    def draw(self, num, seed):
+        return self.codes(*random_inputs(num, seed, self.dim))
+
+
 def class_components(codes, labels, per_class, dim, seed=0):
     """Class → (its share of the codes, and the weights, means and covariances of up to
     ``per_class`` full-covariance Gaussians fitted on its codes; fewer where it has fewer than
@@ -257,12 +294,25 @@ class ScoreCombination(keras.layers.Layer):
         return {**super().get_config(), "parts": list(self.parts)}
 
     def combine(self, parts):
-        stacked = tf.stack([parts[name] for name in self.parts], axis=1)
-        return tf.reduce_sum(self.weights_ * (stacked - self.centre) / self.scale, axis=1)
+        """The score of per-image ``parts`` (name → [N] tensors) under the fitted weights."""
+        by_name = {name: i for i, name in enumerate(self.parts)}
+        return standardised_sum(parts, {name: self.weights_[i] for name, i in by_name.items()},
+                                {name: self.centre[i] for name, i in by_name.items()},
+                                {name: self.scale[i] for name, i in by_name.items()})
 
-    def complexity_bits(self, images, exact=True):
-        """L(x): the PNG length (``exact``) or its TFLite-computable linear proxy."""
-        return png_bits(images) if exact else statistics_prediction(images, self.complexity_coef)
+    def fitted_as(self, name, weights, centre, scale):
+        """Keep a choice (``choose_combination``'s weights, centres and scales by part)."""
+        self.centre.assign(np.array([centre[p] for p in self.parts], np.float32))
+        self.scale.assign(np.array([scale[p] for p in self.parts], np.float32))
+        self.weights_.assign(np.array([weights.get(p, 0.0) for p in self.parts], np.float32))
+
+    def standardisation(self):
+        """(centre, scale) by part name, NumPy."""
+        return (dict(zip(self.parts, self.centre.numpy())), dict(zip(self.parts, self.scale.numpy())))
+
+    def complexity_bits(self, images, portable=False):
+        """L(x): the PNG length, or (``portable``) its linear proxy TFLite can compute."""
+        return statistics_prediction(images, self.complexity_coef) if portable else png_bits(images)
 
     def reconstruction_excess(self, errors, images):
         """Reconstruction errors minus what held-out normal images with the same ink, edges and
@@ -292,6 +342,12 @@ def proxy_anomalies(images, seed=0):
     return {"quarter_turn": np.rot90(x, 1, axes=(1, 2)).copy(), "upside_down": x[:, ::-1].copy(),
             "overlay": np.maximum(x, other), "glued_halves": np.concatenate([x[:, :half], other[:, half:]], axis=1),
             "half_erased": erased}
+
+
+def standardised_sum(parts, weights, centre, scale):
+    """Σ_i w_i (part_i − centre_i) / scale_i over the parts a candidate weights: the anomaly
+    score of every candidate, in NumPy (choosing) and in the graph (``ScoreCombination``)."""
+    return sum(w * (parts[p] - centre[p]) / scale[p] for p, w in weights.items())
 
 
 def candidate_combinations(parts):
@@ -328,15 +384,12 @@ def choose_combination(normal_parts, proxy_parts):
     varying = [n for n in names if scale[n] >= STEADY * abs(centre[n])]
     candidates = candidate_combinations(varying or names)
 
-    def score(parts, weights):
-        return sum(w * (parts[p] - centre[p]) / scale[p] for p, w in weights.items())
-
     aucs = {}
     for name, weights in candidates.items():
-        normal = score(normal_parts, weights)
+        normal = standardised_sum(normal_parts, weights, centre, scale)
         aucs[name] = {}
         for kind, parts in proxy_parts.items():
-            proxy = score(parts, weights)
+            proxy = standardised_sum(parts, weights, centre, scale)
             labels = np.r_[np.zeros(len(normal)), np.ones(len(proxy))]
             aucs[name][kind] = float(roc_auc_score(labels, np.r_[normal, proxy]))
     best = max(aucs, key=lambda c: (min(aucs[c].values()), np.mean(list(aucs[c].values()))))

@@ -9,10 +9,12 @@
 4. model     built under the strategy, optimizers, ``--init-from`` weights
 5. run       runs/<name>/<timestamp>/ (or the unfinished one ``--resume`` continues)
 6. train     ``zoo.trainer.Trainer``: K steps per call, a checkpoint per epoch
-7. evaluate  ``zoo.evaluation``: metrics and pictures chosen from the model's capabilities
-8. card      what was trained, how, how well
-9. export    ``zoo.export`` (the chief only)
-10. summary  the closing table
+7. fit       ``model.after_training``: what gradient steps do not learn (densities over codes)
+8. choose    ``zoo.choices``: the settings chosen on training data, before anything is measured
+9. measure   ``zoo.evaluation``: metrics and pictures from the model's capabilities; changes nothing
+10. card     ``zoo.card``: what was trained, how, how well, where it came from
+11. export   ``zoo.exporter`` (the chief only)
+12. summary  the closing table
 """
 
 from __future__ import annotations
@@ -30,15 +32,17 @@ import tensorflow as tf
 
 from zoo import (
     ZooError,
+    choices,
     config,
     data,
     distribute,
     error_line,
     evaluation,
-    export,
+    exporter,
     images,
     progress,
 )
+from zoo import card as cards
 from zoo.config import (
     Config,
     ConfigError,
@@ -85,8 +89,8 @@ class RunConfig(Config):
     out: str = setting("exported", "export folder: writes OUT/<model>/")
     runs_dir: str = setting("runs", "where runs/<model>/<timestamp>/ go")
     resume: bool = setting(False, "continue the latest unfinished run of this model from its last checkpoint")
-    init_from: str | None = setting(None, "start from the weights of an exported <model>.keras (fine-tuning)",
-                                    type=str)
+    init_from: str | None = setting(None, "start from the weights of an export folder (exported/<model>) or a .keras "
+                                    "file (fine-tuning; a diffusion model with students: its teacher)", type=str)
     verbose: int = setting(1, "progress output: 0 none, 1 progress bars, 2 a line per epoch", one_of(0, 1, 2))
     eval_extractor: str = setting("auto", "network behind FID/KID/IS/precision/recall; auto: the zoo classifier for "
                                   "MNIST digits, InceptionV3 otherwise; none: skip the feature metrics",
@@ -105,8 +109,6 @@ class RunConfig(Config):
     def validate(self):
         if self.data_dir is not None and not os.path.isdir(self.data_dir):
             raise ConfigError("data_dir", self.data_dir, "must be an existing folder")
-        if self.init_from is not None and not (self.init_from.endswith(".keras") and os.path.isfile(self.init_from)):
-            raise ConfigError("init_from", self.init_from, "must be an existing .keras file (an export's <model>.keras)")
 
 
 @dataclasses.dataclass
@@ -147,7 +149,7 @@ def parser(model_class, argv=None, description=None):
     return p
 
 
-def settings(model_class, args):
+def configs_from_flags(model_class, args):
     """(RunConfig, the model's config with the dataset's defaults) — every flag checked."""
     run = config.build(RunConfig, args, [f.name for f in RunConfig.flag_fields()])
     names = [f.name for f in model_class.Config.flag_fields()]
@@ -235,18 +237,32 @@ def run_directory(runs_dir, model_name, resume, run_settings):
             run_dir = unfinished[-1]
             with open(os.path.join(run_dir, "run.json")) as f:
                 before = json.load(f)
-            if before["model_config"] != run_settings["model_config"]:
+            changed = _changed_settings(before, run_settings)
+            if changed:
                 raise ZooError(
-                    f"--resume found {run_dir}, trained with model config {before['model_config']}, "
-                    f"but these flags give {run_settings['model_config']}; resume with the same flags, "
-                    "or drop --resume to start a new run"
-                )
+                    f"--resume found {run_dir}, trained with other settings ({'; '.join(changed)}); resume with the "
+                    "same flags, or drop --resume to start a new run")
             return run_dir, True
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     run_dir = os.path.join(model_dir, stamp)
     os.makedirs(run_dir)
     write_json_atomic(os.path.join(run_dir, "run.json"), run_settings)
     return run_dir, False
+
+
+# Run settings a resumed run must share with the run it continues: they decide which weights
+# each step computes (the data order, the learning rate at each step, the phases by epoch).
+SAME_ON_RESUME = ("data", "epochs", "batch_size", "learning_rate", "lr_schedule", "warmup_steps", "steps_per_epoch",
+                  "seed", "init_from")
+
+
+def _changed_settings(before, now):
+    """The model config and run settings that differ between two runs' run.json, as text."""
+    changed = [f"{k} {before['model_config'].get(k)!r} → {v!r}" for k, v in now["model_config"].items()
+               if before["model_config"].get(k) != v]
+    changed += [f"--{k.replace('_', '-')} {before['run'].get(k)!r} → {now['run'].get(k)!r}" for k in SAME_ON_RESUME
+                if before["run"].get(k) != now["run"].get(k)]
+    return changed
 
 
 def write_json_atomic(path, obj):
@@ -323,7 +339,7 @@ def main(model_class, argv=None, flags=None):
     policy = keras.mixed_precision.global_policy()  # the flow sets its own; a caller gets theirs back
     try:
         with ctrl_c_cannot_be_lost():
-            return _flow(model_class, args)
+            return _flow(model_class, args, argv)
     except ConfigError as e:
         _fail(p, str(e), 2)
     except ZooError as e:
@@ -342,118 +358,126 @@ def _fail(p, message, status):
     sys.exit(status)
 
 
-def _flow(model_class, args):
-    started = time.perf_counter()
-    name = model_class.zoo_name
-    run, config_names, config_extra = settings(model_class, args)
+@dataclasses.dataclass
+class Setup:
+    """What stage 2 decided, before anything heavy."""
 
-    # 2. Setup
+    out: str
+    policy: str
+    strategy: object
+    chief: bool
+    global_batch: int
+    jit: bool
+
+
+def setup(run, model_class):
     progress.set_verbosity(run.verbose)
-    out = export.prepare_output_dir(run.out)
-    export.prepare_output_dir(run.runs_dir, "--runs-dir", "the training runs")
+    out = exporter.prepare_output_dir(run.out)
+    exporter.prepare_output_dir(run.runs_dir, "--runs-dir", "the training runs")
     policy = precision_policy(run, model_class)
     keras.mixed_precision.set_global_policy(policy)
     keras.utils.set_random_seed(run.seed)
     strategy = distribute.get_strategy(run.strategy)
-    chief = distribute.is_chief(strategy)
-    global_batch = distribute.check_global_batch(run.batch_size, strategy)
-    jit = jit_setting(run, model_class, strategy)
+    return Setup(out, policy, strategy, distribute.is_chief(strategy),
+                 distribute.check_global_batch(run.batch_size, strategy), jit_setting(run, model_class, strategy))
 
-    # 3. Data
+
+def load_data(run, model_class, args, config_names, config_extra):
+    """(dataset info, the model config with the dataset's fields, the splits)."""
     info = data.info(run.data, run.data_dir)
     fields = model_class.Config.defaults()
     from_data = {k: v for k, v in (("image_shape", tuple(info.image_shape)), ("num_classes", info.num_classes))
                  if k in fields}
     model_config = config.build(model_class.Config, args, config_names, **config_extra, **from_data)
-    train_x, train_y = data.arrays(run.data, "train", run.data_dir)
-    test_x, test_y = data.arrays(run.data, "test", run.data_dir)
-    splits = evaluation.Splits((test_x, test_y), (train_x, train_y), run.data)
+    splits = evaluation.Splits(data.arrays(run.data, "test", run.data_dir), data.arrays(run.data, "train", run.data_dir),
+                               run.data)
+    return info, model_config, splits
 
-    # 4. Model
-    with strategy.scope():
+
+def build_model(run, model_class, model_config, s, train_labels):
+    """The model under the strategy, its optimizers, ``--init-from`` weights; (model, steps per epoch)."""
+    with s.strategy.scope():
         model = model_class(model_config)
-        steps_per_epoch = steps_per_epoch_of(run, model, train_y, global_batch)
+        steps_per_epoch = steps_per_epoch_of(run, model, train_labels, s.global_batch)
         model.configure_optimizers(learning_rate(run, steps_per_epoch), lambda epochs: learning_rate(
-            dataclasses.replace(run, epochs=min(epochs, run.epochs)), steps_per_epoch))
-    if run.init_from:
-        load_weights(model, run.init_from)
-    keep = model.select_training_examples(train_y)
-    fit_x, fit_y = (train_x, train_y) if keep is None else (train_x[keep], train_y[keep])
+            dataclasses.replace(run, epochs=min(epochs, run.epochs)), steps_per_epoch), epochs=run.epochs)
+    started_from = load_weights(model, run.init_from) if run.init_from else None
+    return model, steps_per_epoch, started_from
 
-    # 5. Run folder
-    run_settings = json.loads(json.dumps({"model": name, "run": run.to_dict(), "model_config": model_config.to_dict()},
-                                         default=list))
-    run_dir, resumed = run_directory(run.runs_dir, name, run.resume, run_settings)
 
-    # 6. Train
-    trainer = Trainer(model, strategy, checkpoint_dir=os.path.join(run_dir, "checkpoints"), jit_compile=jit,
+def train(run, model, s, splits, fit, steps_per_epoch, run_dir):
+    """``zoo.trainer.Trainer`` from the last checkpoint; (trainer, final losses, test losses)."""
+    name, (test_x, test_y), (fit_x, fit_y) = model.zoo_name, splits.test, fit
+    trainer = Trainer(model, s.strategy, checkpoint_dir=os.path.join(run_dir, "checkpoints"), jit_compile=s.jit,
                       steps_per_execution=run.steps_per_execution)
     initial_epoch = trainer.restore()
-    if resumed:
+    if initial_epoch:
         print(f"zoo: resuming {run_dir} from epoch {initial_epoch} of {run.epochs}")
-    callbacks = standard_callbacks(run_dir, chief, lambda: evaluation.preview(model, test_x), model.preview_every)
+    callbacks = standard_callbacks(run_dir, s.chief, lambda: evaluation.preview(model, test_x), model.preview_every)
     callbacks += model.training_callbacks()
     draw = evaluation.sampler(model)
     if run.eval_every > 0 and draw is not None and run.eval_extractor != "none":
         extractor = None if run.eval_extractor == "auto" else run.eval_extractor
         callbacks.insert(0, GenerativeMetricsCallback(draw, test_x, test_y, every=run.eval_every, extractor=extractor,
                                                       seed=run.seed, num_samples=run.eval_samples))
-    print(f"zoo: training {name} on {run.data} ({len(fit_y)} images, global batch {global_batch}, "
-          f"{strategy.num_replicas_in_sync} replica(s), {policy}, XLA {'on' if jit else 'off'}, "
+    print(f"zoo: training {name} on {run.data} ({len(fit_y)} images, global batch {s.global_batch}, "
+          f"{s.strategy.num_replicas_in_sync} replica(s), {s.policy}, XLA {'on' if s.jit else 'off'}, "
           f"{run.steps_per_execution} steps per call); run folder {run_dir}")
-    batches = data.training_batches(fit_x, fit_y, global_batch, seed=run.seed, first_epoch=initial_epoch,
+    batches = data.training_batches(fit_x, fit_y, s.global_batch, seed=run.seed, first_epoch=initial_epoch,
                                     epochs=run.epochs, steps_per_epoch=steps_per_epoch)
-    test = data.pipeline(tf.data.Dataset.from_tensor_slices((test_x, test_y)), global_batch)
+    test = data.pipeline(tf.data.Dataset.from_tensor_slices((test_x, test_y)), s.global_batch)
     history = trainer.fit(batches, epochs=run.epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks,
                           validation_data=test, validation_every=model.validation_every,
                           initial_epoch=initial_epoch, verbose=run.verbose)
     final = {k: v[-1] for k, v in history.history.items()} if history and history.history else {}
-    test_losses = {f"test_{k}": v for k, v in held_out_losses(trainer, test).items()}
+    return trainer, final, {f"test_{k}": v for k, v in held_out_losses(trainer, test).items()}
+
+
+def _flow(model_class, args, argv):
+    started = time.perf_counter()
+    name = model_class.zoo_name
+    run, config_names, config_extra = configs_from_flags(model_class, args)
+    s = setup(run, model_class)  # 2
+    info, model_config, splits = load_data(run, model_class, args, config_names, config_extra)  # 3
+    train_x, train_y = splits.train
+    model, steps_per_epoch, started_from = build_model(run, model_class, model_config, s, train_y)  # 4
+    keep = model.select_training_examples(train_y)
+    fit = (train_x, train_y) if keep is None else (train_x[keep], train_y[keep])
+    run_settings = json.loads(json.dumps({"model": name, "run": run.to_dict(), "model_config": model_config.to_dict()},
+                                         default=list))
+    run_dir, resumed = run_directory(run.runs_dir, name, run.resume, run_settings)  # 5
+    trainer, final_losses, test_losses = train(run, model, s, splits, fit, steps_per_epoch, run_dir)  # 6
     trained = time.perf_counter()
-    if not chief:
+    if not s.chief:
         print(f"zoo: worker done (training {trainer.seconds:.0f} s); the chief evaluates and exports")
         return Result(model, {}, {}, run_dir, args)
 
     try:
-        # 7. Evaluate
-        model.after_training(train_x, train_y)  # the whole split: the model knows what it held out
-        eval_settings = evaluation.Settings(run.eval_extractor, run.eval_samples, seed=run.seed)
-        measured, reference, eval_info = evaluation.evaluate_model(model, splits, eval_settings)
+        eval_settings = evaluation.EvaluationSettings(run.eval_extractor, run.eval_samples, seed=run.seed)
+        model.after_training(train_x, train_y)  # 7 fit what gradients do not (the model knows what it held out)
+        chosen = choices.make(model, splits, eval_settings)  # 8 choose, before measuring
+        measured = evaluation.evaluate_model(model, splits, eval_settings)  # 9 measure
         pictures = evaluation.pictures(model, splits)
         evaluated = time.perf_counter()
-
-        # 8. Card
-        card = {
-            "data": {**info.as_dict("train", len(fit_y)), "evaluated_on": info.as_dict("test", len(test_y))},
-            "config": {**model_config.to_dict(), "learning_rate": run.learning_rate, "lr_schedule": run.lr_schedule,
-                       "warmup_steps": run.warmup_steps, "batch_size": global_batch, "seed": run.seed},
-            "training": {
-                "epochs": run.epochs,
-                "steps": int(model.optimizers[0].iterations.numpy()),
-                "seconds": round(trainer.total_seconds, 2),
-                "images_per_second": round(trainer.total_images / trainer.total_seconds, 1)
-                if trainer.total_seconds else None,
-                "strategy": distribute.strategy_name(strategy),
-                "replicas": strategy.num_replicas_in_sync,
-                "mixed_precision": policy,
-                "jit_compile": jit,
-                "steps_per_execution": run.steps_per_execution,
-                "resumed": resumed,
-                "run_dir": run_dir,
-                "final_losses": final,
-            },
-            "metrics": {**test_losses, **measured},
-            "reference": reference,
-            "evaluation": {**eval_info, "seed": run.seed, "seconds": round(evaluated - trained, 1)},
-            "feature_extractor": eval_info.get("feature_extractor"),
+        card = {  # 10
+            "provenance": cards.provenance(argv, run, s.policy, {
+                "training": trainer.total_seconds, "start_up": trained - started - trainer.seconds,
+                "evaluation": evaluated - trained}),
+            "data": {**info.as_dict("train", len(fit[1])), "evaluated_on": info.as_dict("test", len(splits.test[1]))},
+            "config": cards.config_section(model_config, run, s.global_batch),
+            "training": {**cards.training_section(run, model, trainer, distribute.strategy_name(s.strategy),
+                                                  s.strategy.num_replicas_in_sync, s.policy, s.jit, resumed, run_dir,
+                                                  final_losses), **({"started_from": started_from} if started_from else {})},
+            "metrics": {**test_losses, **measured.metrics},
+            "reference": measured.reference,
+            "evaluation": {**chosen, **measured.info, "seed": run.seed, "seconds": round(evaluated - trained, 1)},
+            "feature_extractor": measured.info.get("feature_extractor"),
         }
-
-        # 9. Export
-        variants = tuple(v for v in run.tflite_variants if v != "none")
+        variants = tuple(v for v in run.tflite_variants if v != "none")  # 11
         quality = evaluation.TFLiteQuality(model, splits, eval_settings) if variants else None
-        written, card = export.export(model, out, card=card, pictures=pictures, variants=("float32", *variants),
-                                      quality=quality, calibration_images=fit_x[:1000],
-                                      web_batches=model.web_batches if run.web else ())
+        written, card = exporter.export(model, s.out, card=card, pictures=pictures, variants=("float32", *variants),
+                                        quality=quality, calibration_images=fit[0][:1000],
+                                        web_batches=model.web_batches if run.web else ())
     except KeyboardInterrupt:
         raise
     except (ZooError, OSError, tf.errors.OpError, ValueError, RuntimeError) as e:
@@ -466,49 +490,53 @@ def _flow(model_class, args):
                       f"checkpoint is kept in {run_dir}: fix the cause and run the same command with --resume to "
                       "finish without retraining") from None
     write_json_atomic(os.path.join(run_dir, "finished.json"), {"card": card, "written": written})
-
-    # 10. Summary
-    finished = time.perf_counter()
-    summary(name, card, written, {"evaluation": evaluated - trained, "export": finished - evaluated,
-                                  "total": finished - started})
+    summary(name, card, written)  # 12
     return Result(model, card, written, run_dir, args)
 
 
 def load_weights(model, path):
-    """``--init-from``: the weights of an exported .keras file, if it holds the same architecture."""
+    """``--init-from``: the weights of an export folder (or a .keras file) whose model has the
+    same architecture — or, for a model with parts the export lacks (a diffusion model with
+    students), the networks both have. Returns what the card records of where it started."""
+    from zoo import pretrained
+
+    if not (os.path.isdir(path) or (path.endswith(".keras") and os.path.isfile(path))):
+        raise ConfigError("--init-from", path, "must be an export folder (exported/<model>: run its recipe first) or "
+                          "a .keras file")
     try:
-        source = keras.saving.load_model(path, compile=False)
+        source = (pretrained.keras_model(path) if os.path.isdir(path)
+                  else keras.saving.load_model(path, compile=False))
+    except ZooError as e:
+        raise ConfigError("--init-from", path, f"must be an export zoo can read ({e})") from None
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one-line answer
-        raise ConfigError("--init-from", path, f"must be a .keras file zoo can read ({type(e).__name__}: "
-                          f"{str(e).splitlines()[0][:120]})") from None
+        raise ConfigError("--init-from", path, f"must be an export folder or .keras file zoo can read "
+                          f"({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
     if type(source) is not type(model):
         raise ConfigError("--init-from", path, f"holds a {type(source).__name__}, not a {type(model).__name__}")
     mine, theirs = model.get_weights(), source.get_weights()
-    if [w.shape for w in mine] != [w.shape for w in theirs]:
-        raise ConfigError("--init-from", path, f"holds a {type(source).__name__} with config "
-                          f"{source.config.to_dict()}: a different architecture from these flags'; pass the same "
-                          "architecture flags")
-    model.set_weights(theirs)
+    if [w.shape for w in mine] == [w.shape for w in theirs]:
+        model.set_weights(theirs)
+    else:
+        shared = model.shared_networks(source)
+        if not shared:
+            raise ConfigError("--init-from", path, f"holds a {type(source).__name__} with config "
+                              f"{source.config.to_dict()}: a different architecture from these flags'; pass the same "
+                              "architecture flags")
+        for network in shared:
+            getattr(model, network).set_weights(getattr(source, network).get_weights())
     print(f"zoo: starting from the weights of {path}")
+    if not os.path.isdir(path):
+        return {"path": path}
+    from zoo.export_folder import ExportFolder
+
+    before = ExportFolder(path).card
+    return {"path": path, "model": before["model"], "version": before["version"],
+            "training_seconds": before["training"]["seconds"], "commit": before.get("provenance", {}).get("commit")}
 
 
-def _value(v, se=None, ref=None):
-    text = f"{v:.4g}" if isinstance(v, float) else str(v)
-    if se is not None:
-        text += f" ± {se:.2g}"
-    if ref is not None:
-        text += f"   (real: {ref:.4g})" if isinstance(ref, float) else f"   (real: {ref})"
-    return text
-
-
-def summary(model_name, card, written, seconds):
-    """The end-of-run table; ``seconds``: wall time of the evaluation, export and whole run."""
-    metrics, reference = card["metrics"], card.get("reference", {})
-    rows = [("metric", "value ± standard error   (the same for real data)")]
-    for k, v in metrics.items():
-        if isinstance(v, (dict, list)) or k.endswith("_se"):
-            continue
-        rows.append((k, _value(v, metrics.get(f"{k}_se"), reference.get(k))))
+def summary(model_name, card, written):
+    """The end-of-run table: the metrics, the files, and where the time went."""
+    rows = [("metric", "value ± standard error   (the same for real data)"), *cards.metric_rows(card)]
     if card.get("feature_extractor"):
         rows += [("feature metrics by", str(card["feature_extractor"]))]
     score = card.get("evaluation", {}).get("anomaly_score")
@@ -516,11 +544,11 @@ def summary(model_name, card, written, seconds):
         rows += [("anomaly score", f"{score['chosen']} (chosen on held-out normal images and proxy anomalies)")]
     rows += [("", ""), ("file", "path")]
     rows += list(written.items())
-    # a file the export tried and did not keep is a finding: say which and why, not only in the card
-    rows += [(f"{'web/' if section == 'web' else ''}{name}", "not kept: " + entry.get("reason", ""))
+    # a file the export tried and did not ship is a finding: say which and why, not only in the card
+    rows += [(f"{'web/' if section == 'web' else ''}{name}", "not shipped: " + entry.get("reason", ""))
              for section in ("tflite", "web") for name, entry in card.get(section, {}).items()
              if isinstance(entry, dict) and entry.get("kept") is False]
-    t = card["training"]
+    t, seconds = card["training"], card["provenance"]["seconds"]
     speed = f"{t['images_per_second']:.0f} images/s" if t["images_per_second"] else "no training left"
     rows += [("", ""), ("training", f"{t['seconds']:.0f} s, {speed}, {t['strategy']} × {t['replicas']}, "
                                     f"{t['mixed_precision']}"),

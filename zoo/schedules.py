@@ -71,6 +71,19 @@ class Schedule:
             raise ZooError(f"sampling steps must be in 1..{self.steps}, got {num_steps}")
         return np.round(np.linspace(self.steps - 1, 0, num_steps)).astype(np.int32)
 
+    def halving_timesteps(self, num_steps):
+        """The grid of progressive distillation (Salimans & Ho 2022): t_i = i·T/N − 1 for
+        i = N … 1, each step down to the next and the last to x_0, so the grid of N/2 steps is
+        every other point of N's. (``ddim_timesteps`` ends at t = 0, a step that barely moves.)"""
+        if num_steps < 1 or num_steps > self.steps:
+            raise ZooError(f"sampling steps must be in 1..{self.steps}, got {num_steps}")
+        return np.array([round(i * self.steps / num_steps) - 1 for i in range(num_steps, 0, -1)], np.int32)
+
+    def alpha_sigma(self, t):
+        """(√ᾱ_t, √(1 − ᾱ_t)) broadcast over NHWC images; t < 0 means x_0 itself: (1, 0)."""
+        ab = tf.where(t[:, None, None, None] >= 0, self.gather(tf.maximum(t, 0)), 1.0)
+        return tf.sqrt(ab), tf.sqrt(1.0 - ab)
+
     # One sampler step each -------------------------------------------------------------
     def predict_x0(self, x_t, t, eps):
         ab = self.gather(t)
@@ -108,15 +121,16 @@ def static_like(x, like):
     return tf.reshape(x, like.shape.as_list()) if like.shape.is_fully_defined() else x
 
 
-def ddim_sample(schedule, denoise, x_T, num_steps, eta=0.0, seed=None, known=None, trajectory=False):
+def ddim_sample(schedule, denoise, x_T, num_steps, eta=0.0, seed=None, known=None, trajectory=False, times=None):
     """DDIM from x_T in ``num_steps`` steps, in one graph (a tf.while_loop).
 
     ``seed``: stateless seed for η > 0 and for re-noising known pixels. ``known``: optional
     (x0_known, mask) for RePaint-style inpainting: where mask = 1 the known pixels, noised
     to the current step, replace the sample after every step. ``trajectory``: also return
-    the sample after each step, [num_steps, N, H, W, C].
+    the sample after each step, [num_steps, N, H, W, C]. ``times``: the grid (default
+    ``ddim_timesteps``; a distilled student's is ``halving_timesteps``).
     """
-    times = tf.constant(schedule.ddim_timesteps(num_steps))
+    times = tf.constant(schedule.ddim_timesteps(num_steps) if times is None else np.asarray(times, np.int32))
     prev = tf.concat([times[1:], [-1]], 0)
     n = tf.shape(x_T)[0]
     seed = tf.zeros([2], tf.int32) if seed is None else tf.cast(seed, tf.int32)
@@ -165,6 +179,26 @@ def ddpm_sample(schedule, denoise, x_T, seed):
     _, x = tf.while_loop(lambda i, _: i < schedule.steps, body, (tf.constant(0), x_T),
                          maximum_iterations=schedule.steps)
     return static_like(x, x_T)
+
+
+# Progressive distillation (Salimans & Ho, ICLR 2022) -----------------------------------------
+def two_step_target(schedule, denoise, x_t, t, t_mid, t_next):
+    """The x_0 a student's one DDIM step t → t_next must predict to land where the teacher's
+    two steps t → t_mid → t_next land (their Algorithm 2): x̃ = (x_{t''} − (σ''/σ) x_t) /
+    (α'' − (σ''/σ) α), from the teacher's denoiser ``denoise(x, t) → ε̂``; t_next < 0 is x_0
+    (then x̃ is the teacher's last x̂_0). Each t a vector; the steps clip x̂_0 as sampling does."""
+    x_mid = schedule.ddim_step(x_t, t, t_mid, denoise(x_t, t))
+    x_next = schedule.ddim_step(x_mid, t_mid, t_next, denoise(x_mid, t_mid))
+    alpha, sigma = schedule.alpha_sigma(t)
+    alpha_next, sigma_next = schedule.alpha_sigma(t_next)
+    ratio = sigma_next / sigma
+    return (x_next - ratio * x_t) / (alpha_next - ratio * alpha)
+
+
+def v_of_x0(schedule, x_t, t, x0):
+    """The v that predicts ``x0`` from x_t: v = (α x_t − x_0) / σ (x_0 = α x_t − σ v)."""
+    alpha, sigma = schedule.alpha_sigma(t)
+    return (alpha * x_t - x0) / sigma
 
 
 # RePaint (Lugmayr et al. 2022) --------------------------------------------------------------

@@ -123,8 +123,15 @@ class Input:
             return None, f"{where} must be {self.bounds_text()}, got values in [{array.min()}, {array.max()}]"
         return array.astype(self.dtype), None
 
+    def draw(self, rng, batch, given=None):
+        """The value of this input for a call: ``given`` where the caller has one (labels, real
+        images, a noise file), else drawn as its role says (``example``) — the one rule every
+        caller of a file that takes its randomness as inputs uses."""
+        return np.asarray(given) if given is not None else self.example(rng, batch)
+
     def example(self, rng, batch):
-        """A fixed, valid input for parity checks and calibration."""
+        """A valid input drawn as its role says: uniform within bounds (uniform noise, images),
+        standard normal (noise), allowed values, integers in range."""
         if not self.batched:
             value = batch if self.maximum is None else min(batch, self.maximum)
             value = value if self.minimum is None else max(value, self.minimum)
@@ -147,7 +154,8 @@ class Signature:
     also into the TFLite file (only for functions whose randomness is an input). ``lite_fn``:
     what the TFLite file computes instead, when part of ``fn`` is no TFLite op (the card
     records how far it is from the SavedModel's). ``saved_model=False``: a form for the TFLite
-    file only (e.g. one that takes as input the noise the SavedModel's draws from a seed)."""
+    file only (e.g. one that takes as input the noise the SavedModel's draws from a seed).
+    ``web=False``: left out of the browser's fixed-batch copies (no page runs it)."""
 
     name: str
     fn: object  # callable taking the inputs as keyword arguments → dict of output tensors
@@ -155,6 +163,7 @@ class Signature:
     tflite: bool = False
     lite_fn: object = None
     saved_model: bool = True  # False: a TFLite-only form (its randomness as inputs)
+    web: bool = True  # a TFLite signature the browser page runs: in its fixed-batch copies
 
 
 # Conveniences for the inputs zoo's models use --------------------------------------------------

@@ -44,13 +44,10 @@ def representative_dataset(signatures, images=None, seed=0, batch=1):
     rng = np.random.default_rng(seed)
     examples = {}
     for sig in signatures:
-        values = {}
-        for i in sig.inputs:
-            if i.role == "images" and images is not None:
-                values[i.name] = images[rng.integers(len(images), size=CALIBRATION_EXAMPLES)].astype(np.float32)
-            else:
-                values[i.name] = i.example(rng, CALIBRATION_EXAMPLES)
-        examples[sig.name] = values
+        real = images is not None
+        examples[sig.name] = {i.name: i.draw(rng, CALIBRATION_EXAMPLES, images[rng.integers(
+            len(images), size=CALIBRATION_EXAMPLES)].astype(np.float32) if i.role == "images" and real else None)
+            for i in sig.inputs}
     return Representative(examples, batch)
 
 

@@ -237,6 +237,7 @@ class Trainer:
             for epoch in range(initial_epoch, epochs):
                 self._reset_metrics()
                 callbacks.on_epoch_begin(epoch)
+                model.begin_epoch(epoch)
                 train_function, reported = self._train_function_for(epoch)
                 start, step = time.perf_counter(), 0
                 unread = None  # (steps done, the trackers' results) of the call not yet read

@@ -26,7 +26,7 @@ import socketserver
 import threading
 
 from zoo import ZooError
-from zoo.exported import Export
+from zoo.export_folder import ExportFolder
 
 WEB_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "web")
 TYPES = {".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm",
@@ -43,15 +43,10 @@ def web_dir():
     return WEB_DIR
 
 
-def default_variant(export):
-    """The smallest kept variant whose batch-1 latency is at most 1.5× float32's (on the
-    exporting machine): the best download for a device that is not slower."""
-    entries = {e.get("variant", "float32"): e for e in export.card.get("tflite", {}).values() if e.get("kept", True)}
-    base = max(entries["float32"]["batch1_latency_ms"].values())
-    fast = [v for v, e in entries.items() if max(e["batch1_latency_ms"].values()) <= 1.5 * base]
-    have_web = {e["variant"] for e in export.web_files().values()}
-    candidates = [v for v in fast if v in have_web] or ["float32"]
-    return min(candidates, key=lambda v: entries[v]["bytes"])
+def page_variant(export):
+    """The variant of the export's browser files (the exporter writes them for one variant:
+    ``zoo.exporter.web_variant``)."""
+    return next(e["variant"] for e in export.web_files().values())
 
 
 def catalog(exported_dir):
@@ -63,21 +58,22 @@ def catalog(exported_dir):
         folder = os.path.join(exported_dir, name)
         if not os.path.isfile(os.path.join(folder, "model_card.json")):
             continue
-        export = Export(folder)
+        export = ExportFolder(folder)
         if not export.web_files():
             continue
         lite = export.card["tflite"][export.variants()["float32"]]
+        in_page = set().union(*(e.get("signatures", lite["signatures"]) for e in export.web_files().values()))
         out[name] = {
             "files": {f: {k: e[k] for k in ("variant", "batch", "bytes")} for f, e in export.web_files().items()},
-            "default_variant": default_variant(export),
-            "signatures": lite["signatures"],
+            "default_variant": page_variant(export),
+            "signatures": {n: s for n, s in lite["signatures"].items() if n in in_page},
             "variants": {e.get("variant", "float32"): {k: e.get(k) for k in ("bytes", "batch1_latency_ms", "quality",
                                                                               "kept", "reason")}
                          for e in export.card["tflite"].values()},
             "num_classes": export.card["data"].get("num_classes"),
             "image_shape": export.card["data"]["image_shape"],
             "config": {k: export.card.get("config", {}).get(k) for k in ("sample_steps", "guidance", "noise",
-                                                                         "noise_level")},
+                                                                         "noise_level", "students")},
         }
     if not out:
         raise ZooError(f"{exported_dir} holds no export with web files; run a recipe (it writes exported/<model>/web/)")
@@ -166,3 +162,50 @@ def serve_in_background(exported_dir, port=0):
     server, url = make_server(exported_dir, port)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, url
+
+
+CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                  # without these, Chromium's start-up connections are refused one by one on a closed network
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic")
+
+
+def headless_page(url, profile_dir, chromium="chromium", driver="chromedriver", timeout=120):
+    """Debian's headless Chromium (through selenium, the test extra) on the page at ``url``, once
+    LiteRT.js has started: the browser test's and the browser benchmark's one way to open it."""
+    import shutil
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which(chromium) or chromium
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}"):
+        options.add_argument(flag)
+    browser = webdriver.Chrome(service=Service(shutil.which(driver) or driver), options=options)
+    browser.set_script_timeout(300)
+    browser.get(url)
+    WebDriverWait(browser, timeout).until(lambda b: b.execute_script(
+        "return window.zoo && (window.zoo.ready || window.zoo.error)"))
+    error = browser.execute_script("return window.zoo.error || null")
+    if error:
+        browser.quit()
+        raise ZooError(f"the page could not start LiteRT.js: {error}")
+    return browser
+
+
+# One call of a signature in the page: (model, variant, batch, signature, inputs) → outputs and ms.
+RUN_IN_PAGE = """
+const [model, variant, batch, signature, inputs, done] = arguments;
+window.zoo.run(model, variant, batch, signature, inputs).then(r => done({outputs: r.outputs, ms: r.ms}),
+                                                               e => done({error: e.message}));
+"""
+
+
+def run_in_page(browser, model, variant, batch, signature, inputs):
+    """``inputs``: name → NumPy array; the page's own validation and LiteRT.js run them."""
+    import numpy as np
+
+    payload = {k: {"data": [None if isinstance(x, float) and x != x else x for x in np.asarray(v).ravel().tolist()],
+                   "shape": list(np.shape(v))} for k, v in inputs.items()}
+    return browser.execute_async_script(RUN_IN_PAGE, model, variant, batch, signature, payload)

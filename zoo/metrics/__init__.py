@@ -22,7 +22,7 @@ from zoo.metrics.core import (
     precision_recall,
     reconstruction_errors,
 )
-from zoo.metrics.evaluate import evaluate_samples, fid_infinity
+from zoo.metrics.feature_metrics import evaluate_samples, fid_infinity
 from zoo.metrics.extractors import (
     ClassifierExtractor,
     InceptionV3Extractor,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from zoo.metrics import core, evaluate, extractors
+from zoo.metrics import core, extractors, feature_metrics
 
 
 class FeatureMetric(keras.metrics.Metric):
@@ -67,14 +67,14 @@ class GenerativeMetricsCallback(keras.callbacks.Callback):
         super().__init__()
         self.draw, self.real_images, self.real_labels = draw, real_images, real_labels
         self.every, self.num_samples, self.seed = every, num_samples or len(real_images), seed
-        self.extractor = extractor or evaluate.default_extractor(real_images.shape[1:])
+        self.extractor = extractor or feature_metrics.default_extractor(real_images.shape[1:])
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
             return
         images, labels = self.draw(self.num_samples, self.seed)
-        metrics = evaluate.CONDITIONAL if labels is not None else evaluate.UNCONDITIONAL
-        result = evaluate.evaluate_samples(images, self.real_images, extractor=self.extractor, metrics=metrics,
+        metrics = feature_metrics.CONDITIONAL if labels is not None else feature_metrics.UNCONDITIONAL
+        result = feature_metrics.evaluate_samples(images, self.real_images, extractor=self.extractor, metrics=metrics,
                                            fake_labels=labels, real_labels=self.real_labels, bootstrap=0)
         numbers = {f"gen_{k}": v for k, v in result.items() if isinstance(v, float)}
         if logs is not None:

@@ -6,7 +6,7 @@ default, or Bernoulli cross-entropy). The DAE corrupts its inputs on the fly in
 inference never corrupts. With ``anomaly_class`` a model trains without that class (and
 without a held-out tenth of the others, the normal data its detection threshold is set on).
 
-After training (``CodeDensity``) a Gaussian mixture is fitted over the codes, so the
+After training (``zoo.models.codes``) a Gaussian mixture is fitted over the codes, so the
 autoencoders generate (decode samples of the mixture), and the anomaly score is chosen from
 reconstruction error, likelihood, latent density and the complexity-corrected likelihood.
 """
@@ -23,6 +23,7 @@ import tensorflow as tf
 from zoo import corruption, distribute, nets
 from zoo import signature as sig
 from zoo.config import Config, each, one_of, positive_int, setting
+from zoo.models import codes
 from zoo.models.base import (
     AnomalyScorer,
     Denoiser,
@@ -31,7 +32,7 @@ from zoo.models.base import (
     ZooModel,
     batched,
 )
-from zoo.models.codes import CodeDensity, anomaly_class_setting, check_anomaly_class, max_components_setting
+from zoo.models.codes import anomaly_class_setting, check_anomaly_class, max_components_setting
 
 
 @dataclasses.dataclass
@@ -64,7 +65,7 @@ class DenoisingConfig(AutoencoderConfig):
 
 
 @keras.saving.register_keras_serializable("zoo")
-class Autoencoder(CodeDensity, ZooModel, Generator, Reconstructor, AnomalyScorer):
+class Autoencoder(ZooModel, Generator, Reconstructor, AnomalyScorer):
     Config = AutoencoderConfig
     zoo_name = "ae"
     tracked = ("loss", "mse")
@@ -76,7 +77,7 @@ class Autoencoder(CodeDensity, ZooModel, Generator, Reconstructor, AnomalyScorer
         c = self.config
         self.encoder = nets.conv_encoder(c.image_shape, c.filters, c.hidden, c.latent_dim)
         self.decoder = nets.conv_decoder(c.image_shape, c.latent_dim, tuple(reversed(c.filters)), c.hidden)
-        self.build_densities()
+        self.codes = codes.CodeParts(c.latent_dim, c.num_classes, c.max_components)
         self.seed_generator = keras.random.SeedGenerator(c.seed)
         self.built = True  # the sub-networks are functional models, built on construction
 
@@ -96,19 +97,23 @@ class Autoencoder(CodeDensity, ZooModel, Generator, Reconstructor, AnomalyScorer
     def call(self, images, training=False):
         return self.decode_logits(self.encode(images, training=training), training=training)
 
-    def anomaly_parts(self, images, exact=True):
+    def anomaly_parts(self, images, portable=False):
         """The per-image parts an anomaly score is chosen from: reconstruction MSE beyond what
-        normal images of the same ink, edges and lit pixels have; the
-        Bernoulli negative log-likelihood of the image under its reconstruction (bits); −log
-        density of its code under the normal classes' mixture; that likelihood minus the image's complexity."""
-        codes = self.encode(images)
-        logits = self.decode_logits(codes)
+        normal images of the same ink, edges and lit pixels have; the Bernoulli negative
+        log-likelihood of the image under its reconstruction (bits); −log density of its code
+        under the normal classes' mixture; that likelihood minus the image's complexity
+        (``portable``: its TFLite proxy)."""
+        code = self.encode(images)
+        logits = self.decode_logits(code)
         bce = tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=images, logits=logits), axis=[1, 2, 3])
         likelihood = bce / math.log(2.0)
         errors = tf.reduce_mean(tf.square(tf.sigmoid(logits) - images), axis=[1, 2, 3])
-        return {"reconstruction_excess": self.score.reconstruction_excess(errors, images),
-                "likelihood": likelihood, "latent": self.latent_surprise(codes),
-                "complexity": self.complexity_corrected(likelihood, images, exact)}
+        return {"reconstruction_excess": self.codes.score.reconstruction_excess(errors, images),
+                "likelihood": likelihood, "latent": self.codes.surprise(code),
+                "complexity": self.codes.complexity_corrected(likelihood, images, portable)}
+
+    def anomaly_score(self, images, portable=False):
+        return self.codes.score.combine(self.anomaly_parts(images, portable))
 
     # Training --------------------------------------------------------------------------
     def corrupt_for_training(self, images):
@@ -142,10 +147,10 @@ class Autoencoder(CodeDensity, ZooModel, Generator, Reconstructor, AnomalyScorer
             sig.Signature("decode", lambda latent: {"images": self.decode(latent)},
                           (sig.noise("latent", (c.latent_dim,)),)),
             sig.Signature("anomaly_score", lambda images: {"score": self.anomaly_score(images)}, (images,),
-                          tflite=True, lite_fn=lambda images: {"score": self.anomaly_score(images, exact=False)}),
-            sig.Signature("sample", lambda num, seed: {"images": self.sample_mixture(num, seed)},
+                          tflite=True, lite_fn=lambda images: {"score": self.anomaly_score(images, portable=True)}),
+            sig.Signature("sample", lambda num, seed: {"images": self.sample(num, seed)},
                           (sig.count(4096), sig.seed())),
-            sig.Signature("generate", lambda choice, noise: {"images": self.decode(self.mixture.sample(choice, noise))},
+            sig.Signature("generate", lambda choice, noise: {"images": self.decode(self.codes.sampler.codes(choice, noise))},
                           (sig.uniform_noise("choice", ()), sig.noise("noise", (c.latent_dim,))), tflite=True),
         ]
 
@@ -156,13 +161,41 @@ class Autoencoder(CodeDensity, ZooModel, Generator, Reconstructor, AnomalyScorer
     def decode_codes(self, codes):
         return batched(self.decode, codes.astype(np.float32))
 
-    def generate_images(self, num, seed=0, batch=500):
-        sample = self.graph("sample", self.sample_mixture)
-        return np.concatenate([sample(tf.constant(min(batch, num - i)), tf.constant(seed + i)).numpy()
-                               for i in range(0, num, batch)])
+    def sample(self, num, seed):
+        """Decoded codes of the mixture, deterministic for a seed."""
+        return self.decode(self.codes.sampler.draw(num, seed))
+
+    def generate_images(self, num, seed=0):
+        return codes.generate_images(self, self.sample, num, seed)
 
     def samplers(self):
         return ("mixture",)
+
+    # What a model with a code has (zoo.models.codes) -------------------------------------
+    def select_training_examples(self, labels):
+        return codes.training_examples(labels, self.config.anomaly_class)
+
+    def normal_validation(self, labels):
+        return codes.normal_validation(labels, self.config.anomaly_class)
+
+    def held_out_class(self):
+        return self.config.anomaly_class
+
+    def after_training(self, images, labels):
+        self.fitted = codes.fit(self, images, labels)
+
+    def choose_anomaly_score(self, images, labels):
+        return codes.choose_anomaly_score(self, images, labels)
+
+    def anomaly_scores(self, images, portable=False):
+        return codes.anomaly_scores(self, images, portable)
+
+    def anomaly_parts_of(self, images):
+        return codes.anomaly_parts_of(self, images)
+
+    def measure(self, test, train):
+        """What ``after_training`` fitted, for the card's ``evaluation``."""
+        return {"settings": dict(getattr(self, "fitted", {}))}
 
 
 @keras.saving.register_keras_serializable("zoo")

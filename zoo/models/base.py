@@ -30,7 +30,34 @@ class Capability:
     """Marker base of the capability types."""
 
 
-class Generator(Capability):
+class Sampling(Capability):
+    """What a generator samples with: its samplers (a VAE's prior and its mixtures, a diffusion
+    model's guided sampler and its few-step students). Evaluation measures each; the first is
+    in use until ``use_sampler`` picks another."""
+
+    def samplers(self):
+        return ("default",)
+
+    def use_sampler(self, name):
+        """Make ``name`` the sampler of the NumPy methods (and, where the model exports it so, of
+        the ``sample`` signature)."""
+
+    def sampler_in_use(self):
+        return self.samplers()[0]
+
+    @contextlib.contextmanager
+    def sampling_with(self, name):
+        """``name`` in use inside the block, the sampler in use before it afterwards: how a
+        measurement of every sampler leaves the choice as it found it."""
+        before = self.sampler_in_use()
+        self.use_sampler(name)
+        try:
+            yield
+        finally:
+            self.use_sampler(before)
+
+
+class Generator(Sampling):
     """Draws new images without a label."""
 
     def generate_images(self, num, seed=0):
@@ -38,19 +65,8 @@ class Generator(Capability):
         sampler in use."""
         raise NotImplementedError
 
-    def samplers(self):
-        """The ways it can draw (e.g. a VAE's prior and a mixture over its codes); evaluation
-        measures each, and the first is in use until ``use_sampler`` picks another."""
-        return ("default",)
 
-    def use_sampler(self, name):
-        """Make ``name`` the sampler of ``generate_images`` and of the exported ``sample``."""
-
-    def sampler_in_use(self):
-        return self.samplers()[0]
-
-
-class ConditionalGenerator(Capability):
+class ConditionalGenerator(Sampling):
     """Draws images of requested classes; ``config.num_classes`` says how many there are."""
 
     def generate_images_for(self, labels, seed=0):
@@ -102,6 +118,11 @@ class AnomalyScorer(Capability):
         """A mask of normal training images held out of training (detection thresholds)."""
         return np.zeros(len(labels), bool)
 
+    def choose_anomaly_score(self, images, labels):
+        """Choose the score (``zoo.choices``, after ``after_training``) on the training split;
+        returns what to record in the card's ``evaluation``."""
+        return {}
+
 
 class Inpainter(Capability):
     """Fills the pixels of an image where a mask is 0, keeping those where it is 1."""
@@ -132,6 +153,19 @@ def float32_policy():
         yield
     finally:
         keras.mixed_precision.set_global_policy(before)
+
+
+# zoo_name → the class that declares it (``model_class``): how an export's card names its model.
+_CLASSES = {}
+
+
+def model_class(name):
+    """The ZooModel class of an export's ``model`` name."""
+    import zoo  # noqa: F401 - every model module registers its class on import
+
+    if name not in _CLASSES:
+        raise ZooError(f"no zoo model is called {name!r}; the models are {', '.join(sorted(_CLASSES))}")
+    return _CLASSES[name]
 
 
 # Compiled inference functions per model, kept outside the Keras object so that neither Keras'
@@ -169,6 +203,13 @@ class ZooModel(keras.Model):
     variant_tolerances = {"classifier_accuracy": 0.01, "fid": 0.10, "psnr": 0.5, "auc": 0.01}
     web_batches = (1, 10)  # fixed batch sizes of the TFLite copies for the browser
     variant_samples = 1000  # generated samples behind each TFLite variant's quality figures
+    # networks (attribute names) that only training uses: an export does not store them
+    training_only = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("zoo_name"):  # declared here, not inherited (a test's subclass stays out)
+            _CLASSES[cls.zoo_name] = cls
 
     def __init__(self, config=None, **kwargs):
         kwargs.setdefault("name", self.zoo_name or type(self).__name__.lower())
@@ -216,16 +257,22 @@ class ZooModel(keras.Model):
         The trainer compiles each distinct step once, by name."""
         return self.train_step
 
+    def begin_epoch(self, epoch):
+        """Called by the trainer before each epoch it trains (0-based), on every worker, outside
+        the compiled step: a model that trains in phases may prepare one (a distillation stage
+        starts its student from the one before)."""
+
     def optimizers_for(self, learning_rate):
         """[(optimizer, network)]: what each optimizer trains; default one Adam for the model."""
         return [(Adam(learning_rate), self)]
 
-    def configure_optimizers(self, learning_rate, learning_rate_over=None):
+    def configure_optimizers(self, learning_rate, learning_rate_over=None, epochs=None):
         """Create the optimizers (loss-scaled under mixed_float16) and compile.
         ``learning_rate_over(epochs)``: the run's learning rate as it would be for a run of
-        that many epochs, for a network trained in the first epochs only (default: the same
-        ``learning_rate``)."""
+        that many epochs, for a network trained in part of the run only (default: the same
+        ``learning_rate``); ``epochs``: the run's (a model that trains in phases splits them)."""
         self._learning_rate_over = learning_rate_over or (lambda epochs: learning_rate)
+        self.run_epochs = epochs
         plan = self.optimizers_for(learning_rate)
         self.compile(optimizer=plan[0][0])  # Keras wraps it in a LossScaleOptimizer for mixed_float16
         optimizers = [self.optimizer]
@@ -296,6 +343,31 @@ class ZooModel(keras.Model):
         if key not in cache:
             cache[key] = tf.function(fn, reduce_retracing=reduce_retracing)
         return cache[key]
+
+    def stored_weights(self):
+        """(index in ``self.weights``, weight) of each weight an export stores: all but those of
+        the ``training_only`` networks and of the networks whose weight average is stored (a
+        model rebuilt from the export starts them from their average: ``start_from_averages``)."""
+        skip = {id(w) for source, _, _ in self._averages for w in self._network(source).weights}
+        skip |= {id(w) for name in self.training_only for w in self._network(name).weights}
+        return [(i, w) for i, w in enumerate(self.weights) if id(w) not in skip]
+
+    def networks(self):
+        """attribute name → each sub-network (a Keras layer) of the model."""
+        return {name: value for name, value in vars(self).items()
+                if isinstance(value, keras.layers.Layer) and not name.startswith("_")}
+
+    def shared_networks(self, other):
+        """The sub-networks this model and ``other`` both have, with the same weight shapes."""
+        mine, theirs = self.networks(), other.networks()
+        return [name for name in mine if name in theirs
+                and [w.shape for w in mine[name].weights] == [w.shape for w in theirs[name].weights]]
+
+    def start_from_averages(self):
+        """Set every averaged network to its average (a model rebuilt from an export, which
+        stores the averages only: fine-tuning goes on from the weights that were shipped)."""
+        for source, target, _ in self._averages:
+            self._network(source).set_weights(self._network(target).get_weights())
 
     def _attribute_of(self, network):
         if network is self:

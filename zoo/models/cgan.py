@@ -62,11 +62,8 @@ class CGAN(ZooModel, ConditionalGenerator):
     tracked = ("d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy")
     run_defaults = {"epochs": 60, "batch_size": 64, "learning_rate": 2e-4}
     jit_compile = False  # measured on a 2-core CPU: the XLA step was slower (190 vs 144 ms)
-    # bfloat16 where the CPU computes it natively: with zoo's GroupNorm the step is 1.34× faster
-    # (480 → 643 images/s, median of 6 alternating runs, AVX512_BF16;
-    # bench/results/train_throughput_bfloat16_cgan_groupnorm.json); the default run's metrics in
-    # bfloat16 equal float32's within their standard errors (FID 176.3 ± 5.3 → 168.3 ± 3.8,
-    # accuracy 0.991 both, CAS 0.955 → 0.952; README, Class-conditional GAN).
+    # bfloat16 where the CPU computes it natively: the step 1.34× faster, card metrics equal within
+    # their errors (bench/results/train_throughput_bfloat16_cgan_groupnorm.json; docs/history.md)
     bfloat16_on_cpu = True
 
     def __init__(self, config=None, **kwargs):

@@ -1,15 +1,22 @@
-"""What the models with a latent code (AE, DAE, VAE) share beyond the contract: a density
-over the codes of the training images, sampling from it, and an anomaly score built from
-parts and chosen without the anomaly class.
+"""What the models with a latent code (AE, DAE, VAE) share, as parts they compose and
+functions of the ``LatentCode`` contract (``zoo.models.base``):
 
-A model mixes ``CodeDensity`` in before ``ZooModel``, calls ``build_densities()`` in its
-constructor, and implements ``encode_images(images)``, ``decode(codes)`` and
-``anomaly_parts(images, exact)`` (whose ``latent`` part is ``latent_surprise(codes)``); its
-config declares ``anomaly_class`` and ``max_components`` with the settings below.
+- ``CodeParts``: the sampler (``latent.MixtureSampler``, what ``sample`` draws from), the
+  class-by-class density (``latent.LatentMixture``, the anomaly score's ``latent`` part) and
+  the anomaly score (``latent.ScoreCombination``: the parts' weights, centres and scales), all
+  weights, so the SavedModel and TFLite use what was fitted;
+- which training images a model trains on and which it holds out (``normal_validation``);
+- ``fit``: after training, the densities and the corrections fitted on codes and images;
+- ``choose_anomaly_score``: the combination of parts chosen without the anomaly class.
+
+A model composes ``CodeParts`` as ``self.codes`` and implements ``encode_images``, ``decode``
+and ``anomaly_parts(images, portable)``; its config declares ``anomaly_class`` and
+``max_components`` with the settings below.
 """
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -18,14 +25,11 @@ from zoo.config import ConfigError, any_int, positive_int, setting
 from zoo.models.base import batched
 
 VALIDATION_EVERY = 10  # every 10th normal training image is held out: mixture size, score choice, threshold
-# Components per known class of the density that scores anomalies: the count whose class
-# mixture gives the held-out normal codes the highest log-likelihood — a fixed count did not suit
-# every model. ROC-AUC of the latent part on the leave-one-digit-out protocol (20 epochs) for 1 / 2
-# / 3 / 4 per class, [the count the held-out codes chose]: AE digit 9 0.774 / [0.786] / 0.793 / 0.791,
-# digit 1 0.803 / 0.836 / [0.808] / 0.790 (a near tie); VAE (β = 1) digit 9 0.683 / 0.696 / [0.757] / 0.767,
-# digit 1 0.913 / 0.917 / [0.905] / 0.907. All ten digits (bench/results/anomaly_raw_error.json), chosen score
-# mean / worst: AE 0.913 / 0.786 (a fixed 2: 0.916 / 0.786), DAE 0.913 / 0.809 (0.910 / 0.809).
+# Components per known class of the density that scores anomalies: the count whose class mixture
+# gives the held-out normal codes the highest log-likelihood; a fixed count did not suit every
+# model (docs/models/autoencoders.md, "Anomaly detection"; bench/results/anomaly_raw_error.json).
 CLASS_COMPONENTS = (1, 2, 3, 4)
+PARTS = ("reconstruction_excess", "likelihood", "latent", "complexity")
 
 
 # The config fields every model with a code has, declared here once (each config lists them
@@ -46,142 +50,148 @@ def check_anomaly_class(config):
         raise ConfigError("anomaly_class", k, f"must be in 0..{config.num_classes - 1} (the dataset's classes)")
 
 
-class CodeDensity:
-    ANOMALY_PARTS = ("reconstruction_excess", "likelihood", "latent", "complexity")
+@keras.saving.register_keras_serializable("zoo")
+class CodeParts(keras.layers.Layer):
+    """The fitted parts over a model's codes, as weights."""
 
-    def build_densities(self):
-        """The two densities over the codes and the anomaly score's combination: ``mixture``
-        (unlabelled, what ``sample`` draws from) and ``class_density`` (class by class, what
-        the ``latent`` part of the anomaly score measures)."""
-        c = self.config
-        self.mixture = latent.LatentMixture(c.latent_dim, c.max_components, name="sampling_mixture")
-        self.class_density = latent.LatentMixture(c.latent_dim, max(CLASS_COMPONENTS) * c.num_classes,
+    def __init__(self, latent_dim, num_classes, max_components=20, **kwargs):
+        super().__init__(**kwargs)
+        self.latent_dim, self.num_classes, self.max_components = latent_dim, num_classes, max_components
+        self.sampler = latent.MixtureSampler(latent_dim, max_components, name="sampling_mixture")
+        self.class_density = latent.LatentMixture(latent_dim, max(CLASS_COMPONENTS) * num_classes,
                                                   name="class_density")
-        self.score = latent.ScoreCombination(self.ANOMALY_PARTS)
+        self.score = latent.ScoreCombination(PARTS, name="score_combination")
 
-    def latent_surprise(self, codes):
-        """−log density of the codes under the class-by-class mixture of the normal classes, [N]."""
+    def get_config(self):
+        return {**super().get_config(), "latent_dim": self.latent_dim, "num_classes": self.num_classes,
+                "max_components": self.max_components}
+
+    def surprise(self, codes):
+        """−log density of codes under the class-by-class mixture of the normal classes, [N]."""
         return -self.class_density.log_density(codes)
 
-    # Training data ----------------------------------------------------------------------
-    def normal_validation(self, labels):
-        """Held-out normal training images (every 10th of those not in the anomaly class): with
-        ``anomaly_class`` they are left out of training; without, they are every 10th image."""
-        k = self.config.anomaly_class
-        normal = np.ones(len(labels), bool) if k is None else labels != k
-        return normal & (np.cumsum(normal) % VALIDATION_EVERY == 1)
-
-    def select_training_examples(self, labels):
-        """With ``anomaly_class``: the other classes, minus the held-out normal tenth."""
-        if self.config.anomaly_class is None:
-            return None
-        return (labels != self.config.anomaly_class) & ~self.normal_validation(labels)
-
-    def held_out_class(self):
-        return self.config.anomaly_class
-
-    # After training -----------------------------------------------------------------------
-    def after_training(self, images, labels):
-        """Fit the sampling mixture over the codes (its size chosen on the held-out codes), the
-        class-by-class density (on the training codes with their labels), the
-        TFLite proxy of the PNG length, and the anomaly score (chosen on held-out normal images
-        and proxy anomalies made from them)."""
-        held_out = self.normal_validation(labels)
-        trained = self.select_training_examples(labels)
-        fit = (trained if trained is not None else np.ones(len(labels), bool)) & ~held_out
-        fit_codes, held_out_codes = self.encode_images(images[fit]), self.encode_images(images[held_out])
-        mixture = self.mixture.fit(fit_codes, held_out_codes, seed=self.config.seed)
-        # The class density is fitted on the training codes only: the held-out normal images
-        # choose the score and set the threshold, so their codes must not have shaped the density
-        # (they only pick its number of components per class).
-        by_class, components = self.class_density.fit_by_class(fit_codes, labels[fit], CLASS_COMPONENTS,
-                                                               held_out=held_out_codes, seed=self.config.seed)
-        coef, r2 = latent.fit_complexity_proxy(images[fit][:2000])
-        self.score.complexity_coef.assign(coef)
-        # A reconstruction error says little on its own: it grows with the ink, so a digit of
-        # few strokes ("1") reconstructs better than most normal digits whatever it is (Serrà et
-        # al.'s point, for likelihoods). The part is the error beyond what the held-out normal
-        # images with the same ink, edges and lit pixels have (a linear fit; TFLite computes
-        # it). Measured, VAE, seed 0: the rule's pick on "1" 0.787 → 0.886, "9" 0.768 → 0.792,
-        # "7" 0.922 → 0.943, and the proxies prefer it too (worst 0.901 → 0.904, 0.891 → 0.912).
-        # All ten digits (bench/results/anomaly.json): VAE mean / worst 0.897 / 0.751 → 0.918 /
-        # 0.792 (seed 1: 0.891 / 0.738 → 0.912 / 0.785); the AE and DAE still choose their latent part.
-        self.score.reconstruction_coef.assign(np.zeros(4, np.float32))  # the raw errors, to fit on
-        raw_errors = self.anomaly_parts_of(images[held_out])["reconstruction_excess"]
-        error_coef, error_r2 = latent.fit_on_image_statistics(images[held_out], raw_errors)
-        self.score.reconstruction_coef.assign(error_coef)
-        normal = self.anomaly_parts_of(images[held_out])
-        proxies = {kind: self.anomaly_parts_of(made)
-                   for kind, made in latent.proxy_anomalies(images[held_out], self.config.seed).items()}
-        if len(components) > 1:
-            # An unseen class, as the leave-one-class-out protocol makes it: each held-out image
-            # with its own class taken out of the density. Only the density can be refitted
-            # without a class; the networks saw them all, so the other parts are unchanged here.
-            unseen = latent.surprise_without_own_class(components, held_out_codes, labels[held_out])
-            proxies["unseen_class"] = {**normal, "latent": unseen.astype(np.float32)}
-        name, weights, centre, scale, aucs = latent.choose_combination(normal, proxies)
-        parts = self.score.parts
-        self.score.centre.assign(np.array([centre[p] for p in parts], np.float32))
-        self.score.scale.assign(np.array([scale[p] for p in parts], np.float32))
-        self.score.weights_.assign(np.array([weights.get(p, 0.0) for p in parts], np.float32))
-        self.fitted = {
-            "latent_mixture": mixture,
-            "reconstruction_excess": {
-                "what": "the reconstruction MSE minus a linear fit of it on ink, edges and lit pixels over the "
-                        f"{int(held_out.sum())} held-out normal images (R² {error_r2:.3f}): the error beyond what "
-                        "normal images as complex have",
-                "coefficients": [float(c) for c in error_coef]},
-            "class_density": {**by_class, "what": "the anomaly score's latent part: −log density of the code under "
-                                                  f"{by_class['per_class']} full-covariance Gaussians per normal class "
-                                                  f"(of {', '.join(map(str, CLASS_COMPONENTS))}: the count with the "
-                                                  "highest log-likelihood of the held-out normal codes), "
-                                                  "each class weighted by its share of the codes; fitted on "
-                                                  "the training codes with their (normal) labels, not on the "
-                                                  "held-out images"},
-            "anomaly_score": {
-                "chosen": name, "weights": weights,
-                "how": f"of {len(aucs)} candidates (each part, and the latent density plus each other part or all), "
-                       f"the one with the best worst-case ROC-AUC between {int(held_out.sum())} held-out normal "
-                       "training images and each kind of proxy anomaly made from them (quarter turns, "
-                       "upside-down, overlays, halves of two images, one half erased, and an unseen class: "
-                       "each image scored with its own class left out of the class density — only the "
-                       "density can be refitted without a class, the networks saw them all); the anomaly "
-                       "class is never used",
-                "proxy_auc": aucs, "standardised_on": "the held-out normal images (median, std)",
-                "tflite": f"the PNG length L(x) is not a TFLite op: the TFLite score uses a linear proxy of it "
-                          f"(ink, edges, lit pixels; R² {r2:.3f} on training images)" if "complexity" in weights
-                          else "the same score",
-            },
-        }
-
-    def measure(self, test, train):
-        """What ``after_training`` fitted and chose, for the card's ``evaluation``."""
-        return {"settings": dict(getattr(self, "fitted", {}))}
-
-    # Scores -----------------------------------------------------------------------------
-    def anomaly_score(self, images, exact=True):
-        """The chosen combination of the parts (higher: more anomalous), [N]."""
-        return self.score.combine(self.anomaly_parts(images, exact))
-
-    def complexity_corrected(self, likelihood_bits, images, exact):
+    def complexity_corrected(self, likelihood_bits, images, portable=False):
         """Serrà et al.: −log p(x) − L(x), both in bits."""
-        return likelihood_bits - self.score.complexity_bits(images, exact)
+        return likelihood_bits - self.score.complexity_bits(images, portable)
 
-    def anomaly_scores(self, images, portable=False):
-        return batched(lambda x: self.anomaly_score(x, exact=not portable), images)
 
-    def anomaly_parts_of(self, images):
-        """Every part on NumPy images, name → [N]."""
-        out = {}
-        for i in range(0, len(images), 500):
-            for name, value in self.anomaly_parts(tf.constant(images[i:i + 500])).items():
-                out.setdefault(name, []).append(value.numpy())
-        return {name: np.concatenate(v) for name, v in out.items()}
+# Which images a model trains on -----------------------------------------------------------------
+def normal_validation(labels, anomaly_class):
+    """Held-out normal training images (every 10th of those not in the anomaly class): with an
+    anomaly class they are left out of training; without, they are every 10th image."""
+    normal = np.ones(len(labels), bool) if anomaly_class is None else labels != anomaly_class
+    return normal & (np.cumsum(normal) % VALIDATION_EVERY == 1)
 
-    # Sampling ---------------------------------------------------------------------------
-    def sample_mixture(self, num, seed):
-        """Decoded codes of the mixture, deterministic for a seed."""
-        seed = tf.cast(seed, tf.int32)
-        choice = tf.random.stateless_uniform(tf.stack([num]), seed=tf.stack([seed, 1]))
-        noise = tf.random.stateless_normal(tf.stack([num, self.config.latent_dim]), seed=tf.stack([seed, 0]))
-        return self.decode(self.mixture.sample(choice, noise))
+
+def training_examples(labels, anomaly_class):
+    """With an anomaly class: the other classes, minus the held-out normal tenth (None: all)."""
+    if anomaly_class is None:
+        return None
+    return (labels != anomaly_class) & ~normal_validation(labels, anomaly_class)
+
+
+def _split(model, labels):
+    """(the images the densities are fitted on, the held-out normal ones): masks."""
+    held_out = model.normal_validation(labels)
+    trained = model.select_training_examples(labels)
+    return (trained if trained is not None else np.ones(len(labels), bool)) & ~held_out, held_out
+
+
+# After training ----------------------------------------------------------------------------------
+def fit(model, images, labels):
+    """Fit what gradient steps do not learn, on the training split: the sampling mixture (its
+    size chosen on the held-out codes), the class-by-class density (on the training codes with
+    their labels, never on the held-out images, which choose the score and set the threshold),
+    the TFLite proxy of the PNG length, and the reconstruction excess. Returns what was fitted."""
+    parts = model.codes
+    fitted_on, held_out = _split(model, labels)
+    fit_codes, held_out_codes = model.encode_images(images[fitted_on]), model.encode_images(images[held_out])
+    mixture = parts.sampler.fit(fit_codes, held_out_codes, seed=model.config.seed)
+    by_class, components = parts.class_density.fit_by_class(fit_codes, labels[fitted_on], CLASS_COMPONENTS,
+                                                            held_out=held_out_codes, seed=model.config.seed)
+    coef, r2 = latent.fit_complexity_proxy(images[fitted_on][:2000])
+    parts.score.complexity_coef.assign(coef)
+    # A reconstruction error says little on its own: it grows with the ink, so a digit of few
+    # strokes ("1") reconstructs better than most normal digits whatever it is (Serrà et al.'s
+    # point, for likelihoods). The part is the error beyond what held-out normal images with the
+    # same ink, edges and lit pixels have: VAE mean / worst AUC 0.897 / 0.751 → 0.918 / 0.792
+    # (bench/results/anomaly.json against anomaly_raw_error.json).
+    parts.score.reconstruction_coef.assign(np.zeros(4, np.float32))  # the raw errors, to fit on
+    raw_errors = anomaly_parts_of(model, images[held_out])["reconstruction_excess"]
+    error_coef, error_r2 = latent.fit_on_image_statistics(images[held_out], raw_errors)
+    parts.score.reconstruction_coef.assign(error_coef)
+    model.unseen_class_components = components  # for the unseen-class proxy of the score's choice
+    return {
+        "latent_mixture": mixture,
+        "reconstruction_excess": {
+            "what": "the reconstruction MSE minus a linear fit of it on ink, edges and lit pixels over the "
+                    f"{int(held_out.sum())} held-out normal images (R² {error_r2:.3f}): the error beyond what "
+                    "normal images as complex have",
+            "coefficients": [float(c) for c in error_coef]},
+        "class_density": {**by_class, "what": "the anomaly score's latent part: −log density of the code under "
+                                              f"{by_class['per_class']} full-covariance Gaussians per normal class "
+                                              f"(of {', '.join(map(str, CLASS_COMPONENTS))}: the count with the "
+                                              "highest log-likelihood of the held-out normal codes), "
+                                              "each class weighted by its share of the codes; fitted on "
+                                              "the training codes with their (normal) labels, not on the "
+                                              "held-out images"},
+        "complexity_proxy_r2": r2,
+    }
+
+
+def choose_anomaly_score(model, images, labels):
+    """The combination of parts with the best worst-case ROC-AUC between the held-out normal
+    images and each kind of proxy anomaly made from them (``latent.choose_combination``); the
+    anomaly class is never used. Sets it in the model's score; returns what the card records."""
+    parts = model.codes
+    _, held_out = _split(model, labels)
+    normal = anomaly_parts_of(model, images[held_out])
+    proxies = {kind: anomaly_parts_of(model, made)
+               for kind, made in latent.proxy_anomalies(images[held_out], model.config.seed).items()}
+    components = getattr(model, "unseen_class_components", {})
+    if len(components) > 1:
+        # An unseen class, as the leave-one-class-out protocol makes it: each held-out image with
+        # its own class taken out of the density. Only the density can be refitted without a
+        # class; the networks saw them all, so the other parts are unchanged here.
+        unseen = latent.surprise_without_own_class(components, model.encode_images(images[held_out]),
+                                                   labels[held_out])
+        proxies["unseen_class"] = {**normal, "latent": unseen.astype(np.float32)}
+    name, weights, centre, scale, aucs = latent.choose_combination(normal, proxies)
+    parts.score.fitted_as(name, weights, centre, scale)
+    r2 = getattr(model, "fitted", {}).get("complexity_proxy_r2")
+    return {"anomaly_score": {
+        "chosen": name, "weights": weights,
+        "how": f"of {len(aucs)} candidates (each part, and the latent density plus each other part or all), the "
+               f"one with the best worst-case ROC-AUC between {int(held_out.sum())} held-out normal training images "
+               "and each kind of proxy anomaly made from them (quarter turns, upside-down, overlays, halves of two "
+               "images, one half erased, and an unseen class: each image scored with its own class left out of the "
+               "class density — only the density can be refitted without a class, the networks saw them all); the "
+               "anomaly class is never used",
+        "proxy_auc": aucs, "standardised_on": "the held-out normal images (median, std)",
+        "tflite": "the PNG length L(x) is not a TFLite op: the TFLite score uses a linear proxy of it (ink, edges, "
+                  f"lit pixels; R² {r2:.3f} on training images)" if "complexity" in weights and r2 is not None
+                  else "the same score"}}
+
+
+# Scores ------------------------------------------------------------------------------------------
+def anomaly_scores(model, images, portable=False):
+    """The chosen combination of the parts (higher: more anomalous), [N] NumPy; ``portable``:
+    as TFLite computes it."""
+    return batched(lambda x: model.codes.score.combine(model.anomaly_parts(x, portable)), images)
+
+
+def anomaly_parts_of(model, images):
+    """Every part on NumPy images, name → [N]."""
+    out = {}
+    for i in range(0, len(images), 500):
+        for name, value in model.anomaly_parts(tf.constant(images[i:i + 500])).items():
+            out.setdefault(name, []).append(value.numpy())
+    return {name: np.concatenate(v) for name, v in out.items()}
+
+
+# Sampling ----------------------------------------------------------------------------------------
+def generate_images(model, sample, num, seed=0, batch=500):
+    """``num`` images from a model's in-graph ``sample(num, seed)``, in pieces, NumPy."""
+    sample = model.graph("sample", sample)
+    return np.concatenate([sample(tf.constant(min(batch, num - i)), tf.constant(seed + i)).numpy()
+                           for i in range(0, num, batch)])

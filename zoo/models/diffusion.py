@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import distribute, nets, schedules
+from zoo import ZooError, distribute, nets, schedules
 from zoo import signature as sig
 from zoo.config import (
     Config,
@@ -33,6 +33,7 @@ from zoo.config import (
     setting,
 )
 from zoo.images import grid
+from zoo.models import distillation
 from zoo.models.base import ConditionalGenerator, Inpainter, ZooModel
 from zoo.optimizers import Adam
 
@@ -77,22 +78,39 @@ class DiffusionConfig(Config):
     inpaint_label_steps: int = setting(25, "timesteps at which the model compares the classes to choose the label "
                                        "of a label-free inpainting (a diffusion classifier), which it then fills "
                                        "with; 0: fill without a label", non_negative_int)
-    # Autoguidance (Karras et al. 2024, "Guiding a diffusion model with a bad version of
-    # itself"): guided against a smaller network trained for the first epochs only, not against
-    # the network's own unconditional prediction. On last round's default checkpoint (1,000
-    # samples, same noise) a (16, 32, 32) guide trained 10 epochs gave accuracy 0.963, FID 164.3
-    # at scale 1.5, where classifier-free guidance gave 0.966, 171.4 at 1.4; and the half-width
-    # guide (0.63M parameters against 1.28M) is cheaper than a second call of the network (the
-    # card's 4,000 samples 186–193 → 137 s).
-    # Scale 1.4: the lowest with accuracy ≥ 0.97 against training digits (README, Diffusion).
+    # Autoguidance (Karras et al. 2024): guided against a half-width network trained in the first
+    # epochs only; at the same accuracy 7-9 FID lower than classifier-free guidance, and cheaper
+    # (docs/models/diffusion.md). Scale 1.4: the lowest with accuracy ≥ 0.97 against training
+    # digits (bench/results/diffusion_autoguidance_guidance.json).
     guide_channels: tuple = setting((16, 32, 32), "U-Net channels of the guide network (one per level; "
                                     "none: classifier-free guidance by the network's own unconditional "
                                     "prediction)", each(positive_int, empty_ok=True))
     guide_epochs: int = setting(5, "epochs at the start of training in which the guide network trains too "
                                 "(with the run's learning-rate schedule compressed into them)", positive_int)
+    # Few-step students (zoo.models.distillation): recipes/distill.py trains them from a trained model.
+    students: tuple = setting((), "DDIM step counts of the few-step students to distil from the trained model's "
+                              "guided sampler (e.g. 4 2; powers of two below --teacher-steps): a run with students "
+                              "trains only them, from --init-from's weights (recipes/distill.py)",
+                              each(positive_int, empty_ok=True))
+    teacher_steps: int = setting(16, "steps of the guided sampler the first student learns, on the halving grid "
+                                 "(a power of two); each next student halves the steps", positive_int)
     seed: int = setting(0, "seed of the model's noise", flag=False)
 
     def validate(self):
+        if self.students:
+            self.students = tuple(sorted(set(self.students), reverse=True))
+            powers = [n for n in (self.teacher_steps, *self.students) if n & (n - 1)]
+            if powers:
+                raise ConfigError("students", self.students, f"and --teacher-steps {self.teacher_steps} must be "
+                                  "powers of two (each stage halves the steps)")
+            if self.students[0] >= self.teacher_steps:
+                raise ConfigError("students", self.students, f"must take fewer steps than --teacher-steps "
+                                  f"{self.teacher_steps}")
+            if self.prediction != "v":
+                raise ConfigError("students", self.students, "need a model that predicts v (a few-step student "
+                                  "must predict x_0 well at t = T, where ε says nothing of it: Salimans & Ho 2022)")
+        if self.teacher_steps > self.timesteps:
+            raise ConfigError("teacher_steps", self.teacher_steps, f"must be at most the {self.timesteps} timesteps")
         if self.timesteps < 2:
             raise ConfigError("timesteps", self.timesteps, "must be at least 2")
         if self.sample_steps > self.timesteps:
@@ -111,31 +129,22 @@ class DiffusionConfig(Config):
 class Diffusion(ZooModel, ConditionalGenerator, Inpainter):
     Config = DiffusionConfig
     zoo_name = "diffusion"
-    tracked = ("loss", "guide_loss")
+    tracked = ("loss", "guide_loss", "student_loss")
     # full: for a GPU (untested); its guide as much narrower than the network as the CPU preset's
-    presets = {"cpu": {}, "full": {"channels": (64, 128, 256), "guide_channels": (32, 64, 128), "epochs": 200}}
-    # Each TFLite file's quality runs its whole DDIM loop (~2 min per 1,000 samples on 2 cores,
-    # inside the 30-minute budget). So only int8_dynamic is tried (float16's loop returned NaN
-    # for every sample; the full-integer calibrator crashed, signal 11, in TF 2.21), and it is
-    # judged against the float32 file on the same noise and labels — a paired comparison
-    # (int8_dynamic moved FID by 0.1 and accuracy by 0.000 at 1,000 samples), so 500 do.
-    # Cosine decay from 2e-3 after 200 warm-up steps, measured against the constant 1e-3 it
-    # replaces: held-out loss −5.5% (H100 controlled runs), and on this CPU's default run FID
-    # 188.6 ± 4.4 → 174.4 ± 3.6 at classifier accuracy 0.973 → 0.980 (README, Diffusion).
-    # 50 epochs: what fits in 30 minutes end to end on 2 cores once the card's label-free
-    # inpainting chooses its labels first. Measured default runs: 55 epochs 1,812 and 1,837 s
-    # (over), FID 174.1 ± 3.9 / 174.2 ± 3.9; 50 epochs 1,689 s, FID 176.5 ± 3.6 at accuracy
-    # 0.975 — within the errors (60 epochs: 174.6 ± 3.8). Batch 32 (twice the steps): held-out
-    # loss −3.8%; with autoguidance FID 165.9 ± 3.1 at accuracy 0.978 in 29.4–30.9 min. 45
-    # epochs fit (28.5 min) but gave accuracy 0.967 at 1.4, or FID 170.1 at 1.5 (README).
+    # distill: the students of a trained cpu-preset model (recipes/distill.py)
+    presets = {"cpu": {}, "full": {"channels": (64, 128, 256), "guide_channels": (32, 64, 128), "epochs": 200},
+               "distill": {"students": (4, 2), "init_from": "exported/diffusion", "epochs": 28,
+                           "learning_rate": 2e-4, "warmup_steps": 20, "tflite_variants": ("int8_dynamic",)}}
+    # Only int8_dynamic is tried: float16's DDIM loop returned NaN for every sample and the
+    # full-integer calibrator crashed (signal 11) in TF 2.21; judged on 500 paired samples (the
+    # same noise and labels as float32's). Batch 32, cosine decay from 2e-3, 50 epochs: the
+    # measured runs behind them are in docs/history.md ("The diffusion model's defaults").
     run_defaults = {"epochs": 50, "batch_size": 32, "learning_rate": 2e-3, "lr_schedule": "cosine",
                     "warmup_steps": 200, "tflite_variants": ("int8_dynamic",)}
     variant_samples = 500
     jit_compile = False  # measured on a 2-core CPU: this U-Net trained faster without XLA (194 vs 160 images/s)
-    # bfloat16 where the CPU computes it natively: the training step 1.32× faster (median of 6
-    # alternating runs, bench/results/train_throughput_bfloat16_groupnorm.json), the default run
-    # 178 → 236 images/s and 36.7 → 28.4 min end to end, with the same card metrics within their
-    # standard errors (FID 174.4 ± 3.6 → 172.3 ± 3.7, accuracy 0.980 → 0.976, CAS 0.946 → 0.947).
+    # bfloat16 where the CPU computes it natively: the step 1.32× faster, card metrics equal within
+    # their errors (bench/results/train_throughput_bfloat16_groupnorm.json; docs/history.md)
     bfloat16_on_cpu = True
     # the held-out loss (1,000 test digits through the U-Net) takes ~2.5 s: 140 s of a default
     # run if measured after every epoch
@@ -164,9 +173,22 @@ class Diffusion(ZooModel, ConditionalGenerator, Inpainter):
             self.keep_average("guide_network", "guide_network_ema", c.ema_decay)
             # its own draws: the network's training is the same with or without a guide
             self.guide_seed_generator = keras.random.SeedGenerator(c.seed + 1)
+        self.stages = distillation.stages(c)
+        for stage in self.stages:
+            setattr(self, stage.network, nets.unet(c.image_shape, c.num_classes, c.channels, c.attention,
+                                                   name=stage.network))
+        if self.stages:
+            self.student_seed_generator = keras.random.SeedGenerator(c.seed + 2)
+        # the students the export ships; the others only teach the next one
+        self.training_only = tuple(stage.network for stage in self.stages if stage.steps not in c.students)
+        self._sampler = self.samplers()[0]
         self.built = True  # the networks are functional models, built on construction
 
     def optimizers_for(self, learning_rate):
+        if self.stages:  # a distillation: the students only, each with the run's schedule over its stage
+            distillation.stage_of(self.stages, 0, self.run_epochs)  # enough epochs for every stage
+            return [(Adam(self._learning_rate_over(distillation.stage_epochs(self, stage))),
+                     getattr(self, stage.network)) for stage in self.stages]
         plan = [(Adam(learning_rate), self.network)]
         if self.guide_network is not None:
             plan.append((Adam(self._learning_rate_over(self.config.guide_epochs)),
@@ -217,9 +239,30 @@ class Diffusion(ZooModel, ConditionalGenerator, Inpainter):
         return {**logs, **self.update_trackers(guide_loss=per_example)}
 
     def train_step_for_epoch(self, epoch):
+        if self.stages:
+            return self._stage_steps()[distillation.stage_of(self.stages, epoch, self.run_epochs)]
         if self.guide_network is not None and epoch < self.config.guide_epochs:
             return self.train_step_with_guide
         return self.train_step
+
+    def begin_epoch(self, epoch):
+        """The first epoch of a distillation stage starts its student from the one before (the
+        first from the trained network's average), unless it has trained already (a resumed run)."""
+        if self.stages:
+            distillation.start_stage(self, self.stages[distillation.stage_of(self.stages, epoch, self.run_epochs)])
+
+    def _stage_steps(self):
+        """One named step per stage (the trainer compiles each distinct step once, by name)."""
+        if not hasattr(self, "_steps_by_stage"):
+            self._steps_by_stage = []
+            for stage in self.stages:
+                def step(data, stage=stage):
+                    images, labels = data
+                    return self.update_trackers(student_loss=distillation.train_student(self, stage, images, labels))
+
+                step.__name__ = f"train_{stage.network}"
+                self._steps_by_stage.append(step)
+        return self._steps_by_stage
 
     def test_step(self, data):
         images, labels = data
@@ -233,47 +276,66 @@ class Diffusion(ZooModel, ConditionalGenerator, Inpainter):
         nine copies of them."""
         return self.graph(("network call", network.name), lambda x, t, y: network([x, t, y]), reduce_retracing=False)
 
-    def eps(self, network, x_t, t, labels):
+    def predict(self, network, x_t, t, labels):
+        """``network``'s output (v or ε, as the config says it predicts), float32."""
         inputs = (tf.convert_to_tensor(v) for v in (x_t, t, labels))
-        out = tf.cast(self.network_call(network)(*inputs), tf.float32)
+        return tf.cast(self.network_call(network)(*inputs), tf.float32)
+
+    def as_eps(self, x_t, t, out):
         return out if self.config.prediction == "eps" else self.schedule.eps_from_v(x_t, t, out)
 
-    def guided_denoiser(self, labels, guidance=None):
-        """x_t, t → the guided ε̂ of the averaged network, at timesteps inside
+    def eps(self, network, x_t, t, labels):
+        return self.as_eps(x_t, t, self.predict(network, x_t, t, labels))
+
+    def guided_prediction(self, labels, guidance=None, per_example=False):
+        """x_t, t → the averaged network's guided output, at timesteps inside
         ``guidance_interval`` (a sampler step has one t for the whole batch); elsewhere the
         conditional prediction alone, one call. With a guide network (autoguidance):
-        ε̂ = ε_guide + g (ε − ε_guide), both under the label; without one (classifier-free):
-        ε̂ = ε_uncond + g (ε_cond − ε_uncond), both halves in one batched call. ``labels``
-        None (or g = 0): the unconditional prediction alone; g = 1: the conditional one."""
+        guide + g (network − guide), both under the label; without one (classifier-free):
+        uncond + g (cond − uncond), both halves in one batched call. Guidance is linear in the
+        output, and ε is linear in v, so combining v's is combining ε's. ``labels`` None (or
+        g = 0): the unconditional prediction alone; g = 1: the conditional one. ``per_example``:
+        each example has its own t (a distillation target), so the interval is applied per example."""
         network = self.network_ema
         g = self.config.guidance if guidance is None else guidance
         if labels is None or g == 0:
-            return lambda x, t: self.eps(network, x, t, tf.fill(tf.shape(t), self.config.num_classes))
+            return lambda x, t: self.predict(network, x, t, tf.fill(tf.shape(t), self.config.num_classes))
         labels = tf.cast(labels, tf.int32)
         if g == 1:
-            return lambda x, t: self.eps(network, x, t, labels)
+            return lambda x, t: self.predict(network, x, t, labels)
         low, high = (round(f * (self.config.timesteps - 1)) for f in self.config.guidance_interval)
 
         if self.guide_network_ema is not None:
             def guided(x, t):
-                guide = self.eps(self.guide_network_ema, x, t, labels)
-                return guide + g * (self.eps(network, x, t, labels) - guide)
+                guide = self.predict(self.guide_network_ema, x, t, labels)
+                return guide + g * (self.predict(network, x, t, labels) - guide)
         else:
             null = tf.fill(tf.shape(labels), self.config.num_classes)
 
             def guided(x, t):
-                both = self.eps(network, tf.concat([x, x], 0), tf.concat([t, t], 0), tf.concat([labels, null], 0))
+                both = self.predict(network, tf.concat([x, x], 0), tf.concat([t, t], 0), tf.concat([labels, null], 0))
                 cond, uncond = tf.split(both, 2)
                 return uncond + g * (cond - uncond)
 
         if (low, high) == (0, self.config.timesteps - 1):
             return guided
+        if per_example:
+            def inside_or_not(x, t):
+                inside = tf.logical_and(t >= low, t <= high)[:, None, None, None]
+                return tf.where(inside, guided(x, t), self.predict(network, x, t, labels))
 
-        def denoise(x, t):
+            return inside_or_not
+
+        def predict(x, t):
             inside = tf.logical_and(t[0] >= low, t[0] <= high)
-            return tf.cond(inside, lambda: guided(x, t), lambda: self.eps(network, x, t, labels))
+            return tf.cond(inside, lambda: guided(x, t), lambda: self.predict(network, x, t, labels))
 
-        return denoise
+        return predict
+
+    def guided_denoiser(self, labels, guidance=None):
+        """x_t, t → the guided ε̂ (``guided_prediction``, as ε): what the samplers see."""
+        predict = self.guided_prediction(labels, guidance)
+        return lambda x, t: self.as_eps(x, t, predict(x, t))
 
     def to_images(self, x):
         return tf.clip_by_value((x + 1.0) / 2.0, 0.0, 1.0)
@@ -290,6 +352,44 @@ class Diffusion(ZooModel, ConditionalGenerator, Inpainter):
 
     def sample(self, labels, seed):
         return self.generate(self.initial_noise(tf.shape(labels)[0], seed), labels)
+
+    def generate_with_student(self, steps, noise, labels):
+        """DDIM on the halving grid with the ``steps``-step student: one network call per step."""
+        student = getattr(self, distillation.network_name(steps))
+        labels = tf.cast(labels, tf.int32)
+        x = schedules.ddim_sample(self.schedule, lambda x, t: self.schedule.eps_from_v(
+            x, t, self.predict(student, x, t, labels)), noise, steps, times=self.schedule.halving_timesteps(steps))
+        return self.to_images(x)
+
+    def generate_with_teacher(self, steps, noise, labels):
+        """The guided sampler on the halving grid: what the first student learns, at its steps."""
+        x = schedules.ddim_sample(self.schedule, self.guided_denoiser(labels), noise, steps,
+                                  times=self.schedule.halving_timesteps(steps))
+        return self.to_images(x)
+
+    # Samplers: the exported guided DDIM, and with students the teacher on their grid and each student
+    def samplers(self):
+        c = self.config
+        if not c.students:
+            return ("guided_ddim",)
+        return ("guided_ddim", f"guided_ddim_{c.teacher_steps}_steps", *(f"student_{n}_steps" for n in c.students))
+
+    def use_sampler(self, name):
+        if name not in self.samplers():
+            raise ZooError(f"the diffusion model has no sampler {name!r}; it has {', '.join(self.samplers())}")
+        self._sampler = name
+
+    def sampler_in_use(self):
+        return self._sampler
+
+    def _sampler_fn(self):
+        """labels, seed → images, for the sampler in use."""
+        name, steps = self._sampler, _steps_in(self._sampler)
+        if name == "guided_ddim":
+            return self.sample
+        if name.startswith("student"):
+            return lambda y, seed: self.generate_with_student(steps, self.initial_noise(tf.shape(y)[0], seed), y)
+        return lambda y, seed: self.generate_with_teacher(steps, self.initial_noise(tf.shape(y)[0], seed), y)
 
     def sample_ddpm(self, labels, seed, guidance=None):
         """Ancestral sampling through all T steps (slow; for comparison)."""
@@ -374,13 +474,23 @@ class Diffusion(ZooModel, ConditionalGenerator, Inpainter):
                 ("images", "labels"), self.inpaint(images, mask, noise, labels, path_noise=path_noise))),
                 (sig.images(c.image_shape), sig.mask(c.image_shape), noise,
                  sig.noise("path_noise", (self.inpaint_moves(), *c.image_shape)), maybe_label),
-                tflite=True, saved_model=False),
+                tflite=True, saved_model=False, web=False),  # no page runs RePaint's 200-move loop
+            *(signature for steps in c.students for signature in self._student_signatures(steps, noise, labels)),
+        ]
+
+    def _student_signatures(self, steps, noise, labels):
+        return [
+            sig.Signature(f"generate_{steps}_steps", lambda noise, labels: {
+                "images": self.generate_with_student(steps, noise, labels)}, (noise, labels), tflite=True),
+            sig.Signature(f"sample_{steps}_steps", lambda labels, seed: {"images": self.generate_with_student(
+                steps, self.initial_noise(tf.shape(labels)[0], seed), labels)}, (labels, sig.seed())),
         ]
 
     # Capabilities ----------------------------------------------------------------------
     def generate_images_for(self, labels, seed=0, batch=250):
         c = self.config
-        sample = self.graph(("sample", c.guidance, c.guidance_interval, c.sample_steps), self.sample)
+        sample = self.graph(("sample", self._sampler, c.guidance, c.guidance_interval, c.sample_steps),
+                            self._sampler_fn())
         labels = np.asarray(labels, np.int32)
         return np.concatenate([sample(tf.constant(labels[i:i + batch]), tf.constant(seed + i)).numpy()
                                for i in range(0, len(labels), batch)])
@@ -453,3 +563,9 @@ class Diffusion(ZooModel, ConditionalGenerator, Inpainter):
             self.schedule, self.guided_denoiser(tf.constant([labels[0]])), noise, c.sample_steps, trajectory=True))()
         steps = np.concatenate([self.to_images(noise).numpy(), self.to_images(path[:, 0]).numpy()])
         return {"denoising_steps.png": grid(steps, rows=1)}
+
+
+def _steps_in(sampler):
+    """The step count in a sampler's name ("student_4_steps" → 4), or None."""
+    digits = [part for part in sampler.split("_") if part.isdigit()]
+    return int(digits[0]) if digits else None

@@ -5,8 +5,9 @@ Objective: ELBO = E_q[log p(x|z)] − KL(q(z|x) ‖ N(0, I)); training minimises
 reconstruction + β·KL. All numbers are nats per image.
 
 Samplers: the N(0, I) prior, and a Gaussian mixture fitted over the codes of the training
-images after training (``CodeDensity``), as fitted or with its components widened
-(``MIXTURE_SPREADS``); evaluation measures each and keeps the best (``evaluation.choose_sampler``).
+images after training (``zoo.models.codes``), as fitted or with its components widened
+(``MIXTURE_SPREADS``); the recipe uses the best (``zoo.choices.choose_sampler``) and
+evaluation measures each.
 """
 
 from __future__ import annotations
@@ -22,25 +23,21 @@ from zoo import distribute, nets
 from zoo import signature as sig
 from zoo.config import Config, each, non_negative, positive_int, setting
 from zoo.images import grid
+from zoo import latent
+from zoo.models import codes
 from zoo.models.base import AnomalyScorer, Generator, Reconstructor, ZooModel, batched
-from zoo.models.codes import CodeDensity, anomaly_class_setting, check_anomaly_class, max_components_setting
+from zoo.models.codes import anomaly_class_setting, check_anomaly_class, max_components_setting
 
 LOG_2PI = math.log(2 * math.pi)
 IW_SAMPLES = 100  # K of the importance-weighted bound reported as nll_iw
 # The mixture's samplers: each component's standard deviation times the spread. A mixture
-# fitted on the mean codes is narrower than the codes the decoder saw in training. Measured on
-# the default run (1,000 samples against the test digits, FID / recall): the N(0, I) prior
-# 370.9 / 0.367; spread 1: 235.9 / 0.264, 1.25: 244.8 / 0.366, 1.5: 269.7 / 0.423. Fitted
-# instead on 4 draws of q(z|x) per image (the aggregate posterior): 244.2 / 0.306, 256.3 / 0.427,
-# 282.6 / 0.500 — the same trade-off at a higher FID, so the mixture stays fitted on the means.
+# fitted on the mean codes is narrower than the codes the decoder saw in training; the card
+# measures each (docs/models/vae.md, "Samplers").
 MIXTURE_SPREADS = {"mixture": 1.0, "mixture_wide": 1.25, "mixture_wider": 1.5}
-# The KL weight of a VAE trained to detect a class it never sees (--anomaly-class). A weaker pull
-# towards N(0, I) keeps the normal classes' codes apart, which is what the anomaly score's latent
-# density reads. Measured on the leave-one-digit-out protocol (20 epochs; ROC-AUC of the latent part
-# alone, then of the score the rule chose, latent + reconstruction): digit 9, β = 1: 0.757, 0.735
-# (under the goal's 0.75); β = 0.5: 0.823, 0.760. Over the ten digits with β = 0.5 the chosen score
-# had mean 0.897, worst digit 0.751 (bench/results/anomaly_raw_error.json, before the reconstruction
-# excess; β = 1 with two components per class: 0.890 / 0.701). The default VAE (no anomaly class) keeps β = 1: its loss is the ELBO it reports.
+# The KL weight of a VAE trained to detect a class it never sees (--anomaly-class): a weaker pull
+# towards N(0, I) keeps the normal classes' codes apart, which the score's latent density reads
+# (digit 9's chosen score 0.735 at β = 1, 0.760 at 0.5: docs/models/autoencoders.md). The
+# default VAE keeps β = 1: its loss is the ELBO it reports.
 ANOMALY_BETA = 0.5
 
 
@@ -89,7 +86,7 @@ def slerp(a, b, t):
 
 
 @keras.saving.register_keras_serializable("zoo")
-class VAE(CodeDensity, ZooModel, Generator, Reconstructor, AnomalyScorer):
+class VAE(ZooModel, Generator, Reconstructor, AnomalyScorer):
     Config = VAEConfig
     zoo_name = "vae"
     tracked = ("loss", "reconstruction", "kl", "elbo")
@@ -103,9 +100,8 @@ class VAE(CodeDensity, ZooModel, Generator, Reconstructor, AnomalyScorer):
         c = self.config
         self.encoder = encoder or nets.conv_encoder(c.image_shape, c.filters, c.hidden, 2 * c.latent_dim)
         self.decoder = decoder or nets.conv_decoder(c.image_shape, c.latent_dim, tuple(reversed(c.filters)), c.hidden)
-        self.build_densities()
+        self.codes = codes.CodeParts(c.latent_dim, c.num_classes, c.max_components)
         self.sampler_index = self.add_weight(name="sampler_index", shape=(), initializer="zeros", trainable=False)
-        self.mixture_spread = self.add_weight(name="mixture_spread", shape=(), initializer="ones", trainable=False)
         self.seed_generator = keras.random.SeedGenerator(c.seed)
         self.built = True  # the sub-networks are functional models, built on construction
 
@@ -146,15 +142,12 @@ class VAE(CodeDensity, ZooModel, Generator, Reconstructor, AnomalyScorer):
     def latent_from(self, choice, noise):
         """A code from uniform ``choice`` and normal ``noise``: the prior's (the noise itself)
         or the mixture's at the spread in use, whichever sampler is in use."""
-        return tf.where(self.sampler_index > 0.5, self.mixture.sample(choice, noise * self.mixture_spread), noise)
+        return tf.where(self.sampler_index > 0.5, self.codes.sampler.codes(choice, noise), noise)
 
     def sample(self, num, seed):
-        seed = tf.cast(seed, tf.int32)
-        choice = tf.random.stateless_uniform(tf.stack([num]), seed=tf.stack([seed, 1]))
-        noise = tf.random.stateless_normal(tf.stack([num, self.config.latent_dim]), seed=tf.stack([seed, 0]))
-        return self.decode(self.latent_from(choice, noise))
+        return self.decode(self.latent_from(*latent.random_inputs(num, seed, self.config.latent_dim)))
 
-    def anomaly_parts(self, images, exact=True):
+    def anomaly_parts(self, images, portable=False):
         """Reconstruction MSE of the mean code beyond what normal images of the same ink,
         edges and lit pixels have (``ScoreCombination.reconstruction_excess``); the negative ELBO at the posterior mean
         (−log p(x|μ) + KL, bits: deterministic, no random op); −log density of the mean code
@@ -163,9 +156,12 @@ class VAE(CodeDensity, ZooModel, Generator, Reconstructor, AnomalyScorer):
         logits = tf.cast(self.decoder(mean), tf.float32)
         likelihood = (-bernoulli_log_likelihood(images, logits) + gaussian_kl(mean, log_var)) / math.log(2.0)
         errors = tf.reduce_mean(tf.square(tf.sigmoid(logits) - images), axis=[1, 2, 3])
-        return {"reconstruction_excess": self.score.reconstruction_excess(errors, images),
-                "likelihood": likelihood, "latent": self.latent_surprise(mean),
-                "complexity": self.complexity_corrected(likelihood, images, exact)}
+        return {"reconstruction_excess": self.codes.score.reconstruction_excess(errors, images),
+                "likelihood": likelihood, "latent": self.codes.surprise(mean),
+                "complexity": self.codes.complexity_corrected(likelihood, images, portable)}
+
+    def anomaly_score(self, images, portable=False):
+        return self.codes.score.combine(self.anomaly_parts(images, portable))
 
     @tf.function
     def log_likelihood_iw(self, images, k=IW_SAMPLES, seed=0):
@@ -210,29 +206,49 @@ class VAE(CodeDensity, ZooModel, Generator, Reconstructor, AnomalyScorer):
                           (sig.count(4096), sig.seed())),
             sig.Signature("elbo", lambda images: {"elbo": self.elbo_per_image(images)}, (images,)),
             sig.Signature("anomaly_score", lambda images: {"score": self.anomaly_score(images)}, (images,),
-                          tflite=True, lite_fn=lambda images: {"score": self.anomaly_score(images, exact=False)}),
+                          tflite=True, lite_fn=lambda images: {"score": self.anomaly_score(images, portable=True)}),
             sig.Signature("generate", lambda choice, noise: {"images": self.decode(self.latent_from(choice, noise))},
                           (sig.uniform_noise("choice", ()), sig.noise("noise", (c.latent_dim,))), tflite=True),
         ]
 
     # Capabilities -----------------------------------------------------------------------
-    def generate_images(self, num, seed=0, batch=500):
-        sample = self.graph("sample", self.sample)
-        return np.concatenate([sample(tf.constant(min(batch, num - i)), tf.constant(seed + i)).numpy()
-                               for i in range(0, num, batch)])
+    def generate_images(self, num, seed=0):
+        return codes.generate_images(self, self.sample, num, seed)
 
     def samplers(self):
         return ("prior", *MIXTURE_SPREADS)
 
     def use_sampler(self, name):
         self.sampler_index.assign(float(name != "prior"))
-        self.mixture_spread.assign(MIXTURE_SPREADS.get(name, 1.0))
+        self.codes.sampler.spread.assign(MIXTURE_SPREADS.get(name, 1.0))
 
     def sampler_in_use(self):
         if self.sampler_index.numpy() < 0.5:
             return "prior"
-        spread = float(self.mixture_spread.numpy())
+        spread = float(self.codes.sampler.spread.numpy())
         return min(MIXTURE_SPREADS, key=lambda name: abs(MIXTURE_SPREADS[name] - spread))
+
+    # What a model with a code has (zoo.models.codes) -------------------------------------
+    def select_training_examples(self, labels):
+        return codes.training_examples(labels, self.config.anomaly_class)
+
+    def normal_validation(self, labels):
+        return codes.normal_validation(labels, self.config.anomaly_class)
+
+    def held_out_class(self):
+        return self.config.anomaly_class
+
+    def after_training(self, images, labels):
+        self.fitted = codes.fit(self, images, labels)
+
+    def choose_anomaly_score(self, images, labels):
+        return codes.choose_anomaly_score(self, images, labels)
+
+    def anomaly_scores(self, images, portable=False):
+        return codes.anomaly_scores(self, images, portable)
+
+    def anomaly_parts_of(self, images):
+        return codes.anomaly_parts_of(self, images)
 
     def encode_images(self, images):
         return batched(lambda x: self.encode_stats(x)[0], images)
@@ -249,9 +265,8 @@ class VAE(CodeDensity, ZooModel, Generator, Reconstructor, AnomalyScorer):
             chunk_elbo, chunk_nll = bounds(tf.constant(images[start:start + batch]))
             elbo.append(chunk_elbo.numpy())
             nll_iw.append(chunk_nll.numpy())
-        fitted = super().measure(test, train)["settings"]
         return {"elbo": float(np.concatenate(elbo).mean()), "nll_iw": float(np.concatenate(nll_iw).mean()),
-                "settings": {**fitted, "iw_samples": IW_SAMPLES, "elbo_samples": IW_SAMPLES}}
+                "settings": {**getattr(self, "fitted", {}), "iw_samples": IW_SAMPLES, "elbo_samples": IW_SAMPLES}}
 
     def extra_pictures(self, images, labels):
         mean = self.encode_images(images[np.random.default_rng(0).permutation(len(images))[:16]])

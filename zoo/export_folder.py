@@ -1,6 +1,6 @@
 """An export folder as a client sees it (``exported/<model>/``): its card, its SavedModel
-versions, its TFLite files and their input descriptions. What the ``zoo`` command line and
-the web page work from — the model's code is not needed."""
+versions, its TFLite files and their input descriptions. What the ``zoo`` command line,
+``zoo.load`` and the web page work from — the model's code is not needed."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from zoo import ZooError, tflite
 from zoo.signature import Input
 
 
-class Export:
+class ExportFolder:
     def __init__(self, folder):
         folder = os.path.abspath(folder)
         if not os.path.isdir(folder):
@@ -85,6 +85,18 @@ class Export:
     def web_files(self):
         """Kept fixed-batch TFLite files for the browser: file name → {variant, batch, bytes}."""
         return {f: e for f, e in self.card.get("web", {}).items() if e.get("kept")}
+
+    def stored_weights(self, version=None):
+        """The index of a version's stored weights: for each, its index among the model's
+        weights, its path and shape — in the order of the SavedModel's ``model_weights``, what a
+        Keras model is rebuilt from (``zoo.pretrained``)."""
+        folder = self.version_dir(version)
+        index = os.path.join(folder, "assets.extra", "weights.json")
+        if not os.path.isfile(index):
+            raise ZooError(f"{self.name} version {os.path.basename(folder)} stores no weights index (an export of an "
+                           "earlier format): export it again with its recipe")
+        with open(index) as f:
+            return json.load(f)
 
     def run_tflite(self, signature, inputs, variant="float32"):
         """One call of a TFLite signature after every input passed the card's checks (TFLite

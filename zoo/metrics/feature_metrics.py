@@ -93,7 +93,7 @@ def evaluate_samples(fake_images, real_images, *, extractor=None, metrics=UNCOND
     radii = None
     if {"precision", "recall", "density", "coverage"} & set(metrics):
         real32, fake32 = real.astype(np.float32), fake.astype(np.float32)
-        radii = (core.knn_radii(real32, 3), core.knn_radii(real32, 5), core.knn_radii(fake32, 3))
+        radii = (*core.knn_radii(real32, 3, 5), core.knn_radii(fake32, 3))
 
     out = _point_metrics(real, fake, probabilities, fake_labels, real_labels, num_classes, metrics, radii)
     if "kid" in metrics:
