@@ -1,0 +1,296 @@
+"""Renders the numbers README.md and docs/models/*.md show, from the shipped models' cards
+(exported/*/model_card.json) and the benchmarks' JSON (bench/results/), between markers
+
+    <!-- render: NAME -->
+    ...generated...
+    <!-- /render -->
+
+so no figure is retyped and none goes stale: tests/test_docs.py fails when a page and its
+sources disagree.
+
+    python docs/render.py           # rewrite the generated blocks
+    python docs/render.py --check   # exit 1 if a block is out of date
+"""
+
+import argparse
+import glob
+import json
+import os
+import re
+import sys
+
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PAGES = ["README.md", *sorted(os.path.relpath(p, REPOSITORY) for p in glob.glob(
+    os.path.join(REPOSITORY, "docs", "models", "*.md")))]
+BLOCK = re.compile(r"(<!-- render: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /render -->)", re.S)
+MODELS = ("vae", "ae", "dae", "cgan", "diffusion")
+WHAT = {"vae": "variational autoencoder: samples, reconstructions, ELBO, anomaly score",
+        "ae": "autoencoder: reconstructions, samples from its code mixture, anomaly score",
+        "dae": "denoising autoencoder: denoises, samples, anomaly score",
+        "cgan": "class-conditional GAN: a digit of each class in one call",
+        "diffusion": "class-conditional diffusion: 20 guided DDIM steps, few-step students, inpainting"}
+
+
+def card(name):
+    path = os.path.join(REPOSITORY, "exported", name, "model_card.json")
+    with open(path) as f:
+        return json.load(f)
+
+
+def bench(name):
+    with open(os.path.join(REPOSITORY, "bench", "results", f"{name}.json")) as f:
+        return json.load(f)
+
+
+def number(value, digits=3):
+    if isinstance(value, int) or (isinstance(value, float) and abs(value) >= 100):
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.1f}"
+    return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+
+
+def figure(c, key, prefix=""):
+    """"value ± se (real value)" of a card metric."""
+    metrics, reference = c["metrics"], c.get("reference", {})
+    value = metrics.get(prefix + key)
+    if value is None:
+        return "—"
+    text = number(value)
+    if f"{prefix}{key}_se" in metrics:
+        text += f" ± {number(metrics[prefix + key + '_se'], 2)}"
+    if key in reference:
+        text += f" ({number(reference[key])})"
+    return text
+
+
+def folder_megabytes(name):
+    total = 0
+    for root, _, files in os.walk(os.path.join(REPOSITORY, "exported", name)):
+        total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
+    return total / 1e6
+
+
+def lite_latency(c):
+    """Batch-1 latency of the float32 TFLite generate (or reconstruct), ms."""
+    entry = c["tflite"][f"{c['model']}.tflite"]
+    for signature in ("generate", "reconstruct", "decode"):
+        if signature in entry.get("batch1_latency_ms", {}):
+            return f"{entry['batch1_latency_ms'][signature]:.1f} ms ({signature})"
+    return "—"
+
+
+def own_figure(c):
+    m = c["metrics"]
+    if c["model"] == "vae":
+        return f"test −ELBO {number(-m['elbo'])} nats, IWAE {number(m['nll_iw'])}"
+    if c["model"] in ("ae", "dae"):
+        return (f"PSNR of noisy digits (σ 0.3) {number(c['reference']['psnr_denoised_gaussian'])} → "
+                f"{number(m['psnr_denoised_gaussian'])} dB")
+    if c["model"] == "cgan":
+        return f"classifier accuracy {figure(c, 'classifier_accuracy')}"
+    students = c["config"].get("students", [])
+    text = f"classifier accuracy {figure(c, 'classifier_accuracy')}"
+    for steps in students:
+        text += (f"; {steps}-step student FID {figure(c, 'fid', f'student_{steps}_steps_')}, accuracy "
+                 f"{number(m[f'student_{steps}_steps_classifier_accuracy'])}")
+    return text
+
+
+def shipped_models():
+    rows = ["| model | what it does | FID ± se (real digits) | precision / recall (real) | its own figure "
+            "| folder | TFLite batch 1 |", "|---|---|---|---|---|---|---|"]
+    for name in MODELS:
+        c = card(name)
+        m, ref = c["metrics"], c.get("reference", {})
+        pr = f"{number(m['precision'])} / {number(m['recall'])} ({number(ref['precision'])} / {number(ref['recall'])})"
+        rows.append(f"| [{name}](docs/models/{'autoencoders' if name in ('ae', 'dae') else name}.md) | {WHAT[name]} | "
+                    f"{figure(c, 'fid')} | {pr} | {own_figure(c)} | {folder_megabytes(name):.1f} MB | {lite_latency(c)} |")
+    total = sum(folder_megabytes(n) for n in MODELS)
+    rows.append("")
+    rows.append(f"All five: {total:.1f} MB. Feature metrics in the zoo MNIST classifier's features, 1,000 samples "
+                "against the 1,000 test digits; in brackets the same metric for 1,000 real training digits (the "
+                "floor at that sample count). Each card's `provenance` says which commit, command and machine made it.")
+    return "\n".join(rows)
+
+
+def card_metrics(name):
+    """Every scalar metric of a shipped card beside its real-data reference."""
+    c = card(name)
+    rows = ["| metric | value ± se | real data |", "|---|---|---|"]
+    for key, value in c["metrics"].items():
+        if isinstance(value, (dict, list)) or key.endswith(("_se", "_std")):
+            continue
+        se = c["metrics"].get(f"{key}_se")
+        ref = c.get("reference", {}).get(key)
+        rows.append(f"| `{key}` | {number(value)}{f' ± {number(se, 2)}' if se is not None else ''} | "
+                    f"{number(ref) if ref is not None else ''} |")
+    made = c["provenance"]
+    rows.append("")
+    rows.append(f"Made by `{made['command']}` at commit `{(made['commit'] or 'unknown')[:12]}` on {made['machine']['cpu']} "
+                f"({made['machine']['cores']} cores, {', '.join(made['machine']['cpu_flags'])}), "
+                f"{made['precision']}, {made['date']}: " + ", ".join(f"{k} {v:.0f} s" for k, v in made["seconds"].items())
+                + ".")
+    return "\n".join(rows)
+
+
+def files(name):
+    """The shipped files of a model with their sizes, batch-1 latency and quality."""
+    c = card(name)
+    rows = ["| file | variant | MB | batch-1 latency (ms) | quality | shipped |", "|---|---|---|---|---|---|"]
+    for file, e in c["tflite"].items():
+        latency = ", ".join(f"{k} {v:.1f}" for k, v in e.get("batch1_latency_ms", {}).items())
+        quality = ", ".join(f"{k} {number(v)}" for k, v in e.get("quality", {}).items())
+        size = f"{e['bytes'] / 1e6:.2f}" if "bytes" in e else "—"
+        rows.append(f"| `{file}` | {e['variant']} | {size} | {latency} | {quality} | "
+                    f"{'yes' if e['kept'] else 'no: ' + e.get('reason', '')} |")
+    for file, e in c["web"].items():
+        rows.append(f"| `web/{file}` | {e['variant']}, batch {e['batch']} | {e.get('bytes', 0) / 1e6:.2f} | | | "
+                    f"{'yes' if e['kept'] else 'no: ' + e.get('reason', '')} |")
+    return "\n".join(rows)
+
+
+def samplers_diffusion():
+    """The diffusion model's samplers side by side: the guided teacher and its students."""
+    c = card("diffusion")
+    rows = ["| sampler | network calls per digit | accuracy | FID ± se | FID∞ | precision | recall | "
+            "TFLite batch 1 |", "|---|---|---|---|---|---|---|---|"]
+    latency = c["tflite"]["diffusion.tflite"]["batch1_latency_ms"]
+    calls = {"guided_ddim": f"{2 * c['config']['sample_steps']} (two U-Nets)",
+             f"guided_ddim_{c['config']['teacher_steps']}_steps": f"{2 * c['config']['teacher_steps']} (two U-Nets)"}
+    names = ["guided_ddim", f"guided_ddim_{c['config']['teacher_steps']}_steps",
+             *(f"student_{n}_steps" for n in c["config"]["students"])]
+    for name in names:
+        prefix = "" if name == "guided_ddim" else f"{name}_"
+        steps = name.split("_")[1] if name.startswith("student") else None
+        m = c["metrics"]
+        lat = latency.get("generate" if name == "guided_ddim" else f"generate_{steps}_steps")
+        rows.append(f"| {name} | {calls.get(name, steps)} | {number(m[prefix + 'classifier_accuracy'])} | "
+                    f"{figure(c, 'fid', prefix)} | {number(m[prefix + 'fid_infinity'])} | "
+                    f"{number(m[prefix + 'precision'])} | {number(m[prefix + 'recall'])} | "
+                    f"{f'{lat:.1f} ms' if lat else '—'} |")
+    return "\n".join(rows)
+
+
+def recipe_times():
+    """Each shipped model's run, stage by stage, from its card's provenance."""
+    rows = ["| command | training | evaluation | export | end to end | precision |", "|---|---|---|---|---|---|"]
+    machines = set()
+    for name in MODELS:
+        made = card(name)["provenance"]
+        t = made["seconds"]
+        machines.add(f"{made['machine']['cpu']}, {made['machine']['cores']} cores, "
+                     f"{', '.join(made['machine']['cpu_flags'])}")
+        rows.append(f"| `{made['command']}` | {t['training']:.0f} s | {t['evaluation']:.0f} s | {t['export']:.0f} s "
+                    f"| {t['total'] / 60:.1f} min | {made['precision']} |")
+    teacher = card("diffusion")["training"].get("started_from", {})
+    if teacher.get("training_seconds"):
+        rows.append("")
+        rows.append(f"The diffusion row is its students' distillation; the teacher it started from trained "
+                    f"{teacher['training_seconds']:.0f} s. Machine: {'; '.join(sorted(machines))}. Without "
+                    "bfloat16 instructions (AVX512_BF16 or AMX) the cGAN and diffusion train in float32, "
+                    "about 1.3× slower.")
+    return "\n".join(rows)
+
+
+def bench_summary():
+    """The figures the README quotes from bench/results."""
+    lines = []
+    d = bench("distill")
+    goals = d["goals_by_student_steps"]
+    lines.append("- `bench/distill.py` — the few-step students against their goals "
+                 "(`bench/results/distill.json`):")
+    lines.append("")
+    lines.append("  | student | accuracy (goal) | FID / teacher's 20-step FID (goal) | TFLite batch-1 latency / "
+                 "teacher's (goal) | browser, ms per digit (goal) |")
+    lines.append("  |---|---|---|---|---|")
+    for steps, g in sorted(goals.items(), key=lambda kv: -int(kv[0])):
+        def cell(key, fmt):
+            if key not in g:
+                return "—"
+            value, goal, met = g[key]["value"], g[key]["goal"], g[key]["met"]
+            return f"{fmt.format(value)}" + (f" ({'≥' if key == 'accuracy' else '≤'} {fmt.format(goal)}: "
+                                            f"{'met' if met else 'missed'})" if goal is not None else "")
+        lines.append(f"  | {steps} steps | {cell('accuracy', '{:.3f}')} | {cell('fid_ratio', '{:.2f}')} | "
+                     f"{cell('latency_ratio', '{:.3f}')} | {cell('browser_ms_per_digit', '{:.1f}')} |")
+    t = d["training_seconds"]
+    if t.get("ratio"):
+        lines.append("")
+        lines.append(f"  Distillation {t['students']:.0f} s of training against the teacher's {t['teacher']:.0f} s "
+                     f"({t['ratio']:.2f}×; goal ≤ 1).")
+    m = bench("metrics")
+    nn = m["precision_recall_density_coverage"]
+    lines.append(f"- `bench/metrics.py` — precision/recall/density/coverage of two {m['n']:,} × {m['dim']:,} "
+                 f"feature sets: {nn['zoo_seconds']:.1f} s against NumPy's full distance matrices "
+                 f"{nn['numpy_full_matrices_seconds']:.1f} s ({nn['speedup']:.1f}×); FID {m['fid']['zoo_seconds']:.1f} s "
+                 f"against `scipy.linalg.sqrtm` {m['fid']['sqrtm_seconds']:.1f} s (`bench/results/metrics.json`).")
+    return "\n".join(lines)
+
+
+def anomaly_protocol():
+    """The leave-one-digit-out protocol's ROC-AUC per held-out digit (bench/results/anomaly*.json)."""
+    runs = [("anomaly", "seed 0"), ("anomaly_vae_seed1", "seed 1")]
+    rows = ["| model (run) | chose | " + " | ".join(str(d) for d in range(10)) + " | mean | min | AP | TPR at the "
+            "held-out 5% threshold | FPR there | TFLite mean |", "|---" * 17 + "|"]
+    for file, seed in runs:
+        d = bench(file)
+        for name, r in d["models"].items():
+            per = r["per_digit"]
+            chose = sorted({v["chosen"] for v in per.values()})
+            fpr = sum(v["fpr_at_threshold"] for v in per.values()) / len(per)
+            rows.append(f"| {name} ({seed}) | `{'`, `'.join(chose)}` | "
+                        + " | ".join(f"{per[str(k)]['auc']:.2f}" for k in range(10))
+                        + f" | **{r['mean_auc']:.3f}** | **{r['min_auc']:.3f}** | {r['mean_average_precision']:.2f} | "
+                        f"{r['mean_tpr_at_5pct_fpr']:.2f} | {fpr:.3f} | {r['mean_auc_tflite']:.3f} |")
+    d = bench("anomaly")
+    rows.append("")
+    rows.append("Mean ROC-AUC of every candidate score, same run (seed 0): " + "; ".join(
+        f"{name}: " + ", ".join(f"{c} {v:.3f}" for c, v in r["mean_auc_by_candidate"].items())
+        for name, r in d["models"].items()) + f". {d['epochs']} epochs per model and digit.")
+    return "\n".join(rows)
+
+
+RENDERERS = {"anomaly-protocol": anomaly_protocol, "recipe-times": recipe_times, "bench-summary": bench_summary,"shipped-models": shipped_models, "samplers-diffusion": samplers_diffusion,
+             **{f"card-{n}": (lambda n=n: card_metrics(n)) for n in MODELS},
+             **{f"files-{n}": (lambda n=n: files(n)) for n in MODELS}}
+
+
+def rendered(text):
+    """``text`` with every block re-rendered."""
+    def fill(match):
+        name = match["name"]
+        if name not in RENDERERS:
+            raise SystemExit(f"docs/render.py: no renderer for block {name!r}; it has {', '.join(RENDERERS)}")
+        return f"{match[1]}{RENDERERS[name]()}\n{match[4]}"
+
+    return BLOCK.sub(fill, text)
+
+
+def stale_pages():
+    """The pages whose generated blocks differ from what their sources give now."""
+    out = []
+    for page in PAGES:
+        with open(os.path.join(REPOSITORY, page)) as f:
+            text = f.read()
+        if rendered(text) != text:
+            out.append(page)
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--check", action="store_true", help="exit 1 if a page's generated blocks are out of date")
+    args = p.parse_args()
+    if args.check:
+        stale = stale_pages()
+        if stale:
+            print(f"out of date: {', '.join(stale)}; run python docs/render.py", file=sys.stderr)
+        sys.exit(1 if stale else 0)
+    for page in PAGES:
+        path = os.path.join(REPOSITORY, page)
+        with open(path) as f:
+            text = f.read()
+        with open(path, "w") as f:
+            f.write(rendered(text))
+
+
+if __name__ == "__main__":
+    main()
