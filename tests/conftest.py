@@ -48,11 +48,9 @@ def mirrored():
 FAST_EXPORT = {"variants": ("float32",), "web_batches": ()}
 
 # Recipe flags for the tests that run whole recipes to check a path (other datasets, two
-# workers) and not the models' quality: they skip what costs time there and touches neither
-# path — the search over up to 20 mixture components for the codes (13 s per AE process) and
-# the diffusion sampler's length, resampling and label choice (11 classes at 25 timesteps).
-TINY_FLAGS = {**{name: ["--max-components", "2"] for name in ("ae", "dae", "vae")},
-              "diffusion": ["--sample-steps", "2", "--inpaint-resample", "1", "--inpaint-label-steps", "2"]}
+# workers, kill-and-resume) and not the models' quality: every model's tiny preset (small
+# networks, one epoch of two steps, 50 samples, no quantized or browser files).
+TINY = ["--preset", "tiny", "--verbose", "0"]
 
 # Modules whose module fixture is expensive (an export, a trained model, the browser) mark
 # themselves ``pytestmark = pytest.mark.xdist_group(...)``: with setup.cfg's --dist loadgroup

@@ -59,12 +59,12 @@ def test_measuring_every_sampler_leaves_the_one_in_use(monkeypatch):
         return {"fid": 1.0, "settings": {}, "feature_extractor": "stub"}
 
     monkeypatch.setattr(evaluation.feature_metrics, "evaluate_samples", stub)
-    monkeypatch.setattr(evaluation, "real_reference", lambda *args: {})
+    monkeypatch.setattr(evaluation, "real_reference", lambda *args, **kwargs: {})
     monkeypatch.setattr(evaluation, "class_balance", lambda *args: {})
     model = ThreeSamplers()
     model.use_sampler("sharp")
     splits = evaluation.Splits((np.zeros((10, 28, 28, 1), np.float32), np.arange(10)),
                                (np.zeros((40, 28, 28, 1), np.float32), np.arange(40) % 10))
     measured = evaluation.evaluate_model(model, splits, evaluation.EvaluationSettings(samples=10))
-    assert model.sampler_in_use() == "sharp" and sorted(seen) == [0, 1, 2]
-    assert set(measured.metrics) == {"fid", "own_fid", "broad_fid"}
+    assert model.sampler_in_use() == "sharp" and sorted(seen) == [0, 0, 1, 1, 2, 2]  # zoo's features, the second's
+    assert {"fid", "own_fid", "broad_fid", "independent_fid", "own_independent_fid"} <= set(measured.metrics)

@@ -15,8 +15,7 @@ from zoo import ZooError, cli, exporter, recipe, tflite
 from zoo.models.cgan import CGAN
 from zoo.models.vae import VAE, VAEConfig
 
-SMALL_CGAN = ["--noise-dim", "8", "--g-filters", "16", "8", "8", "--d-filters", "8", "16", "16", "--epochs", "1",
-              "--steps-per-epoch", "4", "--eval-samples", "100", "--tflite-variants", "float16", "--no-web",
+SMALL_CGAN = ["--preset", "tiny", "--steps-per-epoch", "4", "--eval-samples", "100", "--tflite-variants", "float16",
               "--verbose", "0"]
 
 
@@ -130,8 +129,8 @@ def test_the_keras_model_of_an_export_matches_its_saved_model(cgan_export):
 
 
 def test_init_from_starts_at_the_exported_models_loss(tmp_path):
-    small = ["--latent-dim", "4", "--filters", "4", "8", "--hidden", "16", "--eval-samples", "50",
-             "--tflite-variants", "none", "--no-web", "--verbose", "0", "--runs-dir", str(tmp_path / "runs")]
+    small = ["--preset", "tiny", "--steps-per-epoch", "62", "--eval-extractor", "none", "--verbose", "0",
+             "--runs-dir", str(tmp_path / "runs")]
     first = recipe.main(VAE, [*small, "--epochs", "4", "--out", str(tmp_path / "a")])
     trained_loss = first.card["metrics"]["test_loss"]
     fresh = recipe.main(VAE, [*small, "--epochs", "1", "--steps-per-epoch", "3", "--out", str(tmp_path / "b")])

@@ -7,14 +7,13 @@ import os
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-from conftest import TINY_FLAGS
+from conftest import TINY
 from test_recipe import RECIPES, fails, load_recipe
 
 from zoo import data, recipe
 
-# a few steps; the architectures are the recipes' defaults
-TINY = ["--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "16", "--eval-samples", "32", "--verbose", "0",
-        "--tflite-variants", "none", "--no-web"]
+# the recipes' tiny presets, batches the mock data has
+QUICK = [*TINY, "--batch-size", "16", "--eval-samples", "32"]
 DATASETS = {"fashion_mnist": (28, 28, 1), "cifar10": (32, 32, 3)}
 # Diffusion on CIFAR-10 only: Fashion-MNIST's images have MNIST's shape, which every other
 # diffusion test uses, and its loading is the other recipes' (the case took 176 s of the suite).
@@ -26,7 +25,7 @@ CASES = [pytest.param(name, dataset, shape, id=f"{name}-{dataset}") for name in 
 def test_every_recipe_runs_on_other_datasets(name, dataset, shape, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(data, "network_available", lambda: True)
     argv = ["--data", dataset, "--out", str(tmp_path / "out"), "--runs-dir", str(tmp_path / "runs"),
-            *TINY, *TINY_FLAGS.get(name, [])]
+            *QUICK]
     with tfds.testing.mock_data(num_examples=64, data_dir=str(tmp_path / "tfds")):
         result = recipe.main(load_recipe(name).MODEL, argv=argv)
     card = result.card

@@ -14,14 +14,13 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO, TINY_FLAGS, free_ports
+from conftest import REPO, TINY, free_ports
 from test_recipe import load_recipe
 
 from zoo import exporter, latent, pretrained, recipe
 
-# A small VAE through the recipe: every path of the flow, a second per epoch.
-SMALL_VAE = ["--latent-dim", "4", "--filters", "4", "8", "--hidden", "16", "--eval-samples", "50",
-             "--tflite-variants", "none", "--no-web", "--verbose", "0"]
+# A small VAE through the recipe: every path of the flow, half a second per epoch.
+SMALL_VAE = [*TINY, "--steps-per-epoch", "20", "--eval-extractor", "none"]
 
 
 def command(*args):
@@ -162,10 +161,6 @@ def test_the_anomaly_command_trains_without_the_class_and_reports_the_chosen_sco
 
 
 # Two local workers -----------------------------------------------------------------------
-TINY = ["--epochs", "1", "--steps-per-epoch", "2", "--eval-samples", "20", "--tflite-variants", "none", "--no-web",
-        "--verbose", "0"]
-
-
 class _Trained(Exception):
     """Raised where the recipe would start evaluating, carrying the trained model."""
 
@@ -193,15 +188,15 @@ def weight_layout(model):
 
 @pytest.mark.parametrize("name", ["vae", "ae", "dae", "cgan", "diffusion", "classifier"])
 def test_every_recipe_runs_as_two_local_workers_and_exports_what_one_process_does(name, tmp_path, monkeypatch):
-    """The README's command line, `--strategy multi_worker` with TF_CONFIG, default flags but
-    tiny epochs, float32 and TINY_FLAGS: both workers exit 0, only the chief exports, and the export equals
+    """The README's command line, `--strategy multi_worker` with TF_CONFIG, the tiny preset in
+    float32: both workers exit 0, only the chief exports, and the export equals
     a single-process run with the same global batch (the same data order and noise). Float32
     because in bfloat16 (the cGAN's and diffusion's default on CPUs with bfloat16 instructions)
     one and two replicas round their partial gradient sums differently: measured, 6e-5 and more
     (a third of an Adam step at lr 2e-4) on 9% of one cGAN layer's weights, which would hide a
     real difference."""
     script = os.path.join(REPO, "recipes", f"{name}.py")
-    tiny = [*TINY, "--mixed-precision", "off", *TINY_FLAGS.get(name, [])]
+    tiny = [*TINY, "--eval-samples", "20", "--mixed-precision", "off"]
     cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
     procs = []
     for i in range(2):

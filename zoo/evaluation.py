@@ -44,7 +44,12 @@ CAS_EPOCHS = 10
 # what the card shows of a sampler that is not in use
 SAMPLER_METRICS = ("fid", "fid_se", "fid_infinity", "kid", "precision", "precision_se", "recall", "recall_se",
                    "density", "coverage", "inception_score", "class_balance", "classifier_accuracy",
-                   "classifier_accuracy_se", "intra_fid")
+                   "classifier_accuracy_se", "intra_fid", "independent_fid", "independent_fid_se", "independent_precision",
+                   "independent_recall")
+# Digits are also scored in a second classifier's features (built and trained apart:
+# extractors.CLASSIFIERS), so a card shows when a ranking of models belongs to one feature space.
+SECOND_EXTRACTOR = "second_mnist_classifier"
+INDEPENDENT = ("fid", "precision", "recall")
 
 
 @dataclasses.dataclass
@@ -146,26 +151,27 @@ def _matching_indices(train_labels, test_labels, seed):
     return np.sort(np.asarray(picked, int))
 
 
-def real_reference(splits, extractor, labels, conditional, settings):
+def real_reference(splits, extractor, labels, conditional, settings, metrics=None):
     """The feature metrics of real training images with the class counts of ``labels`` (those
     the generated samples were drawn for) against the test split: the floor a perfect
     generator would reach at this sample count."""
     test_x, test_y = splits.test
     train_x, train_y = splits.train
     n = len(labels)
+    metrics = metrics or (feature_metrics.CONDITIONAL if conditional else feature_metrics.UNCONDITIONAL)
 
     def compute():
-        with stage(f"real-data reference: {n} training images against the test split"):
+        with stage(f"real-data reference: {n} training images against the test split ({extractor})"):
             index = _matching_indices(train_y, labels, settings.seed)
+            labelled = conditional and {"intra_fid", "classifier_accuracy"} & set(metrics)
             result = feature_metrics.evaluate_samples(
-                train_x[index], test_x, extractor=extractor,
-                metrics=feature_metrics.CONDITIONAL if conditional else feature_metrics.UNCONDITIONAL,
-                fake_labels=train_y[index] if conditional else None, real_labels=test_y if conditional else None,
+                train_x[index], test_x, extractor=extractor, metrics=metrics,
+                fake_labels=train_y[index] if labelled else None, real_labels=test_y if labelled else None,
                 bootstrap=settings.bootstrap, seed=settings.seed)
         return {k: v for k, v in result.items() if isinstance(v, float)}
 
     key = _data_key(splits, n=n, counts=np.bincount(labels).tolist(), extractor=extractor, conditional=conditional,
-                    seed=settings.seed, bootstrap=settings.bootstrap)
+                    seed=settings.seed, bootstrap=settings.bootstrap, metrics=list(metrics))
     return cached("reference", key, compute)
 
 
@@ -273,7 +279,22 @@ def _score(fake, labels, splits, settings, extractor, conditional):
             bootstrap=settings.bootstrap, seed=settings.seed)
     info = result.pop("settings")
     result.pop("feature_extractor")
-    return Measured(result, real_reference(splits, extractor, labels, conditional, settings), info)
+    return Measured(result, real_reference(splits, extractor, labels, conditional, settings), info).add(
+        _independent(fake, labels, splits, settings, extractor, conditional))
+
+
+def _independent(fake, labels, splits, settings, extractor, conditional):
+    """FID, precision and recall in the second classifier's features, beside their real-data
+    reference: digits only (where zoo's own classifier scores them)."""
+    if extractor != "zoo_mnist_classifier" or not os.path.exists(extractors.shipped_weights(SECOND_EXTRACTOR)):
+        return Measured()
+    with stage(f"the same samples in the features of {SECOND_EXTRACTOR}"):
+        result = feature_metrics.evaluate_samples(fake, splits.test[0], extractor=SECOND_EXTRACTOR, metrics=INDEPENDENT,
+                                                  bootstrap=settings.bootstrap, seed=settings.seed)
+    reference = real_reference(splits, SECOND_EXTRACTOR, labels, conditional, settings, metrics=INDEPENDENT)
+    return Measured({f"independent_{k}": v for k, v in result.items() if isinstance(v, float)},
+                    {f"independent_{k}": v for k, v in reference.items()},
+                    {"independent_feature_extractor": SECOND_EXTRACTOR})
 
 
 def _draw_in_stages(title, total, draw, batch):

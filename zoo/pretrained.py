@@ -161,9 +161,9 @@ class Pretrained:
         from zoo.models.base import ConditionalGenerator, Generator
 
         if steps is not None:
-            return self.model.generate_images_for(self._checked(
-                _step_signature("sample", steps), "sample", {"labels": labels, "seed": np.int32(seed)})["labels"],
-                seed, steps=steps)
+            checked = self._checked(_step_signature("sample", steps), "sample", {"labels": labels, "seed": np.int32(seed)})
+            with self.model.sampling_with(f"student_{steps}_steps"):
+                return self.model.generate_images_for(checked["labels"], seed)
         if isinstance(self.model, ConditionalGenerator):
             return self.model.generate_images_for(self._checked("sample", "sample", {
                 "labels": labels, "seed": np.int32(seed)})["labels"], seed)

@@ -19,6 +19,10 @@ import tensorflow as tf
 from zoo import ZooError
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weights")
+# The shipped digit classifiers: the one behind every feature metric, and a second one built
+# differently (three levels of 16/32/64 filters against two of 32/64, its own seed), trained apart,
+# whose features tell when a ranking of models belongs to one feature space.
+CLASSIFIERS = {"zoo_mnist_classifier": "mnist_classifier", "second_mnist_classifier": "second_mnist_classifier"}
 CLASSIFIER_WEIGHTS = os.path.join(WEIGHTS_DIR, "mnist_classifier.weights.h5")
 CLASSIFIER_CARD = os.path.join(WEIGHTS_DIR, "mnist_classifier.json")
 INCEPTION_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels.h5"
@@ -82,40 +86,56 @@ class ClassifierExtractor(Extractor):
         return self._maps(images)
 
 
-def ship_classifier(network, config, card):
+def _paths(name):
+    stem = os.path.join(WEIGHTS_DIR, CLASSIFIERS[name])
+    return stem + ".weights.h5", stem + ".json"
+
+
+def shipped_weights(name):
+    """Where a shipped classifier's weights are (they may be absent: see recipes/classifier.py)."""
+    return _paths(name)[0]
+
+
+def ship_classifier(network, config, card, name="zoo_mnist_classifier"):
     """Write a trained ``nets.classifier`` network's weights and a small card into the package."""
+    weights, card_path = _paths(name)
     os.makedirs(WEIGHTS_DIR, exist_ok=True)
-    tmp = CLASSIFIER_WEIGHTS + ".tmp.weights.h5"
+    tmp = weights + ".tmp.weights.h5"
     network.save_weights(tmp)
-    os.replace(tmp, CLASSIFIER_WEIGHTS)
+    os.replace(tmp, weights)
     shipped = {"config": config, "data": card.get("data"), "metrics": card.get("metrics"),
                "training": {k: card["training"][k] for k in ("epochs", "steps", "seconds")},
                "versions": card.get("versions")}
-    with open(CLASSIFIER_CARD + ".tmp", "w") as f:
+    with open(card_path + ".tmp", "w") as f:
         json.dump(shipped, f, indent=2)
-    os.replace(CLASSIFIER_CARD + ".tmp", CLASSIFIER_CARD)
-    return CLASSIFIER_WEIGHTS
+    os.replace(card_path + ".tmp", card_path)
+    return weights
 
 
-_CLASSIFIER = None
+_CLASSIFIER_EXTRACTORS = {}
+
+
+def shipped_classifier(name="zoo_mnist_classifier"):
+    """A shipped digit classifier as an extractor (loaded once)."""
+    if name not in _CLASSIFIER_EXTRACTORS:
+        from zoo import nets
+
+        weights, card_path = _paths(name)
+        if not os.path.exists(weights):
+            raise ZooError(f"the {name} weights are missing ({weights}); run `python recipes/classifier.py --ship` "
+                           "to make them")
+        with open(card_path) as f:
+            c = json.load(f)["config"]
+        network = nets.classifier(tuple(c["image_shape"]), c["num_classes"], tuple(c["filters"]), c["hidden"],
+                                  name=name)
+        network.load_weights(weights)
+        _CLASSIFIER_EXTRACTORS[name] = ClassifierExtractor(network, name)
+    return _CLASSIFIER_EXTRACTORS[name]
 
 
 def zoo_classifier():
-    """The shipped MNIST classifier as an extractor (loaded once)."""
-    global _CLASSIFIER
-    if _CLASSIFIER is None:
-        from zoo import nets
-
-        if not os.path.exists(CLASSIFIER_WEIGHTS):
-            raise ZooError(f"the zoo classifier weights are missing ({CLASSIFIER_WEIGHTS}); "
-                           "run `python recipes/classifier.py --ship` to make them")
-        with open(CLASSIFIER_CARD) as f:
-            c = json.load(f)["config"]
-        network = nets.classifier(tuple(c["image_shape"]), c["num_classes"], tuple(c["filters"]), c["hidden"],
-                                  name="zoo_mnist_classifier")
-        network.load_weights(CLASSIFIER_WEIGHTS)
-        _CLASSIFIER = ClassifierExtractor(network)
-    return _CLASSIFIER
+    """The classifier behind zoo's feature metrics."""
+    return shipped_classifier("zoo_mnist_classifier")
 
 
 class InceptionV3Extractor(Extractor):
@@ -158,6 +178,9 @@ def get(name_or_extractor):
         return name_or_extractor
     if name_or_extractor in ("zoo_mnist_classifier", "classifier", None):
         return zoo_classifier()
+    if name_or_extractor in CLASSIFIERS:
+        return shipped_classifier(name_or_extractor)
     if name_or_extractor == "inception_v3":
         return InceptionV3Extractor()
-    raise ZooError(f"unknown feature extractor {name_or_extractor!r}; use zoo_mnist_classifier or inception_v3")
+    raise ZooError(f"unknown feature extractor {name_or_extractor!r}; use zoo_mnist_classifier, "
+                   "second_mnist_classifier or inception_v3")

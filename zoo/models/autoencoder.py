@@ -29,6 +29,7 @@ from zoo.models.base import (
     Denoiser,
     Generator,
     Reconstructor,
+    TINY_RUN,
     ZooModel,
     batched,
 )
@@ -70,6 +71,8 @@ class Autoencoder(ZooModel, Generator, Reconstructor, AnomalyScorer):
     zoo_name = "ae"
     tracked = ("loss", "mse")
     run_defaults = {"epochs": 20, "batch_size": 64, "learning_rate": 1e-3}
+    presets = {"default": {}, "tiny": {"latent_dim": 4, "filters": (4, 8), "hidden": 16, "max_components": 2,
+                                       **TINY_RUN}}
     jit_compile = True
 
     def __init__(self, config=None, **kwargs):

@@ -155,6 +155,10 @@ def float32_policy():
         keras.mixed_precision.set_global_policy(before)
 
 
+# The run settings of every model's "tiny" preset: a command line checked end to end in seconds
+# (the tests' two workers, kill-and-resume and other datasets run it).
+TINY_RUN = {"epochs": 1, "steps_per_epoch": 2, "eval_samples": 50, "tflite_variants": ("none",), "web": False}
+
 # zoo_name → the class that declares it (``model_class``): how an export's card names its model.
 _CLASSES = {}
 

@@ -19,7 +19,7 @@ from zoo import distribute, nets
 from zoo import signature as sig
 from zoo.config import Config, each, in_range, one_of, positive, positive_int, setting
 from zoo.images import grid
-from zoo.models.base import ConditionalGenerator, ZooModel
+from zoo.models.base import TINY_RUN, ConditionalGenerator, ZooModel
 from zoo.optimizers import Adam
 
 LOSSES = ("hinge", "nonsaturating")
@@ -61,6 +61,7 @@ class CGAN(ZooModel, ConditionalGenerator):
     zoo_name = "cgan"
     tracked = ("d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy")
     run_defaults = {"epochs": 60, "batch_size": 64, "learning_rate": 2e-4}
+    presets = {"default": {}, "tiny": {"noise_dim": 8, "g_filters": (16, 8, 8), "d_filters": (8, 16, 16), **TINY_RUN}}
     jit_compile = False  # measured on a 2-core CPU: the XLA step was slower (190 vs 144 ms)
     # bfloat16 where the CPU computes it natively: the step 1.34× faster, card metrics equal within
     # their errors (bench/results/train_throughput_bfloat16_cgan_groupnorm.json; docs/history.md)

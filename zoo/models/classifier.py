@@ -17,7 +17,7 @@ import tensorflow as tf
 from zoo import distribute, nets
 from zoo import signature as sig
 from zoo.config import Config, each, in_range, positive_int, setting
-from zoo.models.base import ZooModel, batched
+from zoo.models.base import TINY_RUN, ZooModel, batched
 
 
 @dataclasses.dataclass
@@ -37,6 +37,7 @@ class Classifier(ZooModel):
     zoo_name = "classifier"
     tracked = ("loss", "accuracy")
     run_defaults = {"epochs": 40, "batch_size": 64, "learning_rate": 1e-3}
+    presets = {"default": {}, "tiny": {"filters": (4, 8), "hidden": 16, **TINY_RUN}}
     jit_compile = False  # XLA cannot compile the image-augmentation transforms
 
     def __init__(self, config=None, **kwargs):

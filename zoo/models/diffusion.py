@@ -34,7 +34,7 @@ from zoo.config import (
 )
 from zoo.images import grid
 from zoo.models import distillation
-from zoo.models.base import ConditionalGenerator, Inpainter, ZooModel
+from zoo.models.base import TINY_RUN, ConditionalGenerator, Inpainter, ZooModel
 from zoo.optimizers import Adam
 
 
@@ -97,12 +97,13 @@ class DiffusionConfig(Config):
     seed: int = setting(0, "seed of the model's noise", flag=False)
 
     def validate(self):
+        if self.teacher_steps & (self.teacher_steps - 1):
+            raise ConfigError("teacher_steps", self.teacher_steps, "must be a power of two (each stage halves the steps)")
         if self.students:
             self.students = tuple(sorted(set(self.students), reverse=True))
-            powers = [n for n in (self.teacher_steps, *self.students) if n & (n - 1)]
-            if powers:
-                raise ConfigError("students", self.students, f"and --teacher-steps {self.teacher_steps} must be "
-                                  "powers of two (each stage halves the steps)")
+            if [n for n in self.students if n & (n - 1)]:
+                raise ConfigError("students", self.students, "must be powers of two (each stage halves the steps of "
+                                  f"--teacher-steps {self.teacher_steps})")
             if self.students[0] >= self.teacher_steps:
                 raise ConfigError("students", self.students, f"must take fewer steps than --teacher-steps "
                                   f"{self.teacher_steps}")
@@ -131,10 +132,13 @@ class Diffusion(ZooModel, ConditionalGenerator, Inpainter):
     zoo_name = "diffusion"
     tracked = ("loss", "guide_loss", "student_loss")
     # full: for a GPU (untested); its guide as much narrower than the network as the CPU preset's
-    # distill: the students of a trained cpu-preset model (recipes/distill.py)
+    # distill: the students of a trained cpu-preset model (recipes/distill.py); tiny: a command line
+    # checked in seconds
     presets = {"cpu": {}, "full": {"channels": (64, 128, 256), "guide_channels": (32, 64, 128), "epochs": 200},
                "distill": {"students": (4, 2), "init_from": "exported/diffusion", "epochs": 28,
-                           "learning_rate": 2e-4, "warmup_steps": 20, "tflite_variants": ("int8_dynamic",)}}
+                           "learning_rate": 2e-4, "warmup_steps": 20, "tflite_variants": ("int8_dynamic",)},
+               "tiny": {"channels": (8, 16), "attention": (False, True), "guide_channels": (4, 8), "sample_steps": 4,
+                        "inpaint_resample": 1, "inpaint_label_steps": 2, **TINY_RUN}}
     # Only int8_dynamic is tried: float16's DDIM loop returned NaN for every sample and the
     # full-integer calibrator crashed (signal 11) in TF 2.21; judged on 500 paired samples (the
     # same noise and labels as float32's). Batch 32, cosine decay from 2e-3, 50 epochs: the

@@ -1,0 +1,166 @@
+"""Few-step students (zoo/models/distillation.py): the halving grid and progressive
+distillation's target against their definitions, and recipes/distill.py's command line end to
+end on a tiny teacher — students exported beside the teacher it leaves untouched, a run
+interrupted between stages resumed to the same weights, bad requests refused in one line."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import REPO, run_python
+from test_recipe import fails
+
+from zoo import pretrained, recipe, schedules, trainer
+from zoo.models.diffusion import Diffusion
+from zoo.models.vae import VAE
+
+pytestmark = pytest.mark.xdist_group("distillation")  # its module fixtures, built once (conftest.py)
+
+TINY_NET = ["--channels", "8", "16", "--attention", "false", "true", "--guide-channels", "4", "8",
+            "--sample-steps", "4", "--inpaint-resample", "1", "--inpaint-jump", "1", "--inpaint-label-steps", "2"]
+QUICK = ["--steps-per-epoch", "2", "--eval-samples", "20", "--tflite-variants", "none", "--no-web", "--verbose", "0",
+         "--mixed-precision", "off"]
+STUDENTS = ["--preset", "distill", "--students", "2", "--teacher-steps", "4", "--epochs", "4"]  # 2 stages × 2 epochs
+
+
+def test_each_halving_grid_is_every_other_point_of_the_one_before():
+    schedule = schedules.Schedule("cosine", 1000)
+    for n in (16, 8, 4, 2):
+        grid = schedule.halving_timesteps(n)
+        assert grid[0] == 999 and len(grid) == n and np.all(np.diff(grid) < 0) and grid[-1] == round(1000 / n) - 1
+        np.testing.assert_array_equal(grid[::2], schedule.halving_timesteps(n // 2))
+
+
+def test_the_two_step_target_lands_where_the_teachers_two_steps_land():
+    """One DDIM step from x_t that predicts x̃ lands exactly on the teacher's x_{t''} (Salimans &
+    Ho 2022, Algorithm 2), also when t'' is x_0 itself; checked in float64 NumPy."""
+    schedule = schedules.Schedule("cosine", 1000)
+    rng = np.random.default_rng(0)
+    x_t = rng.normal(size=(3, 4, 4, 1)).astype(np.float32)
+    t, t_mid = np.array([999, 499, 249], np.int32), np.array([749, 374, 124], np.int32)
+    for t_next in (np.array([499, 249, 0], np.int32), np.array([-1, -1, -1], np.int32)):
+        weights = rng.normal(size=(4, 4, 1)).astype(np.float32) * 0.1
+
+        def denoise(x, at):  # any deterministic denoiser
+            return tf.tanh(x * weights + tf.cast(at, tf.float32)[:, None, None, None] / 1000)
+
+        target = schedules.two_step_target(schedule, denoise, tf.constant(x_t), tf.constant(t), tf.constant(t_mid),
+                                           tf.constant(t_next)).numpy().astype(np.float64)
+        x_mid = schedule.ddim_step(tf.constant(x_t), tf.constant(t), tf.constant(t_mid), denoise(x_t, t))
+        landed = schedule.ddim_step(x_mid, tf.constant(t_mid), tf.constant(t_next), denoise(x_mid, t_mid)).numpy()
+        ab = schedule.alpha_bar_np
+        a, s = np.sqrt(ab[t])[:, None, None, None], np.sqrt(1 - ab[t])[:, None, None, None]
+        a2 = np.where(t_next >= 0, np.sqrt(ab[np.maximum(t_next, 0)]), 1.0)[:, None, None, None]
+        s2 = np.where(t_next >= 0, np.sqrt(1 - ab[np.maximum(t_next, 0)]), 0.0)[:, None, None, None]
+        one_step = a2 * target + s2 * (x_t - a * target) / s  # DDIM with x̂_0 = x̃, its ε consistent with it
+        np.testing.assert_allclose(one_step, landed, atol=2e-4)
+        v = schedules.v_of_x0(schedule, tf.constant(x_t), tf.constant(t), tf.constant(target, tf.float32)).numpy()
+        np.testing.assert_allclose(a * x_t - s * v, target, atol=1e-4)  # x_0 = α x_t − σ v
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    root = tmp_path_factory.mktemp("teacher")
+    recipe.main(Diffusion, [*TINY_NET, *QUICK, "--epochs", "1", "--out", str(root), "--runs-dir", str(root / "runs")])
+    return root / "diffusion"
+
+
+def distil(teacher, root, *more):
+    return recipe.main(Diffusion, [*STUDENTS, *TINY_NET, *QUICK, "--init-from", str(teacher), "--out", str(root),
+                                   "--runs-dir", str(root / "runs"), *more])
+
+
+@pytest.fixture(scope="module")
+def distilled(teacher, tmp_path_factory):
+    return distil(teacher, tmp_path_factory.mktemp("distilled"))
+
+
+def test_the_students_are_exported_beside_the_teacher_they_leave_untouched(teacher, distilled):
+    card, model = distilled.card, distilled.model
+    assert card["config"]["students"] == [2] and card["training"]["steps"] == 4  # stage 0's optimizer: 2 epochs of 2
+    assert {"generate_2_steps", "sample_2_steps"} <= set(card["signatures"])
+    assert card["signatures"]["generate_2_steps"]["tflite"] and "generate_2_steps" in card["tflite"][
+        "diffusion.tflite"]["signatures"]
+    for key in ("fid", "classifier_accuracy", "precision", "recall"):  # the teacher's evaluation, for each
+        assert f"student_2_steps_{key}" in card["metrics"] and f"guided_ddim_4_steps_{key}" in card["metrics"]
+    assert card["training"]["started_from"]["path"] == str(teacher)
+    before = pretrained.keras_model(str(teacher))
+    for name in ("network_ema", "guide_network_ema"):  # distillation trains the students only
+        for a, b in zip(getattr(model, name).weights, getattr(before, name).weights):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    # stage 0 started from the network's average and trained; the 2-step student from it, and trained on
+    assert not all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(model.student_4.weights,
+                                                                       model.network_ema.weights))
+    assert not all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(model.student_2.weights,
+                                                                       model.student_4.weights))
+    # the 4-step student only teaches: not stored; the 2-step one is, and samples as the SavedModel does
+    exported = pretrained.keras_model(os.path.dirname(distilled.written["model_card.json"]))
+    stored = {w.path for _, w in exported.stored_weights()}
+    assert not [p for p in stored if "student_4" in p] and [p for p in stored if "student_2" in p]
+    served = pretrained.load(os.path.dirname(distilled.written["model_card.json"]))
+    np.testing.assert_allclose(served.sample(labels=[1, 7], seed=3, steps=2),
+                               pretrained.Pretrained(served.folder, "keras").sample(labels=[1, 7], seed=3, steps=2),
+                               atol=1e-5)
+
+
+def test_a_distillation_stopped_between_stages_resumes_to_the_same_students(teacher, distilled, tmp_path,
+                                                                             monkeypatch):
+    """Ctrl-C after the first stage (its last epoch), then --resume: the second stage starts its
+    student from the first's as an uninterrupted run did, and ends with the same weights."""
+    import keras
+
+    class StopAfterFirstStage(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                trainer._ctrl_c.set()  # what a Ctrl-C sets; the loop stops at its next boundary
+
+    monkeypatch.setattr(Diffusion, "training_callbacks", lambda self: [StopAfterFirstStage()])
+    with pytest.raises(SystemExit) as stopped:
+        distil(teacher, tmp_path)
+    assert stopped.value.code == 130
+    monkeypatch.undo()
+    resumed = distil(teacher, tmp_path, "--resume")
+    for a, b in zip(resumed.model.student_2.weights, distilled.model.student_2.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_bad_distillation_requests_are_refused_in_one_line(teacher, capsys, tmp_path):
+    base = [*STUDENTS, *TINY_NET, *QUICK, "--out", str(tmp_path), "--runs-dir", str(tmp_path / "runs")]
+    assert "--students must be" in fails(capsys, [*base, "--init-from", str(teacher), "--students", "3"], "diffusion")
+    assert "--students must take fewer steps than --teacher-steps 4" in fails(
+        capsys, [*base, "--init-from", str(teacher), "--students", "4"], "diffusion")
+    assert "--epochs must be at least the 2 distillation stages" in fails(
+        capsys, [*base, "--init-from", str(teacher), "--epochs", "1"], "diffusion")
+    assert "--init-from must be an export folder" in fails(capsys, [*base, "--init-from", str(tmp_path / "none")],
+                                                           "diffusion")
+    vae = recipe.main(VAE, ["--preset", "tiny", "--verbose", "0", "--out", str(tmp_path / "vae"),
+                            "--runs-dir", str(tmp_path / "runs_vae")])
+    assert "holds a VAE, not a Diffusion" in fails(
+        capsys, [*base, "--init-from", os.path.dirname(vae.written["model_card.json"])], "diffusion")
+
+
+def test_a_stage_resumed_with_other_flags_is_refused(teacher, tmp_path, capsys, monkeypatch):
+    import keras
+
+    class StopAtOnce(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            trainer._ctrl_c.set()
+
+    monkeypatch.setattr(Diffusion, "training_callbacks", lambda self: [StopAtOnce()])
+    with pytest.raises(SystemExit):
+        distil(teacher, tmp_path)
+    monkeypatch.undo()
+    capsys.readouterr()
+    line = fails(capsys, [*STUDENTS, *TINY_NET, *QUICK, "--init-from", str(teacher), "--out", str(tmp_path),
+                          "--runs-dir", str(tmp_path / "runs"), "--resume", "--learning-rate", "1e-3"], "diffusion")
+    assert "trained with other settings (--learning-rate 0.0002 → 0.001)" in line
+
+
+def test_the_distill_command_line_is_the_diffusion_recipes_preset(teacher, tmp_path):
+    """`python recipes/distill.py ...` as a user runs it (a fresh process)."""
+    out = run_python([os.path.join(REPO, "recipes", "distill.py"), *TINY_NET, *QUICK, "--students", "2",
+                      "--teacher-steps", "4", "--epochs", "2", "--init-from", str(teacher), "--out", str(tmp_path),
+                      "--runs-dir", str(tmp_path / "runs")])
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "=== diffusion: done ===" in out.stdout and "student_2_steps_fid" in out.stdout
