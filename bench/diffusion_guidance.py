@@ -57,7 +57,8 @@ def main():
     steps = args.sample_steps or [base.sample_steps]
     for interval, g, n in itertools.product(intervals, args.guidance, steps):
         model.config = dataclasses.replace(base, guidance=g, guidance_interval=interval, sample_steps=n)
-        metrics, reference, _ = evaluation.sample_metrics(model, splits, evaluation.EvaluationSettings(seed=settings["seed"]))
+        measured = evaluation.sample_metrics(model, splits, evaluation.EvaluationSettings(seed=settings["seed"]))
+        metrics, reference = measured.metrics, measured.reference
         key = str(g) + (f" on [{interval[0]}, {interval[1]}]" if len(intervals) > 1 else "") + (
             f", {n} steps" if len(steps) > 1 else "")
         results["by_guidance"][key] = {k: v for k, v in metrics.items() if not isinstance(v, dict)}

@@ -28,6 +28,19 @@ def test_shipped_classifier_is_accurate_and_small(mnist):
     assert os.path.getsize(extractors.CLASSIFIER_WEIGHTS) < 1_000_000
 
 
+def test_the_second_classifier_is_built_apart_and_as_accurate(mnist):
+    """The independent feature space: another architecture (three levels, 256-d features), its own
+    seed and training, as accurate on the test digits; its features are not the first's."""
+    (train_x, _), (test_x, test_y) = mnist
+    second, first = extractors.get("second_mnist_classifier"), extractors.zoo_classifier()
+    assert np.mean(second.probabilities(test_x).argmax(1) == test_y) >= 0.98
+    assert second.features(test_x[:7]).shape == (7, 256) and len(second.network.layers) > len(first.network.layers)
+    real = metrics.frechet_distance(second.features(train_x[:1000]), second.features(test_x))
+    noise = metrics.frechet_distance(second.features(np.random.default_rng(0).uniform(0, 1, test_x.shape).astype(
+        np.float32)), second.features(test_x))
+    assert real < noise / 10
+
+
 def test_real_data_is_close_and_noise_is_far(mnist):
     (train_x, train_y), (test_x, test_y) = mnist
     real = metrics.evaluate_samples(train_x[::4], test_x, extractor="zoo_mnist_classifier")

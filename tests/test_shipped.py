@@ -50,6 +50,9 @@ def stale(name):
     lite = {s.name: {"inputs": {i.name: i.describe() for i in s.inputs}} for s in signatures if s.tflite}
     if lite and card["tflite"][tflite.file_name(name)]["signatures"] != lite:
         problems.append("the TFLite signatures or their inputs differ")
+    page = [s.name for s in signatures if s.tflite and s.web]
+    if any(entry.get("signatures") != page for entry in folder.web_files().values()):
+        problems.append("the browser files' signatures differ")
     if [(e["index"], e["shape"]) for e in index] != [(i, list(w.shape)) for i, w in model.stored_weights()]:
         problems.append("the stored weights differ")
     return problems

@@ -144,13 +144,16 @@ class Autoencoder(ZooModel, Generator, Reconstructor, AnomalyScorer):
     def signatures(self):
         c = self.config
         images = sig.images(c.image_shape)
+        # the browser page draws samples from every autoencoder and denoises with the DAE
         return [
-            sig.Signature("reconstruct", lambda images: {"images": self.reconstruct(images)}, (images,), tflite=True),
+            sig.Signature("reconstruct", lambda images: {"images": self.reconstruct(images)}, (images,), tflite=True,
+                          web=isinstance(self, Denoiser)),
             sig.Signature("encode", lambda images: {"latent": self.encode(images)}, (images,)),
             sig.Signature("decode", lambda latent: {"images": self.decode(latent)},
                           (sig.noise("latent", (c.latent_dim,)),)),
             sig.Signature("anomaly_score", lambda images: {"score": self.anomaly_score(images)}, (images,),
-                          tflite=True, lite_fn=lambda images: {"score": self.anomaly_score(images, portable=True)}),
+                          tflite=True, lite_fn=lambda images: {"score": self.anomaly_score(images, portable=True)},
+                          web=False),
             sig.Signature("sample", lambda num, seed: {"images": self.sample(num, seed)},
                           (sig.count(4096), sig.seed())),
             sig.Signature("generate", lambda choice, noise: {"images": self.decode(self.codes.sampler.codes(choice, noise))},

@@ -199,8 +199,9 @@ class VAE(ZooModel, Generator, Reconstructor, AnomalyScorer):
             return {"mean": mean, "log_var": log_var}
 
         return [
+            # the browser page draws samples (generate); its copies hold nothing else
             sig.Signature("decode", lambda latent: {"images": self.decode(latent)},
-                          (sig.noise("latent", (c.latent_dim,)),), tflite=True),
+                          (sig.noise("latent", (c.latent_dim,)),), tflite=True, web=False),
             sig.Signature("encode", encode, (images,)),
             sig.Signature("reconstruct", lambda images: {"images": self.decode(self.encode_stats(images)[0])},
                           (images,)),
@@ -208,7 +209,8 @@ class VAE(ZooModel, Generator, Reconstructor, AnomalyScorer):
                           (sig.count(4096), sig.seed())),
             sig.Signature("elbo", lambda images: {"elbo": self.elbo_per_image(images)}, (images,)),
             sig.Signature("anomaly_score", lambda images: {"score": self.anomaly_score(images)}, (images,),
-                          tflite=True, lite_fn=lambda images: {"score": self.anomaly_score(images, portable=True)}),
+                          tflite=True, lite_fn=lambda images: {"score": self.anomaly_score(images, portable=True)},
+                          web=False),
             sig.Signature("generate", lambda choice, noise: {"images": self.decode(self.latent_from(choice, noise))},
                           (sig.uniform_noise("choice", ()), sig.noise("noise", (c.latent_dim,))), tflite=True),
         ]
