@@ -1,8 +1,8 @@
 """Anomaly detection on the leave-one-digit-out protocol (JSON and a table): for every digit
-K, train each model (AE, DAE, VAE; the recipes' defaults, the same epochs) on the other nine
-digits of mnist5k minus a held-out tenth, fit its latent mixture, let it choose its default
-score on the held-out normal images and proxy anomalies made from them (never on K), and
-report on the 1,000 test digits:
+K, each model (AE, DAE, VAE) as its recipe trains it with --anomaly-class K (the recipe's
+defaults, the same epochs): on the other nine digits of mnist5k minus a held-out tenth, its
+latent mixture fitted and its score chosen on the held-out normal images and proxy anomalies
+made from them (never on K); reported on the 1,000 test digits:
 
 - the ROC-AUC of every part (reconstruction excess — the MSE beyond what held-out normal
   images with the same ink, edges and lit pixels have —, likelihood in bits — the VAE's negative
@@ -15,58 +15,45 @@ report on the 1,000 test digits:
 """
 
 import argparse
+import tempfile
 import time
 
-import keras
 import numpy as np
-import tensorflow as tf
 from common import report
 from sklearn.metrics import roc_auc_score
 
-from zoo import data, evaluation, latent, progress
+from zoo import data, latent, progress, recipe
 from zoo.models.autoencoder import Autoencoder, DenoisingAutoencoder
 from zoo.models.vae import VAE
-from zoo.trainer import Trainer
 
 MODELS = {"ae": Autoencoder, "dae": DenoisingAutoencoder, "vae": VAE}
 
 
 def trained(model_class, digit, epochs, seed):
-    """The model as its recipe trains it with --anomaly-class digit (default flags)."""
-    keras.utils.set_random_seed(seed)
-    model = model_class(model_class.Config(anomaly_class=digit, seed=seed))
-    model.configure_optimizers(model_class.run_defaults["learning_rate"])
-    x, y = data.mnist5k("train")
-    keep = model.select_training_examples(y)
-    batch = model_class.run_defaults["batch_size"]
-    steps = int(keep.sum()) // batch
-    ds = data.training_batches(x[keep], y[keep], batch, seed=seed, first_epoch=0, epochs=epochs)
-    Trainer(model, tf.distribute.get_strategy(), jit_compile=model_class.jit_compile, steps_per_execution=8).fit(
-        ds, epochs=epochs, steps_per_epoch=steps, verbose=0)
-    model.after_training(x, y)
-    return model
+    """``python recipes/<model>.py --anomaly-class DIGIT`` with the recipe's defaults but the
+    epochs: the model, fitted and with its score chosen, and its card."""
+    with tempfile.TemporaryDirectory() as out:
+        result = recipe.main(model_class, ["--anomaly-class", str(digit), "--epochs", str(epochs), "--seed", str(seed),
+                                           "--eval-extractor", "none", "--tflite-variants", "none", "--no-web",
+                                           "--verbose", "0", "--out", out, "--runs-dir", out])
+    return result.model, result.card
 
 
-def measure(model, digit):
-    splits = evaluation.Splits(data.mnist5k("test"), data.mnist5k("train"))
-    metrics, info = {}, {}
-    evaluation.anomaly_metrics(model, splits, metrics, info)
-    test_x, test_y = splits.test
+def measure(model, card, digit):
+    test_x, test_y = data.mnist5k("test")
     parts = model.anomaly_parts_of(test_x)
-    centre = dict(zip(model.score.parts, model.score.centre.numpy()))
-    scale = dict(zip(model.score.parts, model.score.scale.numpy()))
-    candidates = {}
-    for name, weights in latent.candidate_combinations(list(parts)).items():
-        score = sum(w * (parts[p] - centre[p]) / scale[p] for p, w in weights.items())
-        candidates[name] = float(roc_auc_score(test_y == digit, score))
-    return {"chosen": model.fitted["anomaly_score"]["chosen"],
+    centre, scale = model.codes.score.standardisation()
+    candidates = {name: float(roc_auc_score(test_y == digit, latent.standardised_sum(parts, weights, centre, scale)))
+                  for name, weights in latent.candidate_combinations(list(parts)).items()}
+    metrics, chosen = card["metrics"], card["evaluation"]["anomaly_score"]
+    return {"chosen": chosen["chosen"],
             "auc": metrics["anomaly_auc"], "average_precision": metrics["anomaly_average_precision"],
             "tpr_at_5pct_fpr": metrics["anomaly_true_positive_rate"],
             "fpr_at_threshold": metrics["anomaly_false_positive_rate"],
             "auc_tflite": metrics["anomaly_auc_tflite"], "auc_by_candidate": candidates,
-            "proxy_auc_by_candidate_and_kind": model.fitted["anomaly_score"]["proxy_auc"],
-            "mixture_components": model.fitted["latent_mixture"]["components"],
-            "class_density_per_class": model.fitted["class_density"]["per_class"]}
+            "proxy_auc_by_candidate_and_kind": chosen["proxy_auc"],
+            "mixture_components": card["evaluation"]["latent_mixture"]["components"],
+            "class_density_per_class": card["evaluation"]["class_density"]["per_class"]}
 
 
 def main():
@@ -82,7 +69,7 @@ def main():
     for name in args.models:
         per_digit = {}
         for digit in args.digits:
-            per_digit[digit] = measure(trained(MODELS[name], digit, args.epochs, args.seed), digit)
+            per_digit[digit] = measure(*trained(MODELS[name], digit, args.epochs, args.seed), digit)
             print(name, digit, per_digit[digit]["chosen"], round(per_digit[digit]["auc"], 3),
                   {k: round(v, 3) for k, v in per_digit[digit]["auc_by_candidate"].items()}, flush=True)
         candidates = per_digit[args.digits[0]]["auc_by_candidate"]

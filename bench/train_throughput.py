@@ -8,7 +8,7 @@ alike): compare min and median within one run.
     python bench/train_throughput.py [--models vae cgan diffusion] [--k 1 8] [--steps 40]
         [--repeats 3] [--precision float32 bfloat16] [--xla on off]
 
-``--precision bfloat16`` times ``mixed_bfloat16`` too (the issue's bfloat16-on-CPU question),
+``--precision bfloat16`` times ``mixed_bfloat16`` too (whether bfloat16 is worth it on a CPU),
 ``--precision float16`` times ``mixed_float16`` (GPUs);
 ``--sweep-k 1 2 4 8 16 32`` times zoo's trainer alone over K (how the default K was chosen).
 """

@@ -35,7 +35,7 @@ _MIRRORED = []
 
 
 def mirrored():
-    """One MirroredStrategy over the two logical CPUs for the whole session: separate
+    """One MirroredStrategy over the two logical CPUs for the whole test run: separate
     instances in one process reuse collective instance keys and then fail with "Shape
     mismatch in the collective instance"."""
     if not _MIRRORED:

@@ -5,6 +5,7 @@ interrupted between stages resumed to the same weights, bad requests refused in 
 
 import os
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -73,11 +74,17 @@ def distil(teacher, root, *more):
 
 @pytest.fixture(scope="module")
 def distilled(teacher, tmp_path_factory):
-    return distil(teacher, tmp_path_factory.mktemp("distilled"))
+    """`python recipes/distill.py ...` as a user runs it (a fresh process): its export."""
+    root = tmp_path_factory.mktemp("distilled")
+    out = run_python([os.path.join(REPO, "recipes", "distill.py"), *STUDENTS[2:], *TINY_NET, *QUICK,
+                      "--init-from", str(teacher), "--out", str(root), "--runs-dir", str(root / "runs")])
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "=== diffusion: done ===" in out.stdout and "student_2_steps_fid" in out.stdout
+    return root / "diffusion"
 
 
 def test_the_students_are_exported_beside_the_teacher_they_leave_untouched(teacher, distilled):
-    card, model = distilled.card, distilled.model
+    card = pretrained.find(str(distilled)).card
     assert card["config"]["students"] == [2] and card["training"]["steps"] == 4  # stage 0's optimizer: 2 epochs of 2
     assert {"generate_2_steps", "sample_2_steps"} <= set(card["signatures"])
     assert card["signatures"]["generate_2_steps"]["tflite"] and "generate_2_steps" in card["tflite"][
@@ -85,49 +92,60 @@ def test_the_students_are_exported_beside_the_teacher_they_leave_untouched(teach
     for key in ("fid", "classifier_accuracy", "precision", "recall"):  # the teacher's evaluation, for each
         assert f"student_2_steps_{key}" in card["metrics"] and f"guided_ddim_4_steps_{key}" in card["metrics"]
     assert card["training"]["started_from"]["path"] == str(teacher)
-    before = pretrained.keras_model(str(teacher))
+    model, before = pretrained.keras_model(str(distilled)), pretrained.keras_model(str(teacher))
     for name in ("network_ema", "guide_network_ema"):  # distillation trains the students only
         for a, b in zip(getattr(model, name).weights, getattr(before, name).weights):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
-    # stage 0 started from the network's average and trained; the 2-step student from it, and trained on
-    assert not all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(model.student_4.weights,
-                                                                       model.network_ema.weights))
+    # the 2-step student learnt (from the 4-step one, itself from the network's average); the
+    # 4-step one only teaches: not stored
     assert not all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(model.student_2.weights,
-                                                                       model.student_4.weights))
-    # the 4-step student only teaches: not stored; the 2-step one is, and samples as the SavedModel does
-    exported = pretrained.keras_model(os.path.dirname(distilled.written["model_card.json"]))
-    stored = {w.path for _, w in exported.stored_weights()}
+                                                                       model.network_ema.weights))
+    stored = {w.path for _, w in model.stored_weights()}
     assert not [p for p in stored if "student_4" in p] and [p for p in stored if "student_2" in p]
-    served = pretrained.load(os.path.dirname(distilled.written["model_card.json"]))
+    served = pretrained.load(str(distilled))
     np.testing.assert_allclose(served.sample(labels=[1, 7], seed=3, steps=2),
                                pretrained.Pretrained(served.folder, "keras").sample(labels=[1, 7], seed=3, steps=2),
                                atol=1e-5)
 
 
-def test_a_distillation_stopped_between_stages_resumes_to_the_same_students(teacher, distilled, tmp_path,
-                                                                             monkeypatch):
-    """Ctrl-C after the first stage (its last epoch), then --resume: the second stage starts its
-    student from the first's as an uninterrupted run did, and ends with the same weights."""
-    import keras
+class StopAfterFirstStage(keras.callbacks.Callback):
+    """What a Ctrl-C after the first stage's last epoch does (the loop stops at its next boundary)."""
 
-    class StopAfterFirstStage(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch == 1:
-                trainer._ctrl_c.set()  # what a Ctrl-C sets; the loop stops at its next boundary
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            trainer._ctrl_c.set()
 
-    monkeypatch.setattr(Diffusion, "training_callbacks", lambda self: [StopAfterFirstStage()])
-    with pytest.raises(SystemExit) as stopped:
-        distil(teacher, tmp_path)
+
+@pytest.fixture(scope="module")
+def interrupted(teacher, tmp_path_factory):
+    """A distillation stopped between its stages (the runs folder it left)."""
+    root = tmp_path_factory.mktemp("interrupted")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Diffusion, "training_callbacks", lambda self: [StopAfterFirstStage()])
+        with pytest.raises(SystemExit) as stopped:
+            distil(teacher, root)
     assert stopped.value.code == 130
-    monkeypatch.undo()
-    resumed = distil(teacher, tmp_path, "--resume")
-    for a, b in zip(resumed.model.student_2.weights, distilled.model.student_2.weights):
+    return root
+
+
+def test_a_stage_resumed_with_other_flags_is_refused(teacher, interrupted, capsys):
+    line = fails(capsys, [*STUDENTS, *TINY_NET, *QUICK, "--init-from", str(teacher), "--out", str(interrupted),
+                          "--runs-dir", str(interrupted / "runs"), "--resume", "--learning-rate", "1e-3"], "diffusion")
+    assert "trained with other settings (--learning-rate 0.0002 → 0.001)" in line
+
+
+def test_a_distillation_stopped_between_stages_resumes_to_the_same_students(teacher, distilled, interrupted):
+    """--resume: the second stage starts its student from the first's as the uninterrupted run
+    (another process) did, and ends with the same weights."""
+    resumed = distil(teacher, interrupted, "--resume")
+    for a, b in zip(resumed.model.student_2.weights, pretrained.keras_model(str(distilled)).student_2.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
 def test_bad_distillation_requests_are_refused_in_one_line(teacher, capsys, tmp_path):
     base = [*STUDENTS, *TINY_NET, *QUICK, "--out", str(tmp_path), "--runs-dir", str(tmp_path / "runs")]
-    assert "--students must be" in fails(capsys, [*base, "--init-from", str(teacher), "--students", "3"], "diffusion")
+    assert "--students must be powers of two" in fails(capsys, [*base, "--init-from", str(teacher), "--students", "3"],
+                                                       "diffusion")
     assert "--students must take fewer steps than --teacher-steps 4" in fails(
         capsys, [*base, "--init-from", str(teacher), "--students", "4"], "diffusion")
     assert "--epochs must be at least the 2 distillation stages" in fails(
@@ -138,29 +156,3 @@ def test_bad_distillation_requests_are_refused_in_one_line(teacher, capsys, tmp_
                             "--runs-dir", str(tmp_path / "runs_vae")])
     assert "holds a VAE, not a Diffusion" in fails(
         capsys, [*base, "--init-from", os.path.dirname(vae.written["model_card.json"])], "diffusion")
-
-
-def test_a_stage_resumed_with_other_flags_is_refused(teacher, tmp_path, capsys, monkeypatch):
-    import keras
-
-    class StopAtOnce(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            trainer._ctrl_c.set()
-
-    monkeypatch.setattr(Diffusion, "training_callbacks", lambda self: [StopAtOnce()])
-    with pytest.raises(SystemExit):
-        distil(teacher, tmp_path)
-    monkeypatch.undo()
-    capsys.readouterr()
-    line = fails(capsys, [*STUDENTS, *TINY_NET, *QUICK, "--init-from", str(teacher), "--out", str(tmp_path),
-                          "--runs-dir", str(tmp_path / "runs"), "--resume", "--learning-rate", "1e-3"], "diffusion")
-    assert "trained with other settings (--learning-rate 0.0002 → 0.001)" in line
-
-
-def test_the_distill_command_line_is_the_diffusion_recipes_preset(teacher, tmp_path):
-    """`python recipes/distill.py ...` as a user runs it (a fresh process)."""
-    out = run_python([os.path.join(REPO, "recipes", "distill.py"), *TINY_NET, *QUICK, "--students", "2",
-                      "--teacher-steps", "4", "--epochs", "2", "--init-from", str(teacher), "--out", str(tmp_path),
-                      "--runs-dir", str(tmp_path / "runs")])
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "=== diffusion: done ===" in out.stdout and "student_2_steps_fid" in out.stdout

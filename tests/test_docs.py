@@ -30,12 +30,13 @@ def test_the_readme_is_a_guide_of_about_250_lines():
 
 
 def test_no_page_or_comment_speaks_of_rounds_sessions_or_issues():
-    words = re.compile(r"\b(this|last|next|previous|earlier) (round|session)\b|\bissue \d+\b", re.I)
+    words = re.compile(r"\b(this|last|next|previous|earlier|that) (round|session)s?\b|\bissues?\b|\brounds?'s\b",
+                       re.I)
     found = []
     for root, dirs, files in os.walk(REPO):
         dirs[:] = [d for d in dirs if d not in (".git", ".venv", "node_modules", "exported", "runs", "results")]
         for f in files:
-            if f.endswith((".py", ".md", ".js", ".html", ".cfg")):
+            if f.endswith((".py", ".md", ".js", ".html", ".cfg")) and f != "test_docs.py":
                 text = open(os.path.join(root, f), errors="replace").read()
                 found += [f"{os.path.relpath(os.path.join(root, f), REPO)}: {m.group(0)}" for m in words.finditer(text)]
     assert not found, found

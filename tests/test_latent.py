@@ -196,3 +196,19 @@ def test_the_reconstruction_excess_is_the_error_beyond_its_fit_on_image_statisti
     excess = combination.reconstruction_excess(tf.constant(errors, tf.float32), tf.constant(images)).numpy()
     np.testing.assert_allclose(excess, errors - design @ reference, atol=2e-5)
     assert abs(excess.mean()) < 1e-5 and all(abs(np.corrcoef(excess, stats[:, i])[0, 1]) < 1e-2 for i in range(3))
+
+
+def test_the_mixture_sampler_fits_then_draws_in_the_graph_and_widens_with_its_spread(rng):
+    """pythae's GaussianMixtureSampler shape (fit, then draw) with its randomness as inputs: the
+    draws have the codes' moments, are the same for a seed, and `spread` scales each component."""
+    codes = np.concatenate([rng.normal(-3, 0.5, (600, 2)), rng.normal(3, 0.5, (600, 2))])
+    sampler = latent.MixtureSampler(2, max_components=4)
+    fitted = sampler.fit(codes[::2], codes[1::2])
+    assert fitted["components"] >= 2
+    draws = sampler.draw(tf.constant(4000), tf.constant(1)).numpy()
+    assert abs(draws.mean()) < 0.2 and 2.8 < np.abs(draws).mean() < 3.2
+    np.testing.assert_array_equal(draws, sampler.draw(tf.constant(4000), tf.constant(1)).numpy())
+    left = draws[draws[:, 0] < 0]
+    sampler.spread.assign(2.0)
+    wide = sampler.draw(tf.constant(4000), tf.constant(1)).numpy()
+    assert np.std(wide[wide[:, 0] < 0][:, 1]) == pytest.approx(2 * np.std(left[:, 1]), rel=0.1)

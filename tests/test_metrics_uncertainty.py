@@ -32,7 +32,7 @@ def test_bootstrap_standard_error_of_fid_matches_the_spread_over_independent_dra
 
 def test_the_real_data_reference_matches_the_published_floor_within_its_standard_error():
     """1,000 real training digits against the 1,000 test digits, zoo classifier features:
-    FID 138–145, precision 0.81–0.83, recall 0.82–0.84 over three draws (the issue's figures)."""
+    FID 138–145, precision 0.81–0.83, recall 0.82–0.84 over three draws (measured when the reference was built)."""
     splits = evaluation.Splits(data.mnist5k("test"), data.mnist5k("train"))
     reference = evaluation.real_reference(splits, "zoo_mnist_classifier", splits.test[1], False,
                                           evaluation.EvaluationSettings(bootstrap=30))

@@ -232,3 +232,21 @@ def test_the_summary_names_every_file_the_export_tried_and_did_not_keep(capsys):
     assert any("web/m_int8_b10.tflite" in line and "not shipped: differs by 0.3" in line for line in lines)
     assert not any("m_b1.tflite" in line and "not shipped" in line for line in lines)
     assert any("evaluation / export" in line and "1 s / 2 s" in line for line in lines)
+
+
+def test_the_time_left_is_told_after_the_second_epoch(capsys, monkeypatch):
+    """A run that will take an hour says so at once, from the pace of its second epoch (the first
+    also traces the step)."""
+    from zoo import progress
+
+    monkeypatch.setitem(progress.VERBOSE, "level", 1)
+    clock = iter([0.0, 100.0, 130.0, 130.0])  # epoch 0 begins; epoch 1 begins, ends; epoch 2 begins
+    monkeypatch.setattr(recipe.time, "perf_counter", lambda: next(clock))
+    callback = recipe.TimeLeft()
+    callback.set_params({"epochs": 52})
+    callback.on_train_begin()
+    for epoch in range(3):
+        callback.on_epoch_begin(epoch)
+        callback.on_epoch_end(epoch)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line]
+    assert lines == ["zoo: 30 s per epoch: about 25 min of training left (50 epochs), then evaluation and export"]

@@ -200,14 +200,16 @@ class Pretrained:
     def inpaint(self, images, mask, labels=None, seed=0):
         """Fill the pixels where ``mask`` is 0 (1: keep). Without ``labels`` the model
         chooses each image's label from the kept pixels first."""
+        specs = self._need("inpaint", "inpaint")
         images = np.asarray(images)
+        if images.ndim < 1:
+            raise ZooError(f"inpaint: images must be an array of shape [N, ...], got {images!r}")
         labels = np.full(len(images), self._null_label(), np.int32) if labels is None else np.asarray(labels)
         values = {"images": images, "mask": mask, "labels": labels}
         if self.model is not None:
             checked = self._checked("inpaint", "inpaint", {**values, "noise": np.zeros_like(images, np.float32)})
             return self.model.inpaint_images(checked["images"], checked["mask"], checked["labels"], seed)
         rng = np.random.default_rng(seed)
-        specs = self._need("inpaint", "inpaint")
         values.update({i.name: i.draw(rng, len(images)) for i in specs if i.name not in values})
         return self._call("inpaint", self._checked("inpaint", "inpaint", values), "images", batch=100)
 

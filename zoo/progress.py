@@ -16,6 +16,12 @@ def set_verbosity(level):
     VERBOSE["level"] = level
 
 
+def say(line):
+    """A line for the person watching (none at --verbose 0)."""
+    if VERBOSE["level"]:
+        print(line, flush=True)
+
+
 class Stage:
     """``total`` units of work; ``advance(n)`` after each piece."""
 

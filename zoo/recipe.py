@@ -170,9 +170,11 @@ def precision_policy(run, model_class):
             print("zoo: warning: this CPU has no native bfloat16 (AVX512_BF16 or AMX): --mixed-precision bfloat16 "
                   "will be emulated and slower than float32")
         return "mixed_bfloat16"
-    if asked is None and model_class.bfloat16_on_cpu and not distribute.has_gpu() \
-            and distribute.cpu_bfloat16() is not None:
-        return "mixed_bfloat16"
+    if asked is None and model_class.bfloat16_on_cpu and not distribute.has_gpu():
+        if distribute.cpu_bfloat16() is not None:
+            return "mixed_bfloat16"
+        print(f"zoo: this CPU computes no bfloat16 (AVX512_BF16 or AMX): {model_class.zoo_name} trains in float32, "
+              "slower than where it does (the time left is printed after the first epoch)")
     return "float32"
 
 
@@ -303,8 +305,29 @@ class HistoryCSV(keras.callbacks.CSVLogger):
             self.keys = header[1:]  # after "epoch"
 
 
+class TimeLeft(keras.callbacks.Callback):
+    """Early in a run, the training time left at its pace: a run that will take an hour (a CPU
+    without bfloat16 instructions trains the diffusion model in float32) says so at once. Told
+    after the second epoch a process trains (the first also traces the step: the default
+    diffusion run's first epoch took twice its second)."""
+
+    def on_train_begin(self, logs=None):
+        self.trained = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.trained += 1
+        left = self.params.get("epochs", 0) - epoch - 1
+        if self.trained == 2 and left > 0:
+            seconds = time.perf_counter() - self.started
+            progress.say(f"\nzoo: {seconds:.0f} s per epoch: about {left * seconds / 60:.0f} min of training left "
+                         f"({left} epochs), then evaluation and export")
+
+
 def standard_callbacks(run_dir, chief, preview, every):
-    callbacks = [keras.callbacks.TerminateOnNaN()]
+    callbacks = [keras.callbacks.TerminateOnNaN(), TimeLeft()]
     if chief:
         callbacks += [
             keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), update_freq="epoch"),

@@ -24,15 +24,7 @@ from zoo import corruption, distribute, nets
 from zoo import signature as sig
 from zoo.config import Config, each, one_of, positive_int, setting
 from zoo.models import codes
-from zoo.models.base import (
-    AnomalyScorer,
-    Denoiser,
-    Generator,
-    Reconstructor,
-    TINY_RUN,
-    ZooModel,
-    batched,
-)
+from zoo.models.base import TINY_RUN, Denoiser, batched
 from zoo.models.codes import anomaly_class_setting, check_anomaly_class, max_components_setting
 
 
@@ -66,7 +58,7 @@ class DenoisingConfig(AutoencoderConfig):
 
 
 @keras.saving.register_keras_serializable("zoo")
-class Autoencoder(ZooModel, Generator, Reconstructor, AnomalyScorer):
+class Autoencoder(codes.CodeModel):
     Config = AutoencoderConfig
     zoo_name = "ae"
     tracked = ("loss", "mse")
@@ -80,7 +72,7 @@ class Autoencoder(ZooModel, Generator, Reconstructor, AnomalyScorer):
         c = self.config
         self.encoder = nets.conv_encoder(c.image_shape, c.filters, c.hidden, c.latent_dim)
         self.decoder = nets.conv_decoder(c.image_shape, c.latent_dim, tuple(reversed(c.filters)), c.hidden)
-        self.codes = codes.CodeParts(c.latent_dim, c.num_classes, c.max_components)
+        self.build_code_parts()
         self.seed_generator = keras.random.SeedGenerator(c.seed)
         self.built = True  # the sub-networks are functional models, built on construction
 
@@ -115,8 +107,6 @@ class Autoencoder(ZooModel, Generator, Reconstructor, AnomalyScorer):
                 "likelihood": likelihood, "latent": self.codes.surprise(code),
                 "complexity": self.codes.complexity_corrected(likelihood, images, portable)}
 
-    def anomaly_score(self, images, portable=False):
-        return self.codes.score.combine(self.anomaly_parts(images, portable))
 
     # Training --------------------------------------------------------------------------
     def corrupt_for_training(self, images):
@@ -171,37 +161,8 @@ class Autoencoder(ZooModel, Generator, Reconstructor, AnomalyScorer):
         """Decoded codes of the mixture, deterministic for a seed."""
         return self.decode(self.codes.sampler.draw(num, seed))
 
-    def generate_images(self, num, seed=0):
-        return codes.generate_images(self, self.sample, num, seed)
-
     def samplers(self):
         return ("mixture",)
-
-    # What a model with a code has (zoo.models.codes) -------------------------------------
-    def select_training_examples(self, labels):
-        return codes.training_examples(labels, self.config.anomaly_class)
-
-    def normal_validation(self, labels):
-        return codes.normal_validation(labels, self.config.anomaly_class)
-
-    def held_out_class(self):
-        return self.config.anomaly_class
-
-    def after_training(self, images, labels):
-        self.fitted = codes.fit(self, images, labels)
-
-    def choose_anomaly_score(self, images, labels):
-        return codes.choose_anomaly_score(self, images, labels)
-
-    def anomaly_scores(self, images, portable=False):
-        return codes.anomaly_scores(self, images, portable)
-
-    def anomaly_parts_of(self, images):
-        return codes.anomaly_parts_of(self, images)
-
-    def measure(self, test, train):
-        """What ``after_training`` fitted, for the card's ``evaluation``."""
-        return {"settings": dict(getattr(self, "fitted", {}))}
 
 
 @keras.saving.register_keras_serializable("zoo")

@@ -9,9 +9,11 @@ functions of the ``LatentCode`` contract (``zoo.models.base``):
 - ``fit``: after training, the densities and the corrections fitted on codes and images;
 - ``choose_anomaly_score``: the combination of parts chosen without the anomaly class.
 
-A model composes ``CodeParts`` as ``self.codes`` and implements ``encode_images``, ``decode``
-and ``anomaly_parts(images, portable)``; its config declares ``anomaly_class`` and
-``max_components`` with the settings below.
+A model with a code is a ``CodeModel`` (a ``ZooModel``, not a mixin): it builds its networks,
+calls ``build_code_parts()``, and implements ``encode_images``, ``decode`` and
+``anomaly_parts(images, portable)``; its config declares ``anomaly_class`` and
+``max_components`` with the settings below. Every hook the recipe calls is one line into this
+module.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import tensorflow as tf
 
 from zoo import latent
 from zoo.config import ConfigError, any_int, positive_int, setting
-from zoo.models.base import batched
+from zoo.models.base import AnomalyScorer, Generator, Reconstructor, ZooModel, batched
 
 VALIDATION_EVERY = 10  # every 10th normal training image is held out: mixture size, score choice, threshold
 # Components per known class of the density that scores anomalies: the count whose class mixture
@@ -73,6 +75,52 @@ class CodeParts(keras.layers.Layer):
     def complexity_corrected(self, likelihood_bits, images, portable=False):
         """Serrà et al.: −log p(x) − L(x), both in bits."""
         return likelihood_bits - self.score.complexity_bits(images, portable)
+
+
+class CodeModel(ZooModel, Generator, Reconstructor, AnomalyScorer):
+    """A zoo model with a latent code (AE, DAE, VAE). What it must implement: ``encode_images``
+    (the codes, NumPy), ``decode(codes)`` (in the graph) and ``anomaly_parts(images, portable)``
+    (the score's parts, in the graph); its config: ``latent_dim``, ``num_classes``,
+    ``max_components``, ``anomaly_class``, ``seed``."""
+
+    def build_code_parts(self):
+        c = self.config
+        self.codes = CodeParts(c.latent_dim, c.num_classes, c.max_components)
+
+    def anomaly_parts(self, images, portable=False):
+        raise NotImplementedError
+
+    def anomaly_score(self, images, portable=False):
+        """The chosen combination of the parts, [N] (in the graph)."""
+        return self.codes.score.combine(self.anomaly_parts(images, portable))
+
+    def generate_images(self, num, seed=0):
+        return generate_images(self, self.sample, num, seed)
+
+    def select_training_examples(self, labels):
+        return training_examples(labels, self.config.anomaly_class)
+
+    def normal_validation(self, labels):
+        return normal_validation(labels, self.config.anomaly_class)
+
+    def held_out_class(self):
+        return self.config.anomaly_class
+
+    def after_training(self, images, labels):
+        self.fitted = fit(self, images, labels)
+
+    def choose_anomaly_score(self, images, labels):
+        return choose_anomaly_score(self, images, labels)
+
+    def anomaly_scores(self, images, portable=False):
+        return anomaly_scores(self, images, portable)
+
+    def anomaly_parts_of(self, images):
+        return anomaly_parts_of(self, images)
+
+    def measure(self, test, train):
+        """What ``after_training`` fitted, for the card's ``evaluation``."""
+        return {"settings": dict(getattr(self, "fitted", {}))}
 
 
 # Which images a model trains on -----------------------------------------------------------------

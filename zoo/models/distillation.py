@@ -19,7 +19,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from zoo import ZooError, distribute, schedules
+from zoo import ZooError, distribute, progress, schedules
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +71,10 @@ def start_stage(model, stage):
     if int(optimizer.iterations.numpy()) == 0:
         before = model.network_ema if stage.index == 0 else getattr(model, model.stages[stage.index - 1].network)
         getattr(model, stage.network).set_weights(before.get_weights())
+        what = (f"the guided {stage.steps}-step sampler in one network" if stage.guided else
+                f"{stage.steps} steps where the student before takes {stage.teacher_steps}")
+        progress.say(f"\nzoo: distillation stage {stage.index + 1} of {len(model.stages)}: {stage.network} learns {what} "
+              f"({stage_epochs(model, stage)} epochs)")
 
 
 def train_student(model, stage, images, labels):

@@ -25,7 +25,7 @@ from zoo.config import Config, each, non_negative, positive_int, setting
 from zoo.images import grid
 from zoo import latent
 from zoo.models import codes
-from zoo.models.base import TINY_RUN, AnomalyScorer, Generator, Reconstructor, ZooModel, batched
+from zoo.models.base import TINY_RUN, batched
 from zoo.models.codes import anomaly_class_setting, check_anomaly_class, max_components_setting
 
 LOG_2PI = math.log(2 * math.pi)
@@ -86,7 +86,7 @@ def slerp(a, b, t):
 
 
 @keras.saving.register_keras_serializable("zoo")
-class VAE(ZooModel, Generator, Reconstructor, AnomalyScorer):
+class VAE(codes.CodeModel):
     Config = VAEConfig
     zoo_name = "vae"
     tracked = ("loss", "reconstruction", "kl", "elbo")
@@ -102,7 +102,7 @@ class VAE(ZooModel, Generator, Reconstructor, AnomalyScorer):
         c = self.config
         self.encoder = encoder or nets.conv_encoder(c.image_shape, c.filters, c.hidden, 2 * c.latent_dim)
         self.decoder = decoder or nets.conv_decoder(c.image_shape, c.latent_dim, tuple(reversed(c.filters)), c.hidden)
-        self.codes = codes.CodeParts(c.latent_dim, c.num_classes, c.max_components)
+        self.build_code_parts()
         self.sampler_index = self.add_weight(name="sampler_index", shape=(), initializer="zeros", trainable=False)
         self.seed_generator = keras.random.SeedGenerator(c.seed)
         self.built = True  # the sub-networks are functional models, built on construction
@@ -162,8 +162,6 @@ class VAE(ZooModel, Generator, Reconstructor, AnomalyScorer):
                 "likelihood": likelihood, "latent": self.codes.surprise(mean),
                 "complexity": self.codes.complexity_corrected(likelihood, images, portable)}
 
-    def anomaly_score(self, images, portable=False):
-        return self.codes.score.combine(self.anomaly_parts(images, portable))
 
     @tf.function
     def log_likelihood_iw(self, images, k=IW_SAMPLES, seed=0):
@@ -216,8 +214,6 @@ class VAE(ZooModel, Generator, Reconstructor, AnomalyScorer):
         ]
 
     # Capabilities -----------------------------------------------------------------------
-    def generate_images(self, num, seed=0):
-        return codes.generate_images(self, self.sample, num, seed)
 
     def samplers(self):
         return ("prior", *MIXTURE_SPREADS)
@@ -231,28 +227,6 @@ class VAE(ZooModel, Generator, Reconstructor, AnomalyScorer):
             return "prior"
         spread = float(self.codes.sampler.spread.numpy())
         return min(MIXTURE_SPREADS, key=lambda name: abs(MIXTURE_SPREADS[name] - spread))
-
-    # What a model with a code has (zoo.models.codes) -------------------------------------
-    def select_training_examples(self, labels):
-        return codes.training_examples(labels, self.config.anomaly_class)
-
-    def normal_validation(self, labels):
-        return codes.normal_validation(labels, self.config.anomaly_class)
-
-    def held_out_class(self):
-        return self.config.anomaly_class
-
-    def after_training(self, images, labels):
-        self.fitted = codes.fit(self, images, labels)
-
-    def choose_anomaly_score(self, images, labels):
-        return codes.choose_anomaly_score(self, images, labels)
-
-    def anomaly_scores(self, images, portable=False):
-        return codes.anomaly_scores(self, images, portable)
-
-    def anomaly_parts_of(self, images):
-        return codes.anomaly_parts_of(self, images)
 
     def encode_images(self, images):
         return batched(lambda x: self.encode_stats(x)[0], images)
