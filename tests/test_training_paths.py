@@ -120,18 +120,26 @@ def test_a_failure_after_training_keeps_the_checkpoint_and_resume_finishes_the_j
 
 
 @pytest.mark.parametrize("precision", ["float16", "bfloat16"])
-def test_reduced_precision_trains_and_exports_float32(precision, tmp_path):
+def test_reduced_precision_trains_and_exports_float32(precision, tmp_path, monkeypatch):
+    import keras
+
     from zoo.models.vae import VAE
 
+    trained_in = []
+
+    class Watch(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            trained_in.append(self.model.encoder.layers[1].compute_dtype)
+
+    monkeypatch.setattr(VAE, "training_callbacks", lambda self: [Watch()])
     result = recipe.main(VAE, [*SMALL_VAE, "--epochs", "1", "--steps-per-epoch", "5", "--mixed-precision", precision,
                                "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out")])
-    assert result.card["training"]["mixed_precision"] == f"mixed_{precision}"
-    assert result.model.encoder.layers[1].compute_dtype == precision  # it trained in reduced precision
+    assert result.card["training"]["mixed_precision"] == f"mixed_{precision}" and trained_in == [precision]
+    # ... and what was measured for the card is what was exported: the float32 model
+    assert result.model.encoder.layers[1].compute_dtype == "float32"
     lite = result.card["tflite"]["vae.tflite"]
     # the float32 export passed its parity (images absolutely; the anomaly score, in the hundreds, relatively)
     assert lite["max_abs_difference"]["decode"] <= 1e-4 and lite["max_abs_difference"]["generate"] <= 1e-4
-    import keras
-
     # the recipe gives the caller's policy back (a notebook or test that calls it goes on in float32)
     assert keras.mixed_precision.global_policy().name == "float32"
     exported = pretrained.keras_model(str(tmp_path / "out" / "vae"))

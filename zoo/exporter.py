@@ -377,6 +377,17 @@ def choose_variants(ctx):
     ctx.kept = ["float32", *shipped]
 
 
+def allowed_difference(entry, tolerance, signatures):
+    """How far a copy of a TFLite file may compute from it (a web copy from its dynamic-batch
+    file, the browser from Python's LiteRT): the parity tolerance for float32 and float16
+    weights; for a dynamic-range int8 file, which quantises activations as it runs (per batch, in
+    each runtime's own kernels), twice its own distance from float32 as well."""
+    to_float32 = entry.get("max_abs_difference_to_float32")
+    if entry.get("variant", "float32") in ("float32", "float16") or not to_float32:
+        return tolerance
+    return max(tolerance, 2 * max(to_float32[n] for n in signatures))
+
+
 def web_variant(entries):
     """The variant the browser page runs: the smallest kept one whose batch-1 latency is at
     most ``WEB_LATENCY_ALLOWANCE`` times float32's. ``entries``: variant → card entry."""
@@ -388,9 +399,7 @@ def web_variant(entries):
 def write_web_files(ctx):
     """Fixed-batch copies of the page's variant (LiteRT.js needs static shapes): each batch's
     graph traced here and converted in a child at once (it runs while the next batch is
-    traced), then each copy checked against its dynamic-batch file. A quantized copy is held to
-    its variant's own distance from float32: dynamic-range int8 scales activations per batch,
-    so its outputs depend on the batch by design."""
+    traced), then each copy checked against its dynamic-batch file (``allowed_difference``)."""
     ctx.card["web"] = {}
     page = [s for s in ctx.lite_signatures if s.web]
     if not ctx.options.web_batches or not page:
@@ -406,9 +415,7 @@ def write_web_files(ctx):
             representative = tflite.representative_dataset(page, ctx.options.calibration_images, batch=batch)
             conversions[batch] = tflite.Conversion(fixed, names, ctx.path(tflite.file_name(ctx.name, variant, batch)),
                                                    variant, representative)
-        tolerance = ctx.options.tolerance or ctx.model.tflite_tolerance
-        to_float32 = ctx.lite_entry(variant).get("max_abs_difference_to_float32", {})
-        allowed = tolerance if variant == "float32" else max(tolerance, 2 * max(to_float32[n] for n in names))
+        allowed = allowed_difference(ctx.lite_entry(variant), ctx.options.tolerance or ctx.model.tflite_tolerance, names)
         for batch, conversion in conversions.items():
             path = ctx.path(tflite.file_name(ctx.name, variant, batch))
             entry = {"variant": variant, "batch": batch, "signatures": names}
