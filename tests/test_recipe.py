@@ -192,7 +192,7 @@ def test_precision_policy_follows_flag_then_model_then_cpu(monkeypatch, flag, gp
                                                             expected):
     monkeypatch.setattr(recipe.distribute, "has_gpu", lambda: gpu)
     monkeypatch.setattr(recipe.distribute, "cpu_bfloat16", lambda: cpu_bf16)
-    model_class = type("M", (), {"bfloat16_on_cpu": prefers_bf16})
+    model_class = type("M", (), {"bfloat16_on_cpu": prefers_bf16, "zoo_name": "m"})
     assert recipe.precision_policy(recipe.RunConfig(mixed_precision=flag), model_class) == expected
 
 

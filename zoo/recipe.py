@@ -480,7 +480,7 @@ def _flow(model_class, args, argv):
         eval_settings = evaluation.EvaluationSettings(run.eval_extractor, run.eval_samples, seed=run.seed)
         # What is measured is what is exported: the float32 model, whatever precision trained it
         # (a cGAN trained in bfloat16 and sampled so scored FID 174.58, its float32 export 174.49).
-        model = model.float32_copy() if s.policy != "float32" else model
+        trained_model, model = model, (model.float32_copy() if s.policy != "float32" else model)
         model.after_training(train_x, train_y)  # 7 fit what gradients do not (the model knows what it held out)
         chosen = choices.make(model, splits, eval_settings)  # 8 choose, before measuring
         measured = evaluation.evaluate_model(model, splits, eval_settings)  # 9 measure
@@ -492,7 +492,7 @@ def _flow(model_class, args, argv):
                 "evaluation": evaluated - trained}),
             "data": {**info.as_dict("train", len(fit[1])), "evaluated_on": info.as_dict("test", len(splits.test[1]))},
             "config": cards.config_section(model_config, run, s.global_batch),
-            "training": {**cards.training_section(run, model, trainer, distribute.strategy_name(s.strategy),
+            "training": {**cards.training_section(run, trained_model, trainer, distribute.strategy_name(s.strategy),
                                                   s.strategy.num_replicas_in_sync, s.policy, s.jit, resumed, run_dir,
                                                   final_losses), **({"started_from": started_from} if started_from else {})},
             "metrics": {**test_losses, **measured.metrics},

@@ -91,7 +91,7 @@ class DiffusionConfig(Config):
     students: tuple = setting((), "DDIM step counts of the few-step students to distil from the trained model's "
                               "guided sampler (e.g. 4 2; powers of two below --teacher-steps): a run with students "
                               "trains only them, from --init-from's weights (recipes/distill.py)",
-                              each(positive_int, empty_ok=True))
+                              each(positive_int, empty_ok=True), type=int)
     teacher_steps: int = setting(16, "steps of the guided sampler the first student learns, on the halving grid "
                                  "(a power of two); each next student halves the steps", positive_int)
     seed: int = setting(0, "seed of the model's noise", flag=False)
