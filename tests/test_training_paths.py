@@ -72,7 +72,7 @@ def test_a_killed_run_resumed_ends_with_the_weights_of_an_uninterrupted_one(tmp_
     for name in a:  # the same data order, RNG states and updates: the same weights, to the bit
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
     card = json.loads((tmp_path / "out_b" / "vae" / "model_card.json").read_text())
-    assert card["training"]["resumed"] and card["training"]["steps"] == 6 * (4000 // 64)
+    assert card["training"]["resumed"] and card["training"]["steps"] == 6 * 20  # --steps-per-epoch 20
     straight_card = json.loads((tmp_path / "out_a" / "vae" / "model_card.json").read_text())
     # the card counts the training time of both parts (a fresh process re-compiles: more, never less)
     assert card["training"]["seconds"] > 0.5 * straight_card["training"]["seconds"]
@@ -237,18 +237,21 @@ def test_every_recipe_runs_as_two_local_workers_and_exports_what_one_process_doe
     adam_step = card["config"]["learning_rate"]
     # what the export stores (a training network whose average is stored starts from it)
     stored = {id(w) for _, w in chief.stored_weights()}
+    agree, total = 0, 0
     for a, b in ((a, b) for a, b in zip(chief.weights, alone.weights) if id(a) in stored):
         # The trained networks: only the order of floating-point sums differs. Adam moves a weight
-        # by about ±lr whatever its gradient's size, so a near-zero gradient (a weight in front of
-        # a GroupNorm) whose sign that order flips may differ by up to 2·lr per step: allowed for a
-        # few weights, all others agree to 2e-5. What EM fits after training (the latent mixtures,
-        # the score statistics) amplifies the differences a little.
+        # by about ±lr whatever its gradient's size, so a near-zero gradient (a bias in front of a
+        # normalisation) whose sign that order flips may differ by up to 2·lr per step: allowed for
+        # a few weights of the model (in the tiny preset's 8-channel nets, all 8 of one cGAN bias),
+        # all others agree to 2e-5. What EM fits after training (the latent mixtures, the score
+        # statistics) amplifies the differences a little.
         a, b, path = a.numpy(), b.numpy(), a.path
         if any(fitted in path for fitted in ("sampling_mixture", "class_density", "score_combination")):
             np.testing.assert_allclose(a, b, rtol=2e-2, atol=1e-3, err_msg=path)
             continue
         difference = np.abs(a.astype(np.float64) - b.astype(np.float64))
         assert difference.max() <= 2 * adam_step * card["training"]["steps"] + 2e-5, path
-        assert np.mean(difference <= 2e-5 + 1e-4 * np.abs(b)) >= 0.999, path
+        agree, total = agree + np.sum(difference <= 2e-5 + 1e-4 * np.abs(b)), total + difference.size
+    assert agree / total >= 0.999, f"{total - agree} of {total} weights differ"
     assert card["training"]["strategy"] == "multi_worker" and card["training"]["replicas"] == 2
     assert card["training"]["steps"] == 2
