@@ -128,7 +128,7 @@ def card_metrics(name):
                     f"{number(ref) if ref is not None else ''} |")
     made = c["provenance"]
     rows.append("")
-    rows.append(f"Made by `{made['command']}` at commit `{(made['commit'] or 'unknown')[:12]}` on {made['machine']['cpu']} "
+    rows.append(f"Made by `{as_typed(made['command'])}` at commit `{(made['commit'] or 'unknown')[:12]}` on {made['machine']['cpu']} "
                 f"({made['machine']['cores']} cores, {', '.join(made['machine']['cpu_flags'])}), "
                 f"{made['precision']}, {made['date']}: " + ", ".join(f"{k} {v:.0f} s" for k, v in made["seconds"].items())
                 + ".")
@@ -173,6 +173,22 @@ def samplers_diffusion():
     return "\n".join(rows)
 
 
+def as_typed(command):
+    """A card's command as a user types it: without the scratch folders ``recipes/ship.py``
+    passed (``--out``, ``--runs-dir``), an ``--init-from`` export named as in exported/."""
+    words, shown = command.split(), []
+    while words:
+        word = words.pop(0)
+        if word in ("--out", "--runs-dir") and words:
+            words.pop(0)
+        elif word == "--init-from" and words:
+            path = words.pop(0)
+            shown += [word, "exported/" + path.split("/exported/")[1] if "/exported/" in path else path]
+        else:
+            shown.append(word)
+    return " ".join(shown)
+
+
 def recipe_times():
     """Each shipped model's run, stage by stage, from its card's provenance."""
     rows = ["| command | training | evaluation | export | end to end | precision |", "|---|---|---|---|---|---|"]
@@ -182,7 +198,7 @@ def recipe_times():
         t = made["seconds"]
         machines.add(f"{made['machine']['cpu']}, {made['machine']['cores']} cores, "
                      f"{', '.join(made['machine']['cpu_flags'])}")
-        rows.append(f"| `{made['command']}` | {t['training']:.0f} s | {t['evaluation']:.0f} s | {t['export']:.0f} s "
+        rows.append(f"| `{as_typed(made['command'])}` | {t['training']:.0f} s | {t['evaluation']:.0f} s | {t['export']:.0f} s "
                     f"| {t['total'] / 60:.1f} min | {made['precision']} |")
     teacher = card("diffusion")["training"].get("started_from", {})
     if teacher.get("training_seconds"):
