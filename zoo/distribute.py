@@ -11,6 +11,7 @@ like one device.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -171,3 +172,17 @@ class Draws:
 
     def uniform(self, shape, stream=0, minval=0, maxval=None, dtype=tf.float32):
         return self._draw(tf.random.stateless_uniform, shape, stream, minval=minval, maxval=maxval, dtype=dtype)
+
+
+@contextlib.contextmanager
+def float32_policy():
+    """Build layers in float32 whatever the global mixed-precision policy (what is measured and
+    exported is float32, whatever trained it)."""
+    import keras
+
+    before = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(before)

@@ -478,9 +478,11 @@ def _flow(model_class, args, argv):
 
     try:
         eval_settings = evaluation.EvaluationSettings(run.eval_extractor, run.eval_samples, seed=run.seed)
-        # What is measured is what is exported: the float32 model, whatever precision trained it
-        # (a cGAN trained in bfloat16 and sampled so scored FID 174.58, its float32 export 174.49).
+        # What is measured is what is exported: the float32 model, whatever precision trained it,
+        # and float32 instruments (a cGAN trained in bfloat16 and so sampled and scored: FID 174.58
+        # on its card, 174.49 from its float32 export).
         trained_model, model = model, (model.float32_copy() if s.policy != "float32" else model)
+        keras.mixed_precision.set_global_policy("float32")  # the CAS classifier, extractors, export
         model.after_training(train_x, train_y)  # 7 fit what gradients do not (the model knows what it held out)
         chosen = choices.make(model, splits, eval_settings)  # 8 choose, before measuring
         measured = evaluation.evaluate_model(model, splits, eval_settings)  # 9 measure

@@ -16,7 +16,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from zoo import ZooError
+from zoo import ZooError, distribute
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weights")
 # The shipped digit classifiers: the one behind every feature metric, and a second one built
@@ -126,8 +126,9 @@ def shipped_classifier(name="zoo_mnist_classifier"):
                            "to make them")
         with open(card_path) as f:
             c = json.load(f)["config"]
-        network = nets.classifier(tuple(c["image_shape"]), c["num_classes"], tuple(c["filters"]), c["hidden"],
-                                  name=name)
+        with distribute.float32_policy():  # a measuring instrument: float32 even inside a bfloat16 run
+            network = nets.classifier(tuple(c["image_shape"]), c["num_classes"], tuple(c["filters"]), c["hidden"],
+                                      name=name)
         network.load_weights(weights)
         _CLASSIFIER_EXTRACTORS[name] = ClassifierExtractor(network, name)
     return _CLASSIFIER_EXTRACTORS[name]
@@ -158,7 +159,8 @@ class InceptionV3Extractor(Extractor):
                 "(keras.applications.InceptionV3(weights='imagenet') does it on a machine with "
                 "network) and put it there or pass its path"
             )
-        net = keras.applications.InceptionV3(include_top=True, weights=weights)
+        with distribute.float32_policy():
+            net = keras.applications.InceptionV3(include_top=True, weights=weights)
         self.net = keras.Model(net.input, [net.get_layer("avg_pool").output, net.output])
 
         @tf.function

@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import ZooError, distribute
+from zoo.distribute import float32_policy  # noqa: F401 - models build their float32 copies with it
 from zoo.optimizers import Adam
 
 
@@ -142,17 +143,6 @@ def batched(fn, arrays, batch=500):
     arrays = arrays if isinstance(arrays, tuple) else (arrays,)
     return np.concatenate([np.asarray(fn(*(tf.constant(a[i:i + batch]) for a in arrays)))
                            for i in range(0, len(arrays[0]), batch)])
-
-
-@contextlib.contextmanager
-def float32_policy():
-    """Build layers in float32 whatever the global mixed-precision policy."""
-    before = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("float32")
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(before)
 
 
 # The run settings of every model's "tiny" preset: a command line checked end to end in seconds
