@@ -289,7 +289,8 @@ def anomaly_protocol():
     return "\n".join(rows)
 
 
-RENDERERS = {"diffusion-vs-gan": diffusion_vs_gan, "anomaly-protocol": anomaly_protocol, "recipe-times": recipe_times, "bench-summary": bench_summary,"shipped-models": shipped_models, "samplers-diffusion": samplers_diffusion,
+RENDERERS = {"diffusion-vs-gan": diffusion_vs_gan, "anomaly-protocol": anomaly_protocol, "recipe-times": recipe_times,
+             "bench-summary": bench_summary, "shipped-models": shipped_models, "samplers-diffusion": samplers_diffusion,
              **{f"card-{n}": (lambda n=n: card_metrics(n)) for n in MODELS},
              **{f"files-{n}": (lambda n=n: files(n)) for n in MODELS}}
 

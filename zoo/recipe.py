@@ -175,7 +175,7 @@ def precision_policy(run, model_class):
         if distribute.cpu_bfloat16() is not None:
             return "mixed_bfloat16"
         print(f"zoo: this CPU computes no bfloat16 (AVX512_BF16 or AMX): {model_class.zoo_name} trains in float32, "
-              "slower than where it does (the time left is printed after the first epoch)")
+              "slower than where it does (the time left is printed after the second epoch)")
     return "float32"
 
 

@@ -107,7 +107,6 @@ class Autoencoder(codes.CodeModel):
                 "likelihood": likelihood, "latent": self.codes.surprise(code),
                 "complexity": self.codes.complexity_corrected(likelihood, images, portable)}
 
-
     # Training --------------------------------------------------------------------------
     def corrupt_for_training(self, images):
         """The training input made from clean images (the plain AE: the images themselves)."""

@@ -73,8 +73,8 @@ def start_stage(model, stage):
         getattr(model, stage.network).set_weights(before.get_weights())
         what = (f"the guided {stage.steps}-step sampler in one network" if stage.guided else
                 f"{stage.steps} steps where the student before takes {stage.teacher_steps}")
-        progress.say(f"\nzoo: distillation stage {stage.index + 1} of {len(model.stages)}: {stage.network} learns {what} "
-              f"({stage_epochs(model, stage)} epochs)")
+        progress.say(f"\nzoo: distillation stage {stage.index + 1} of {len(model.stages)}: {stage.network} learns "
+                     f"{what} ({stage_epochs(model, stage)} epochs)")
 
 
 def train_student(model, stage, images, labels):

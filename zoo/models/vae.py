@@ -162,7 +162,6 @@ class VAE(codes.CodeModel):
                 "likelihood": likelihood, "latent": self.codes.surprise(mean),
                 "complexity": self.codes.complexity_corrected(likelihood, images, portable)}
 
-
     @tf.function
     def log_likelihood_iw(self, images, k=IW_SAMPLES, seed=0):
         """Importance-weighted bound (Burda et al. 2016) on log p(x), per image, K samples."""
@@ -214,7 +213,6 @@ class VAE(codes.CodeModel):
         ]
 
     # Capabilities -----------------------------------------------------------------------
-
     def samplers(self):
         return ("prior", *MIXTURE_SPREADS)
 
