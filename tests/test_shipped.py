@@ -97,12 +97,20 @@ def test_each_shipped_tflite_file_computes_what_its_card_says(name):
     references = exporter.reference_outputs(folder.saved_model(), [s for s in signatures if s.saved_model])
     _, relative = exporter.compare_tflite(os.path.join(folder.folder, tflite.file_name(name)), references)
     assert max(relative.values()) <= model_class(name).tflite_tolerance, relative
+    built_on = folder.card["provenance"]["machine"]
+    same_cpu = all(cards.machine()[k] == built_on[k] for k in ("cpu", "cpu_flags"))
     for file, entry in lite.items():
         if entry["variant"] != "float32":
             got = tflite.compare_files(os.path.join(folder.folder, file), os.path.join(folder.folder,
                                                                                      tflite.file_name(name)), signatures)
             for signature, value in got.items():
-                assert value == pytest.approx(entry["max_abs_difference_to_float32"][signature], rel=1e-3, abs=1e-6)
+                recorded = entry["max_abs_difference_to_float32"][signature]
+                if same_cpu:
+                    assert value == pytest.approx(recorded, rel=1e-3, abs=1e-6), signature
+                else:  # LiteRT's int8 kernels round differently per instruction set, and a sampling loop
+                    # carries it: diffusion's int8 generate 0.068 on the AVX-512 Xeon that built it, 0.039
+                    # on an AVX2 EPYC; a file swapped for another variant is off by 10× or more
+                    assert recorded / 3 <= value <= recorded * 3, (signature, value, recorded)
 
 
 @pytest.mark.parametrize("name", MODELS)
