@@ -11,9 +11,9 @@ import pytest
 import tensorflow as tf
 from conftest import REPO, run_python
 from test_recipe import fails
-from test_training_paths import trained_alone
+from test_training_paths import exported_unmeasured, trained_alone
 
-from zoo import evaluation, exporter, pretrained, recipe, schedules, trainer
+from zoo import pretrained, recipe, schedules, trainer
 from zoo.models.diffusion import Diffusion
 
 pytestmark = pytest.mark.xdist_group("distillation")  # its module fixtures, built once (conftest.py)
@@ -62,16 +62,11 @@ def test_the_two_step_target_lands_where_the_teachers_two_steps_land():
 
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory):
-    """A tiny teacher's export as its recipe writes it, less its evaluation and TFLite file:
-    distillation reads its card and SavedModel only (the students' run measures and converts
-    the teacher again); measuring and converting took 107 of this fixture's 154 s."""
+    """A tiny teacher's export, unmeasured: distillation reads its card and SavedModel only (the
+    students' run measures and converts the teacher again)."""
     root = tmp_path_factory.mktemp("teacher")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(evaluation, "evaluate_model", lambda *args, **kwargs: evaluation.Measured())
-        patch.setattr(evaluation, "pictures", lambda *args, **kwargs: {})
-        patch.setattr(exporter, "TFLITE_STEPS", exporter.SAVED_MODEL_ONLY)
-        recipe.main(Diffusion, [*TINY_NET, *QUICK, "--epochs", "1", "--out", str(root), "--runs-dir",
-                                str(root / "runs")])
+    exported_unmeasured(Diffusion, [*TINY_NET, *QUICK, "--epochs", "1", "--out", str(root), "--runs-dir",
+                                    str(root / "runs")])
     return root / "diffusion"
 
 
