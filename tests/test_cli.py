@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 from conftest import run_python
-from test_training_paths import exported_unmeasured
 from PIL import Image
+from test_training_paths import exported_unmeasured
 
 from zoo import ZooError, cli, exporter, recipe, tflite
 from zoo.models.cgan import CGAN

@@ -13,7 +13,8 @@ from conftest import REPO, run_python, run_without_zoo
 from zoo import cli, exporter, pretrained, tflite
 from zoo import card as cards
 from zoo.export_folder import ExportFolder
-from zoo.models.base import float32_policy, model_class
+from zoo.distribute import float32_policy
+from zoo.models.base import model_class
 
 MODELS = ("vae", "ae", "dae", "cgan", "diffusion")
 SHIPPED = os.path.join(REPO, "exported")

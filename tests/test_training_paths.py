@@ -210,8 +210,8 @@ def weight_layout(model):
     return [(re.sub(r"_\d+(?=/)", "", w.path), tuple(w.shape)) for w in model.weights]
 
 
-# The AE is the DAE less its corruption (a subclass; the DAE's draws per replica are what two
-# workers could get wrong): its run here took 71 s of the suite and checked nothing the DAE's does not.
+# No AE case: the DAE is the AE plus its corruption (a subclass; its draws per replica are what two
+# workers could get wrong), so the AE's run took 71 s of the suite and checked nothing the DAE's does not.
 @pytest.mark.parametrize("name", ["vae", "dae", "cgan", "diffusion", "classifier"])
 def test_every_recipe_runs_as_two_local_workers_and_exports_what_one_process_does(name, tmp_path, monkeypatch):
     """The README's command line, `--strategy multi_worker` with TF_CONFIG, the tiny preset in

@@ -55,7 +55,8 @@ def load(name_or_path, runtime="savedmodel", variant="float32", version=None):
 def keras_model(folder, version=None):
     """The Keras model of an export: built from its card's config, in float32, with the
     weights its SavedModel stores; the networks trained for a weight average start from it."""
-    from zoo.models.base import float32_policy, model_class
+    from zoo.distribute import float32_policy
+    from zoo.models.base import model_class
 
     folder = folder if isinstance(folder, ExportFolder) else ExportFolder(folder)
     card = folder.version_card(version)

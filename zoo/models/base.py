@@ -22,7 +22,6 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import ZooError, distribute
-from zoo.distribute import float32_policy  # noqa: F401 - models build their float32 copies with it
 from zoo.optimizers import Adam
 
 
@@ -239,7 +238,7 @@ class ZooModel(keras.Model):
     def float32_copy(self):
         """The same model in float32, with these weights: what is exported, whatever
         precision trained it."""
-        with float32_policy():
+        with distribute.float32_policy():
             copy = type(self).from_config(self.get_config())
         copy.set_weights(self.get_weights())
         return copy
