@@ -199,13 +199,12 @@ def test_a_stage_resumed_with_other_flags_is_refused(teacher, interrupted, capsy
     assert "trained with other settings (--learning-rate 0.0002 → 0.001)" in line
 
 
-def test_a_distillation_stopped_between_stages_resumes_to_the_same_students(teacher, distilled, interrupted,
-                                                                            monkeypatch):
+def test_a_distillation_stopped_between_stages_resumes_to_the_same_students(teacher, distilled, interrupted):
     """--resume: the second stage starts its student from the first's as the uninterrupted run
     (another process) did, and ends with the same weights."""
     resumed = trained_alone("diffusion", [*STUDENTS, *TINY_NET, *QUICK, "--init-from", str(teacher), "--out",
-                                          str(interrupted), "--runs-dir", str(interrupted / "runs"), "--resume"],
-                            monkeypatch)  # stopped where evaluation would begin: the weights are what is compared
+                                          str(interrupted), "--runs-dir", str(interrupted / "runs"), "--resume"])
+    # stopped where evaluation would begin: the weights are what is compared
     for a, b in zip(resumed.student_2.weights, pretrained.keras_model(str(distilled)).student_2.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 

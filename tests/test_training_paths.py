@@ -17,7 +17,8 @@ import tensorflow as tf
 from conftest import REPO, TINY, free_ports
 from test_recipe import load_recipe
 
-from zoo import exporter, latent, pretrained, recipe
+from zoo import evaluation, exporter, latent, pretrained, recipe
+from zoo.models.vae import VAE
 
 # A small VAE through the recipe: every path of the flow, half a second per epoch.
 SMALL_VAE = [*TINY, "--steps-per-epoch", "20", "--eval-extractor", "none"]
@@ -43,8 +44,6 @@ def final_weights(run_dir):
 
 
 def test_a_killed_run_resumed_ends_with_the_weights_of_an_uninterrupted_one(tmp_path):
-    from zoo.models.vae import VAE
-
     args = ["--epochs", "6", "--steps-per-execution", "4", "--seed", "3"]
     # the uninterrupted run, in this process and unmeasured: its checkpoint and training time are
     # what is compared (its own evaluation and export took ~40 of this test's 160 s)
@@ -97,8 +96,6 @@ def test_ctrl_c_during_training_ends_in_one_line(tmp_path):
 
 
 def test_a_failure_after_training_keeps_the_checkpoint_and_resume_finishes_the_job(tmp_path, monkeypatch, capsys):
-    from zoo.models.vae import VAE
-
     argv = [*SMALL_VAE, "--epochs", "2", "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]
 
     def full_disk(*args, **kwargs):
@@ -124,8 +121,6 @@ def test_a_failure_after_training_keeps_the_checkpoint_and_resume_finishes_the_j
 @pytest.mark.parametrize("precision", ["float16", "bfloat16"])
 def test_reduced_precision_trains_and_exports_float32(precision, tmp_path, monkeypatch):
     import keras
-
-    from zoo.models.vae import VAE
 
     trained_in = []
 
@@ -175,15 +170,13 @@ class _Trained(Exception):
     """Raised where the recipe would start evaluating, carrying the trained model."""
 
 
-def trained_alone(name, argv, monkeypatch):
+def trained_alone(name, argv):
     """The model that ``python recipes/<name>.py ARGV`` trains (and fits after training), in
     this process, without its evaluation and export."""
-    from zoo import evaluation
-
     def stop(model, *args, **kwargs):
         raise _Trained(model)
 
-    with monkeypatch.context() as patch:
+    with pytest.MonkeyPatch.context() as patch:
         patch.setattr(evaluation, "evaluate_model", stop)
         with pytest.raises(_Trained) as stopped:
             recipe.main(load_recipe(name).MODEL, argv)
@@ -195,8 +188,6 @@ def exported_unmeasured(model_class, argv):
     but neither evaluates nor writes TFLite files: for tests that need a trained export whose
     evaluation and conversion are not what they check (on a tiny diffusion teacher those took
     107 of 154 s)."""
-    from zoo import evaluation
-
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(evaluation, "evaluate_model", lambda *args, **kwargs: evaluation.Measured())
         patch.setattr(evaluation, "pictures", lambda *args, **kwargs: {})
@@ -213,7 +204,7 @@ def weight_layout(model):
 # No AE case: the DAE is the AE plus its corruption (a subclass; its draws per replica are what two
 # workers could get wrong), so the AE's run took 71 s of the suite and checked nothing the DAE's does not.
 @pytest.mark.parametrize("name", ["vae", "dae", "cgan", "diffusion", "classifier"])
-def test_every_recipe_runs_as_two_local_workers_and_exports_what_one_process_does(name, tmp_path, monkeypatch):
+def test_every_recipe_runs_as_two_local_workers_and_exports_what_one_process_does(name, tmp_path):
     """The README's command line, `--strategy multi_worker` with TF_CONFIG, the tiny preset in
     float32: both workers exit 0, only the chief exports, and the export equals
     a single-process run with the same global batch (the same data order and noise). Float32
@@ -241,7 +232,7 @@ def test_every_recipe_runs_as_two_local_workers_and_exports_what_one_process_doe
     # |g|) by up to 4e-3.
     try:
         alone = trained_alone(name, [*tiny, "--no-jit-compile", "--out", str(tmp_path / "single"),
-                                     "--runs-dir", str(tmp_path / "runs_single")], monkeypatch)
+                                     "--runs-dir", str(tmp_path / "runs_single")])
         outputs = [p.communicate(timeout=600)[0] for p in procs]
     finally:
         for p in procs:
