@@ -22,7 +22,9 @@ import numpy as np
 from common import report
 from sklearn.metrics import roc_auc_score
 
-from zoo import data, latent, progress, recipe
+from zoo import recipe
+from zoo.blocks import latent
+from zoo.core import data, progress
 from zoo.models.autoencoder import Autoencoder, DenoisingAutoencoder
 from zoo.models.vae import VAE
 

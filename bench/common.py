@@ -55,8 +55,9 @@ def restore_run(run=None, model="diffusion"):
     import tensorflow as tf
 
     import zoo  # noqa: F401 - registers the models
-    from zoo import data, recipe
-    from zoo.trainer import Trainer
+    from zoo.core import data
+    from zoo.recipe import run_config
+    from zoo.training.trainer import Trainer
 
     if run is None:
         found = sorted(glob.glob(os.path.join("runs", model, "*", "checkpoints")))
@@ -79,8 +80,8 @@ def restore_run(run=None, model="diffusion"):
     # a checkpoint restores only into the same structure.
     run_settings = types.SimpleNamespace(**settings["run"])
     labels = data.arrays(run_settings.data, "train", run_settings.data_dir)[1]
-    steps_per_epoch = recipe.steps_per_epoch_of(run_settings, instance, labels, run_settings.batch_size)
-    instance.configure_optimizers(recipe.learning_rate(run_settings, steps_per_epoch))
+    steps_per_epoch = run_config.steps_per_epoch_of(run_settings, instance, labels, run_settings.batch_size)
+    instance.configure_optimizers(run_config.learning_rate(run_settings, steps_per_epoch))
     epoch = Trainer(instance, tf.distribute.get_strategy(), checkpoint_dir=os.path.join(run, "checkpoints")).restore()
     if epoch == 0:
         raise SystemExit(f"no checkpoint of {run} could be restored (see the lines above): nothing to measure")

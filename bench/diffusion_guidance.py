@@ -17,10 +17,11 @@ import dataclasses
 import itertools
 
 import numpy as np
-
 from common import report, restore_run
 
-from zoo import data, evaluation, progress
+from zoo.core import data, progress
+from zoo.evaluation import measure
+from zoo.evaluation.settings import EvaluationSettings
 
 
 def main():
@@ -48,7 +49,7 @@ def main():
     if args.reference == "training":
         pick = np.random.default_rng(1).choice(len(train[1]), len(test[1]), replace=False)
         test = (train[0][pick], train[1][pick])
-    splits = evaluation.Splits(test, train, settings["data"])
+    splits = data.Splits(test, train, settings["data"])
     results = {"run": run, "epoch": epoch, "weights": args.weights, "sample_steps": model.config.sample_steps,
                "reference": args.reference, "by_guidance": {}}
     base = model.config
@@ -57,7 +58,7 @@ def main():
     steps = args.sample_steps or [base.sample_steps]
     for interval, g, n in itertools.product(intervals, args.guidance, steps):
         model.config = dataclasses.replace(base, guidance=g, guidance_interval=interval, sample_steps=n)
-        measured = evaluation.sample_metrics(model, splits, evaluation.EvaluationSettings(seed=settings["seed"]))
+        measured = measure.sample_metrics(model, splits, EvaluationSettings(seed=settings["seed"]))
         metrics, reference = measured.metrics, measured.reference
         key = str(g) + (f" on [{interval[0]}, {interval[1]}]" if len(intervals) > 1 else "") + (
             f", {n} steps" if len(steps) > 1 else "")

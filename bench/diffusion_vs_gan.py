@@ -15,14 +15,17 @@ import itertools
 
 from common import report, restore_run
 
-from zoo import data, evaluation, pretrained, progress
+from zoo.apps import pretrained
+from zoo.core import data, progress
+from zoo.evaluation import measure
+from zoo.evaluation.settings import EvaluationSettings
 
 KEYS = ("classifier_accuracy", "fid", "fid_se", "precision", "recall", "intra_fid", "independent_fid",
         "independent_fid_se", "independent_precision", "independent_recall")
 
 
 def measured(model, splits, seed):
-    m = evaluation.sample_metrics(model, splits, evaluation.EvaluationSettings(seed=seed))
+    m = measure.sample_metrics(model, splits, EvaluationSettings(seed=seed))
     return {**{k: m.metrics[k] for k in KEYS if k in m.metrics},
             "intra_fid_per_class": m.metrics.get("intra_fid_per_class")}, m.reference
 
@@ -38,8 +41,7 @@ def main():
     args = p.parse_args()
     progress.set_verbosity(0)
     model, epoch, settings, run = restore_run(args.run)
-    splits = evaluation.Splits(data.arrays(settings["data"], "test"), data.arrays(settings["data"], "train"),
-                               settings["data"])
+    splits = data.splits(settings["data"])
     results = {"run": run, "epoch": epoch, "cgan": args.cgan, "by_setting": {}}
     results["by_setting"]["cgan"], reference = measured(pretrained.keras_model(args.cgan), splits, settings["seed"])
     results["real_data_reference"] = {k: v for k, v in reference.items() if k in KEYS}

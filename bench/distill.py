@@ -20,9 +20,9 @@ import time
 import numpy as np
 from common import in_rotation, report
 
-from zoo import tflite
-from zoo.export_folder import ExportFolder
-from zoo.signature import Input
+from zoo.core.signature import Input
+from zoo.export import tflite
+from zoo.export.folder import ExportFolder
 
 GOALS = {4: {"accuracy": 0.97, "fid_ratio": 1.15, "latency_ratio": 1 / 8, "browser_ms_per_digit": 25.0},
          2: {"accuracy": 0.95, "fid_ratio": 1.50}}
@@ -54,7 +54,7 @@ def tflite_latency(folder, signatures, repeats):
 
 def browser_latency(folder, signatures, repeats):
     """Per-digit ms of each signature in the page (batch 1 and 10, the page's variant), median."""
-    from zoo import web
+    from zoo.apps import web
 
     server, url = web.serve_in_background(os.path.dirname(folder.folder))
     browser = web.headless_page(url, tempfile.mkdtemp(prefix="zoo-chromium-"))

@@ -15,10 +15,11 @@ import keras
 import tensorflow as tf
 from common import in_rotation, report
 
-from zoo import data, nets
+from zoo.blocks import nets
+from zoo.core import data
 from zoo.models.cgan import CGAN
 from zoo.models.diffusion import Diffusion
-from zoo.trainer import Trainer
+from zoo.training.trainer import Trainer
 
 IMPLEMENTATIONS = {"zoo": nets.GroupNorm, "keras": keras.layers.GroupNormalization}
 

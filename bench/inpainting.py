@@ -18,7 +18,9 @@ import time
 
 from common import report, restore_run
 
-from zoo import corruption, data, evaluation, progress
+from zoo.blocks import corruption
+from zoo.core import data, progress
+from zoo.evaluation import image_tasks
 
 
 def main():
@@ -34,8 +36,7 @@ def main():
     args = p.parse_args()
     progress.set_verbosity(0)
     model, epoch, settings, run = restore_run(args.run)
-    splits = evaluation.Splits(data.arrays(settings["data"], "test", settings["data_dir"]),
-                               data.arrays(settings["data"], "train", settings["data_dir"]), settings["data"])
+    splits = data.splits(settings["data"], settings["data_dir"])
     results = {"run": run, "epoch": epoch, "digits": args.digits, "sample_steps": model.config.sample_steps,
                "guidance": model.config.guidance, "by_setting": {}}
     base = model.config
@@ -47,7 +48,7 @@ def main():
                 model.config = dataclasses.replace(base, inpaint_resample=r, inpaint_jump=j, inpaint_eta=eta,
                                                    inpaint_label_steps=k)
                 start = time.perf_counter()
-                measured, reference = evaluation.inpainting_metrics(model, splits, args.digits, seed=settings["seed"],
+                measured, reference = image_tasks.inpainting_metrics(model, splits, args.digits, seed=settings["seed"],
                                                                     masks=args.masks)
                 name = f"r={r},j={j},eta={eta},label_steps={k}"
                 results["by_setting"][name] = {**measured, "moves": model.inpaint_moves(),
@@ -59,7 +60,7 @@ def main():
 
         fresh = Diffusion(dataclasses.replace(base, inpaint_resample=int(args.settings[0].split(",")[0]),
                                               inpaint_jump=int(args.settings[0].split(",")[1])))
-        results["untrained_network"] = evaluation.inpainting_metrics(fresh, splits, args.digits,
+        results["untrained_network"] = image_tasks.inpainting_metrics(fresh, splits, args.digits,
                                                                      seed=settings["seed"], masks=args.masks)[0]
     report("inpainting", results)
 

@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 from common import report, timed
 
-from zoo import exporter, tflite
+from zoo.export import exporter, tflite
 
 
 def latest_version(target):

@@ -11,8 +11,8 @@ import os
 
 from common import report
 
-from zoo import tflite
-from zoo.export_folder import ExportFolder
+from zoo.export import tflite
+from zoo.export.folder import ExportFolder
 
 
 def main():
@@ -34,7 +34,7 @@ def main():
             path = os.path.join(export.folder, file)
             if row["kept"] and os.path.isfile(path):
                 if lite_sigs is None:
-                    from zoo.signature import Signature
+                    from zoo.core.signature import Signature
 
                     lite_sigs = [Signature(s, None, tuple(export.tflite_inputs(s)))
                                  for s in export.card["tflite"][export.variants()["float32"]]["signatures"]]

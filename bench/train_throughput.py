@@ -22,11 +22,11 @@ import tensorflow as tf
 from common import in_rotation, report
 from kerasio_vae import kerasio_vae
 
-from zoo import data, distribute
+from zoo.core import data, distribute
 from zoo.models.cgan import CGAN
 from zoo.models.diffusion import Diffusion
 from zoo.models.vae import VAE
-from zoo.trainer import Trainer
+from zoo.training.trainer import Trainer
 
 MODELS = {"vae": VAE, "cgan": CGAN, "diffusion": Diffusion, "kerasio_vae": None}
 

@@ -12,9 +12,9 @@ import tensorflow as tf
 from common import report
 from kerasio_vae import kerasio_vae
 
-from zoo import data
+from zoo.core import data
 from zoo.models.vae import VAE, VAEConfig
-from zoo.trainer import Trainer
+from zoo.training.trainer import Trainer
 
 
 def train_and_evaluate(model, epochs, batch, learning_rate, seed):

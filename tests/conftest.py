@@ -27,7 +27,7 @@ tf.config.set_logical_device_configuration(
     _cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
 )
 
-from zoo import progress
+from zoo.core import progress
 
 progress.set_verbosity(0)  # the stages' progress bars are for people, not for test logs
 

@@ -7,9 +7,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import nets
-from zoo import signature as sig
-from zoo.config import Config, each, non_negative, positive_int, setting
+from zoo.blocks import nets
+from zoo.core import signature as sig
+from zoo.core.config import Config, each, non_negative, positive_int, setting
 from zoo.models.base import Generator, Reconstructor, ZooModel, batched
 
 LEVELS = 4  # grey levels of the composed codes: 0 … 3

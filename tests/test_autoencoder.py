@@ -5,8 +5,11 @@ import pytest
 import tensorflow as tf
 from conftest import run_without_zoo
 
-from zoo import ZooError, corruption, data, exporter
-from zoo.distribute import Draws
+from zoo import ZooError
+from zoo.blocks import corruption
+from zoo.core import data
+from zoo.core.distribute import Draws
+from zoo.export import exporter
 from zoo.metrics.anomaly import anomaly_detection, linear_probe
 from zoo.models.autoencoder import (
     Autoencoder,
@@ -14,7 +17,7 @@ from zoo.models.autoencoder import (
     DenoisingAutoencoder,
     DenoisingConfig,
 )
-from zoo.trainer import Trainer
+from zoo.training.trainer import Trainer
 
 SMALL = dict(latent_dim=8, filters=(8, 16), hidden=32)
 

@@ -5,7 +5,10 @@ import pytest
 import tensorflow as tf
 from conftest import FAST_EXPORT, mirrored, run_without_zoo
 
-from zoo import ZooError, data, exporter, nets
+from zoo import ZooError
+from zoo.blocks import nets
+from zoo.core import data
+from zoo.export import exporter
 from zoo.models.cgan import (
     CGAN,
     CGANConfig,
@@ -13,7 +16,7 @@ from zoo.models.cgan import (
     discriminator_loss,
     generator_loss,
 )
-from zoo.trainer import Trainer
+from zoo.training.trainer import Trainer
 
 SMALL = dict(noise_dim=8, g_filters=(16, 8, 8), d_filters=(8, 16, 16), ema_decay=0.9)
 

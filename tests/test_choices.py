@@ -4,7 +4,8 @@ only — and that measuring leaves the choice as it found it."""
 import numpy as np
 import pytest
 
-from zoo import choices, evaluation
+from zoo.core import data
+from zoo.evaluation import choices, measure, settings
 from zoo.models.base import Generator
 
 
@@ -42,10 +43,10 @@ def test_the_sampler_in_use_has_the_lowest_fid_among_those_covering_as_much_as_t
         return {"fid": fid, "recall": recall}
 
     monkeypatch.setattr(choices.feature_metrics, "evaluate_samples", stub)
-    splits = evaluation.Splits((np.zeros((10, 28, 28, 1), np.float32), np.arange(10)),
+    splits = data.Splits((np.zeros((10, 28, 28, 1), np.float32), np.arange(10)),
                                (np.zeros((40, 28, 28, 1), np.float32), np.arange(40) % 10))
     model = ThreeSamplers()
-    choice = choices.choose_sampler(model, splits, evaluation.EvaluationSettings(samples=10), "zoo_mnist_classifier")
+    choice = choices.choose_sampler(model, splits, settings.EvaluationSettings(samples=10), "zoo_mnist_classifier")
     assert model.sampler_in_use() == chosen == choice["in_use"]
     assert choice["recall_against_training_images"] == {name: r for name, (_, r) in measured.items()}
 
@@ -58,13 +59,13 @@ def test_measuring_every_sampler_leaves_the_one_in_use(monkeypatch):
         seen.append(int(fake[0, 0, 0, 0]))
         return {"fid": 1.0, "settings": {}, "feature_extractor": "stub"}
 
-    monkeypatch.setattr(evaluation.feature_metrics, "evaluate_samples", stub)
-    monkeypatch.setattr(evaluation, "real_reference", lambda *args, **kwargs: {})
-    monkeypatch.setattr(evaluation, "class_balance", lambda *args: {})
+    monkeypatch.setattr(measure.feature_metrics, "evaluate_samples", stub)
+    monkeypatch.setattr(measure, "real_reference", lambda *args, **kwargs: {})
+    monkeypatch.setattr(measure, "class_balance", lambda *args: {})
     model = ThreeSamplers()
     model.use_sampler("sharp")
-    splits = evaluation.Splits((np.zeros((10, 28, 28, 1), np.float32), np.arange(10)),
+    splits = data.Splits((np.zeros((10, 28, 28, 1), np.float32), np.arange(10)),
                                (np.zeros((40, 28, 28, 1), np.float32), np.arange(40) % 10))
-    measured = evaluation.evaluate_model(model, splits, evaluation.EvaluationSettings(samples=10))
+    measured = measure.evaluate_model(model, splits, settings.EvaluationSettings(samples=10))
     assert model.sampler_in_use() == "sharp" and sorted(seen) == [0, 0, 1, 1, 2, 2]  # zoo's features, the second's
     assert {"fid", "own_fid", "broad_fid", "independent_fid", "own_independent_fid"} <= set(measured.metrics)

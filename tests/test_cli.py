@@ -12,7 +12,9 @@ from conftest import run_python
 from PIL import Image
 from test_training_paths import exported_unmeasured
 
-from zoo import ZooError, cli, exporter, recipe, tflite
+from zoo import ZooError, recipe
+from zoo.apps import cli
+from zoo.export import exporter, tflite
 from zoo.models.cgan import CGAN
 from zoo.models.vae import VAE, VAEConfig
 

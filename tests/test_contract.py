@@ -11,9 +11,9 @@ import tensorflow as tf
 from conftest import run_without_zoo
 from gaussian_ae import GaussianAE, GaussianAEConfig
 
-from zoo import pretrained, recipe
-from zoo import signature as sig
-
+from zoo import recipe
+from zoo.apps import pretrained
+from zoo.core import signature as sig
 
 pytestmark = pytest.mark.xdist_group("contract")  # its module fixture, built once (conftest.py)
 

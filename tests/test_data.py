@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from zoo import data
+from zoo.core import data
 
 
 def test_mnist5k_split_follows_the_contract():

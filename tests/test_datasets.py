@@ -10,7 +10,8 @@ import tensorflow_datasets as tfds
 from conftest import TINY
 from test_recipe import RECIPES, fails, load_recipe
 
-from zoo import data, recipe
+from zoo import recipe
+from zoo.core import data
 
 # the recipes' tiny presets, batches the mock data has
 QUICK = [*TINY, "--batch-size", "16", "--eval-samples", "32"]

@@ -5,10 +5,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo import ZooError, data, exporter, schedules
+from zoo import ZooError
+from zoo.blocks import schedules
+from zoo.core import data
+from zoo.export import exporter
 from zoo.models.base import Inpainter
 from zoo.models.diffusion import Diffusion, DiffusionConfig
-from zoo.trainer import Trainer
+from zoo.training.trainer import Trainer
 
 TINY = dict(channels=(8, 16, 16), sample_steps=4, guidance=2.0, ema_decay=0.9, guide_channels=(4, 8, 8), guide_epochs=2)
 
@@ -239,14 +242,14 @@ def test_the_signatures_share_one_trace_of_each_network(tmp_path):
 
 
 def test_pictures_and_preview(trained):
-    from zoo import evaluation
+    from zoo.evaluation import pictures
 
     model, _ = trained
     x, y = data.mnist5k("test")
-    pictures = evaluation.pictures(model, evaluation.Splits((x[:50], y[:50]), (x[:50], y[:50])))
-    assert set(pictures) == {"samples.png", "denoising_steps.png", "inpainting.png"}
-    assert pictures["denoising_steps.png"].shape[:2] == (32, 2 + (1 + model.config.sample_steps) * 30)
-    assert pictures["samples.png"].shape[:2] == (2 + 10 * 30, 2 + 8 * 30)
+    grids = pictures.export_pictures(model, data.Splits((x[:50], y[:50]), (x[:50], y[:50])))
+    assert set(grids) == {"samples.png", "denoising_steps.png", "inpainting.png"}
+    assert grids["denoising_steps.png"].shape[:2] == (32, 2 + (1 + model.config.sample_steps) * 30)
+    assert grids["samples.png"].shape[:2] == (2 + 10 * 30, 2 + 8 * 30)
 
 
 def test_the_diffusion_classifier_picks_the_label_that_explains_the_kept_pixels():

@@ -13,8 +13,11 @@ from conftest import REPO, run_python, run_without_zoo
 from test_recipe import fails
 from test_training_paths import exported_unmeasured, trained_alone
 
-from zoo import pretrained, recipe, schedules, trainer
+from zoo import recipe
+from zoo.apps import pretrained
+from zoo.blocks import schedules
 from zoo.models.diffusion import Diffusion
+from zoo.training import trainer
 
 pytestmark = pytest.mark.xdist_group("distillation")  # its module fixtures, built once (conftest.py)
 

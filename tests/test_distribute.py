@@ -8,9 +8,10 @@ import pytest
 import tensorflow as tf
 from conftest import free_ports, mirrored
 
-from zoo import ZooError, distribute
+from zoo import ZooError
+from zoo.core import distribute
 from zoo.models.vae import VAE, VAEConfig
-from zoo.trainer import Trainer
+from zoo.training.trainer import Trainer
 
 SMALL = dict(latent_dim=4, filters=(4, 8), hidden=16)
 
@@ -87,9 +88,9 @@ def test_average_loss_divides_by_the_global_batch():
 WORKER = textwrap.dedent("""
     import json, os, sys
     import numpy as np, tensorflow as tf, keras
-    from zoo import distribute
+    from zoo.core import distribute
     from zoo.models.vae import VAE, VAEConfig
-    from zoo.trainer import Trainer
+    from zoo.training.trainer import Trainer
     keras.utils.set_random_seed(0)
     strategy = distribute.get_strategy("multi_worker")
     assert strategy.num_replicas_in_sync == 2, strategy.num_replicas_in_sync

@@ -14,10 +14,11 @@ import tensorflow as tf
 from conftest import FAST_EXPORT, REPO, run_python, run_without_zoo
 from PIL import Image
 
-from zoo import ZooError, exporter, pretrained, tflite
-from zoo import card as cards
+from zoo import ZooError
+from zoo.apps import pretrained
+from zoo.export import card as cards
+from zoo.export import exporter, tflite
 from zoo.models.vae import VAE, VAEConfig
-
 
 pytestmark = pytest.mark.xdist_group("export")  # its module fixture, built once (conftest.py)
 

@@ -7,7 +7,8 @@ import tensorflow as tf
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
-from zoo import ZooError, latent
+from zoo import ZooError
+from zoo.blocks import latent
 
 
 def random_mixture(rng, k, d):

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo import ZooError, data, metrics
+from zoo import ZooError, metrics
+from zoo.core import data
 from zoo.metrics import cas, extractors
 from zoo.metrics.lpips import LPIPS
 
@@ -101,16 +102,16 @@ def test_feature_metric_accumulates_like_the_function(mnist):
 
 def test_callback_logs_metrics_into_history(mnist):
     from zoo.models.vae import VAE, VAEConfig
-    from zoo.trainer import Trainer
+    from zoo.training.trainer import Trainer
 
     _, (test_x, test_y) = mnist
     keras.utils.set_random_seed(0)
     model = VAE(VAEConfig(latent_dim=4, filters=(4, 8), hidden=16))
     model.configure_optimizers(1e-3)
     ds = data.pipeline(data.load("mnist5k", "train"), 64, drop_remainder=True, repeat=True)
-    from zoo import evaluation
+    from zoo.evaluation import measure
 
-    callback = metrics.GenerativeMetricsCallback(evaluation.sampler(model), test_x[:300], test_y[:300], every=2)
+    callback = metrics.GenerativeMetricsCallback(measure.sampler(model), test_x[:300], test_y[:300], every=2)
     history = Trainer(model, tf.distribute.get_strategy()).fit(
         ds, epochs=2, steps_per_epoch=3, callbacks=[callback, keras.callbacks.CSVLogger(os.devnull)], verbose=0)
     assert set(history.history) >= {"gen_fid", "gen_kid", "gen_precision", "gen_recall", "gen_inception_score"}

@@ -4,9 +4,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import data, evaluation, metrics
+from zoo import metrics
+from zoo.core import data
+from zoo.evaluation import references, settings
 from zoo.models.vae import VAE, VAEConfig
-from zoo.trainer import Trainer
+from zoo.training.trainer import Trainer
 
 
 def test_bootstrap_standard_error_of_fid_matches_the_spread_over_independent_draws():
@@ -33,9 +35,9 @@ def test_bootstrap_standard_error_of_fid_matches_the_spread_over_independent_dra
 def test_the_real_data_reference_matches_the_published_floor_within_its_standard_error():
     """1,000 real training digits against the 1,000 test digits, zoo classifier features:
     FID 138–145, precision 0.81–0.83, recall 0.82–0.84 over three draws (measured when the reference was built)."""
-    splits = evaluation.Splits(data.mnist5k("test"), data.mnist5k("train"))
-    reference = evaluation.real_reference(splits, "zoo_mnist_classifier", splits.test[1], False,
-                                          evaluation.EvaluationSettings(bootstrap=30))
+    splits = data.Splits(data.mnist5k("test"), data.mnist5k("train"))
+    reference = references.real_reference(splits, "zoo_mnist_classifier", splits.test[1], False,
+                                          settings.EvaluationSettings(bootstrap=30))
     for key, (low, high) in {"fid": (138, 145), "precision": (0.81, 0.83), "recall": (0.82, 0.84)}.items():
         se = reference[f"{key}_se"]
         assert se > 0 and low - se <= reference[key] <= high + se, (key, reference[key], se)

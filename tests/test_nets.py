@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo import nets
+from zoo.blocks import nets
 
 
 def numpy_group_norm(x, groups, gamma, beta, eps):

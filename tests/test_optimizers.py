@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 from conftest import mirrored
 
-from zoo.optimizers import Adam
+from zoo.core.optimizers import Adam
 
 
 def train(optimizer_class, strategy, steps=20, jit_compile=False):

@@ -7,7 +7,11 @@ import os
 import pytest
 from conftest import REPO
 
-from zoo import config, recipe
+from zoo import recipe
+from zoo.core import config
+from zoo.recipe import run_config
+from zoo.recipe.summary import summary
+from zoo.training import callbacks
 
 RECIPES = ("vae", "ae", "dae", "cgan", "diffusion", "classifier")
 
@@ -58,7 +62,7 @@ def test_every_flag_default_is_its_config_default(name):
         for f in recipe.RunConfig.flag_fields() + model_class.Config.flag_fields():
             assert getattr(args, f.name) == expected[f.name], (name, preset, f.name)
         # ... and the config built from those flags is the dataclass's own default config.
-        run, names, extra = recipe.configs_from_flags(model_class, args)
+        run, names, extra = run_config.configs_from_flags(model_class, args)
         built = config.build(model_class.Config, args, names, **extra)
         assert built == model_class.Config(**{k: v for k, v in overrides.items()
                                               if k in model_class.Config.defaults()})
@@ -129,7 +133,7 @@ def test_bad_paths_fail_before_training(capsys, tmp_path):
 def test_previews_follow_the_models_preview_every(tmp_path):
     import numpy as np
 
-    callback = recipe.PreviewCallback(str(tmp_path), lambda: np.zeros((4, 4, 1), np.float32), every=3)
+    callback = callbacks.PreviewCallback(str(tmp_path), lambda: np.zeros((4, 4, 1), np.float32), every=3)
     callback.set_params({"epochs": 7})
     for epoch in range(7):
         callback.on_epoch_end(epoch)
@@ -149,11 +153,11 @@ def test_diffusion_presets_fill_unset_flags_and_explicit_flags_win():
 
 def test_history_csv_appends_a_resumed_part_under_the_columns_the_file_has(tmp_path):
     path = tmp_path / "history.csv"
-    first = recipe.HistoryCSV(str(path), append=True)
+    first = callbacks.HistoryCSV(str(path), append=True)
     first.on_train_begin()
     first.on_epoch_end(0, {"guide_loss": 0.3, "loss": 0.2, "val_loss": 0.25})  # a phase's loss in it
     first.on_train_end()
-    resumed = recipe.HistoryCSV(str(path), append=True)
+    resumed = callbacks.HistoryCSV(str(path), append=True)
     resumed.on_train_begin()
     resumed.on_epoch_end(1, {"loss": 0.1})  # after the phase, without a held-out loss
     resumed.on_train_end()
@@ -163,7 +167,7 @@ def test_history_csv_appends_a_resumed_part_under_the_columns_the_file_has(tmp_p
 def test_guide_channels_given_without_widths_is_classifier_free_guidance_and_a_wrong_count_one_line(capsys):
     model_class = load_recipe("diffusion").MODEL
     args = recipe.parser(model_class, ["--guide-channels"]).parse_args(["--guide-channels"])
-    run, names, extra = recipe.configs_from_flags(model_class, args)
+    run, names, extra = run_config.configs_from_flags(model_class, args)
     assert config.build(model_class.Config, args, names, **extra).guide_channels == ()
     assert "--guide-channels needs one width per level of channels (32, 64, 64) (or none), got (8, 16)" in fails(
         capsys, ["--guide-channels", "8", "16"], "diffusion")
@@ -190,10 +194,10 @@ def test_config_errors_from_python_name_the_field():
 ])
 def test_precision_policy_follows_flag_then_model_then_cpu(monkeypatch, flag, gpu, cpu_bf16, prefers_bf16,
                                                             expected):
-    monkeypatch.setattr(recipe.distribute, "has_gpu", lambda: gpu)
-    monkeypatch.setattr(recipe.distribute, "cpu_bfloat16", lambda: cpu_bf16)
+    monkeypatch.setattr(run_config.distribute, "has_gpu", lambda: gpu)
+    monkeypatch.setattr(run_config.distribute, "cpu_bfloat16", lambda: cpu_bf16)
     model_class = type("M", (), {"bfloat16_on_cpu": prefers_bf16, "zoo_name": "m"})
-    assert recipe.precision_policy(recipe.RunConfig(mixed_precision=flag), model_class) == expected
+    assert run_config.precision_policy(recipe.RunConfig(mixed_precision=flag), model_class) == expected
 
 
 @pytest.mark.parametrize("gpu", [False, True])
@@ -206,16 +210,16 @@ def test_xla_never_runs_under_a_strategy_that_synchronises_replicas(monkeypatch,
 
     from zoo.models.vae import VAE
 
-    monkeypatch.setattr(recipe.distribute, "has_gpu", lambda: gpu)
+    monkeypatch.setattr(run_config.distribute, "has_gpu", lambda: gpu)
     one_replica = tf.distribute.MirroredStrategy(["/cpu:0"])
     for strategy in (one_replica, mirrored()):
-        assert recipe.jit_setting(recipe.RunConfig(strategy="mirrored"), VAE, strategy) is False
+        assert run_config.jit_setting(recipe.RunConfig(strategy="mirrored"), VAE, strategy) is False
         with pytest.raises(config.ConfigError, match="--jit-compile"):
-            recipe.jit_setting(recipe.RunConfig(strategy="auto", jit_compile=True), VAE, strategy)
+            run_config.jit_setting(recipe.RunConfig(strategy="auto", jit_compile=True), VAE, strategy)
     default = tf.distribute.get_strategy()
     assert VAE.jit_compile is True
-    assert recipe.jit_setting(recipe.RunConfig(), VAE, default) is True
-    assert recipe.jit_setting(recipe.RunConfig(jit_compile=False), VAE, default) is False
+    assert run_config.jit_setting(recipe.RunConfig(), VAE, default) is True
+    assert run_config.jit_setting(recipe.RunConfig(jit_compile=False), VAE, default) is False
 
 
 def test_the_summary_names_every_file_the_export_tried_and_did_not_keep(capsys):
@@ -225,7 +229,7 @@ def test_the_summary_names_every_file_the_export_tried_and_did_not_keep(capsys):
             "tflite": {"m.tflite": {"kept": True}, "m_float16.tflite": {"kept": False, "reason": "NaN samples"}},
             "web": {"m_b1.tflite": {"kept": True}, "m_int8_b10.tflite": {"kept": False, "reason": "differs by 0.3"}},
             "provenance": {"seconds": {"training": 10.0, "evaluation": 1.0, "export": 2.0, "total": 13.0}}}
-    recipe.summary("m", card, {"m.tflite": "/out/m.tflite", "web/m_b1.tflite": "/out/web/m_b1.tflite"})
+    summary("m", card, {"m.tflite": "/out/m.tflite", "web/m_b1.tflite": "/out/web/m_b1.tflite"})
     lines = capsys.readouterr().out.splitlines()
     assert any("fid" in line and "170 ± 4" in line and "(real: 141)" in line for line in lines)
     assert any("m_float16.tflite" in line and "not shipped: NaN samples" in line for line in lines)
@@ -237,12 +241,12 @@ def test_the_summary_names_every_file_the_export_tried_and_did_not_keep(capsys):
 def test_the_time_left_is_told_after_the_second_epoch(capsys, monkeypatch):
     """A run that will take an hour says so at once, from the pace of its second epoch (the first
     also traces the step)."""
-    from zoo import progress
+    from zoo.core import progress
 
     monkeypatch.setitem(progress.VERBOSE, "level", 1)
     clock = iter([0.0, 100.0, 130.0, 130.0])  # epoch 0 begins; epoch 1 begins, ends; epoch 2 begins
-    monkeypatch.setattr(recipe.time, "perf_counter", lambda: next(clock))
-    callback = recipe.TimeLeft()
+    monkeypatch.setattr(callbacks.time, "perf_counter", lambda: next(clock))
+    callback = callbacks.TimeLeft()
     callback.set_params({"epochs": 52})
     callback.on_train_begin()
     for epoch in range(3):

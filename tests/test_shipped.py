@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from conftest import REPO, run_python, run_without_zoo
 
-from zoo import cli, exporter, pretrained, tflite
-from zoo import card as cards
-from zoo.export_folder import ExportFolder
-from zoo.distribute import float32_policy
+from zoo.apps import cli, pretrained
+from zoo.core.distribute import float32_policy
+from zoo.export import card as cards
+from zoo.export import exporter, tflite
+from zoo.export.folder import ExportFolder
 from zoo.models.base import model_class
 
 MODELS = ("vae", "ae", "dae", "cgan", "diffusion")

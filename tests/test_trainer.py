@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from zoo.models.vae import VAE, VAEConfig
-from zoo.trainer import NonFiniteLoss, Trainer
+from zoo.training.trainer import NonFiniteLoss, Trainer
 
 SMALL = dict(latent_dim=4, filters=(4, 8), hidden=16)
 
@@ -148,10 +148,10 @@ def test_validation_runs_after_the_first_every_nth_and_last_epoch_by_number(tmp_
 
 
 def test_the_test_losses_are_the_last_validation_when_it_followed_the_last_epoch(tmp_path):
-    """recipe.held_out_losses: the last epoch's validation was a pass over the test split with
+    """flow.held_out_losses: the last epoch's validation was a pass over the test split with
     the final weights, so it is not run again; a run resumed with nothing left to train (no
     validation in this process) gets a pass of its own."""
-    from zoo.recipe import held_out_losses
+    from zoo.recipe.flow import held_out_losses
 
     model, trainer = make(VAE, tmp_path)
     held_out = dataset(32).take(2)
@@ -176,7 +176,7 @@ def test_the_test_losses_are_the_last_validation_when_it_followed_the_last_epoch
 def test_a_resumed_run_validates_where_an_uninterrupted_one_did_and_ends_with_its_weights(tmp_path):
     """The VAE's test_step draws its noise from the generator training draws from: a resumed
     part that also validated at its own first epoch (the 5th here) would shift every later draw."""
-    from zoo import data
+    from zoo.core import data
 
     images = np.random.default_rng(0).uniform(0, 1, (48, 28, 28, 1)).astype(np.float32)
     labels = np.zeros(48, np.int32)

@@ -17,7 +17,11 @@ import tensorflow as tf
 from conftest import REPO, TINY, free_ports
 from test_recipe import load_recipe
 
-from zoo import evaluation, exporter, latent, pretrained, recipe
+from zoo import recipe
+from zoo.apps import pretrained
+from zoo.blocks import latent
+from zoo.evaluation import measure, pictures, settings
+from zoo.export import exporter
 from zoo.models.vae import VAE
 
 # A small VAE through the recipe: every path of the flow, half a second per epoch.
@@ -177,7 +181,7 @@ def trained_alone(name, argv):
         raise _Trained(model)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(evaluation, "evaluate_model", stop)
+        patch.setattr(measure, "evaluate_model", stop)
         with pytest.raises(_Trained) as stopped:
             recipe.main(load_recipe(name).MODEL, argv)
     return stopped.value.args[0]
@@ -189,8 +193,8 @@ def exported_unmeasured(model_class, argv):
     evaluation and conversion are not what they check (on a tiny diffusion teacher those took
     107 of 154 s)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(evaluation, "evaluate_model", lambda *args, **kwargs: evaluation.Measured())
-        patch.setattr(evaluation, "pictures", lambda *args, **kwargs: {})
+        patch.setattr(measure, "evaluate_model", lambda *args, **kwargs: settings.Measured())
+        patch.setattr(pictures, "export_pictures", lambda *args, **kwargs: {})
         patch.setattr(exporter, "TFLITE_STEPS", exporter.SAVED_MODEL_ONLY)
         return recipe.main(model_class, argv)
 

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo import data
+from zoo.core import data
 from zoo.models.vae import ANOMALY_BETA, VAE, VAEConfig, bernoulli_log_likelihood, gaussian_kl, slerp
-from zoo.trainer import Trainer
+from zoo.training.trainer import Trainer
 
 SMALL = dict(latent_dim=4, filters=(8, 16), hidden=32)
 

@@ -10,11 +10,11 @@ import shutil
 
 import numpy as np
 import pytest
-
 from conftest import REPO
 
-from zoo import exporter, tflite, web
-from zoo.export_folder import ExportFolder
+from zoo.apps import web
+from zoo.export import exporter, tflite
+from zoo.export.folder import ExportFolder
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 MODULES = os.path.join(web.WEB_DIR, "node_modules", "@litertjs", "core")

@@ -1,5 +1,5 @@
-"""``python -m zoo``: the zoo command line (zoo/cli.py)."""
+"""``python -m zoo``: the zoo command line (zoo/apps/cli.py)."""
 
-from zoo.cli import main
+from zoo.apps.cli import main
 
 main()

@@ -22,12 +22,12 @@ from zoo.metrics.core import (
     precision_recall,
     reconstruction_errors,
 )
-from zoo.metrics.feature_metrics import evaluate_samples, fid_infinity
 from zoo.metrics.extractors import (
     ClassifierExtractor,
     InceptionV3Extractor,
     zoo_classifier,
 )
+from zoo.metrics.feature_metrics import evaluate_samples, fid_infinity
 from zoo.metrics.lpips import LPIPS, lpips_distance, lpips_diversity
 
 __all__ = [

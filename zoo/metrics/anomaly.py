@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from zoo import ZooError
+from zoo.core.errors import ZooError
 
 
 def anomaly_detection(scores, is_anomaly, normal_validation_scores, false_positive_rate=0.05):

@@ -61,7 +61,7 @@ class GenerativeMetricsCallback(keras.callbacks.Callback):
     """Every ``every`` epochs: draw samples with ``draw(num, seed) -> (images, labels or
     None)``, score them against the real images, put the numbers into ``logs`` (so History,
     TensorBoard and CSV see them, as ``gen_<metric>``) and print them. Place it before those
-    callbacks. (``zoo.evaluation.sampler(model)`` gives a zoo model's ``draw``.)"""
+    callbacks. (``zoo.evaluation.measure.sampler(model)`` gives a zoo model's ``draw``.)"""
 
     def __init__(self, draw, real_images, real_labels=None, every=1, num_samples=None, extractor=None, seed=0):
         super().__init__()

@@ -8,7 +8,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import data, nets
+from zoo.blocks import nets
+from zoo.core import data
 from zoo.metrics.core import check_labels
 from zoo.metrics.extractors import check_images
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from zoo import ZooError
+from zoo.core.errors import ZooError
 from zoo.metrics.core import clip_score
 from zoo.metrics.extractors import check_images
 

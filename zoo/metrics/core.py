@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from zoo import ZooError
+from zoo.core.errors import ZooError
 
 
 # Input checks ----------------------------------------------------------------------------

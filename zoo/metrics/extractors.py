@@ -16,7 +16,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from zoo import ZooError, distribute
+from zoo.core import distribute
+from zoo.core.errors import ZooError
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weights")
 # The shipped digit classifiers: the one behind every feature metric, and a second one built
@@ -118,7 +119,7 @@ _CLASSIFIER_EXTRACTORS = {}
 def shipped_classifier(name="zoo_mnist_classifier"):
     """A shipped digit classifier as an extractor (loaded once)."""
     if name not in _CLASSIFIER_EXTRACTORS:
-        from zoo import nets
+        from zoo.blocks import nets
 
         weights, card_path = _paths(name)
         if not os.path.exists(weights):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from zoo import ZooError
+from zoo.core.errors import ZooError
 from zoo.metrics import core, extractors
 
 UNCONDITIONAL = ("fid", "kid", "inception_score", "precision", "recall", "density", "coverage")
@@ -60,17 +60,9 @@ def fid_infinity(real, fake, seed=0):
     return float(intercept)
 
 
-def evaluate_samples(fake_images, real_images, *, extractor=None, metrics=UNCONDITIONAL,
-                     fake_labels=None, real_labels=None, kid_subsets=100, kid_subset_size=1000,
-                     bootstrap=BOOTSTRAP, seed=0):
-    """Feature metrics of ``fake_images`` against ``real_images`` (float32 NHWC in [0, 1]).
-
-    Returns a flat dict: ``fid``, ``fid_infinity``, ``kid``, ``kid_std`` (over subsets),
-    ``inception_score``, ``precision``, ``recall``, ``density``, ``coverage``, and for
-    conditional models ``intra_fid``, ``intra_fid_per_class``, ``classifier_accuracy``; each
-    (but KID) with ``<name>_se``, its bootstrap standard error (``bootstrap=0``: none);
-    ``feature_extractor``: the network behind every number; ``settings``: how they were made.
-    """
+def _checked(extractor, metrics, fake_images, real_images, fake_labels, real_labels):
+    """``evaluate_samples``' inputs checked: (the extractor, the images, the labels and the
+    number of classes — None unless a conditional metric needs them)."""
     unknown = set(metrics) - set(CONDITIONAL)
     if unknown:
         raise ZooError(f"unknown metrics {sorted(unknown)}; choose from {', '.join(CONDITIONAL)}")
@@ -86,6 +78,23 @@ def evaluate_samples(fake_images, real_images, *, extractor=None, metrics=UNCOND
             raise ZooError("intra_fid and classifier_accuracy need the labels of real and generated images")
         fake_labels, real_labels = np.asarray(fake_labels), np.asarray(real_labels)
         num_classes = int(max(np.max(real_labels), np.max(fake_labels))) + 1
+    return extractor, fake_images, real_images, fake_labels, real_labels, num_classes
+
+
+def evaluate_samples(fake_images, real_images, *, extractor=None, metrics=UNCONDITIONAL,
+                     fake_labels=None, real_labels=None, kid_subsets=100, kid_subset_size=1000,
+                     bootstrap=BOOTSTRAP, seed=0):
+    """Feature metrics of ``fake_images`` against ``real_images`` (float32 NHWC in [0, 1]).
+
+    Returns a flat dict: ``fid``, ``fid_infinity``, ``kid``, ``kid_std`` (over subsets),
+    ``inception_score``, ``precision``, ``recall``, ``density``, ``coverage``, and for
+    conditional models ``intra_fid``, ``intra_fid_per_class``, ``classifier_accuracy``; each
+    (but KID) with ``<name>_se``, its bootstrap standard error (``bootstrap=0``: none);
+    ``feature_extractor``: the network behind every number; ``settings``: how they were made.
+    """
+    extractor, fake_images, real_images, fake_labels, real_labels, num_classes = _checked(
+        extractor, metrics, fake_images, real_images, fake_labels, real_labels)
+    conditional = num_classes is not None
     fake, real = extractor.features(fake_images), extractor.features(real_images)
     probabilities = None
     if {"inception_score", "classifier_accuracy"} & set(metrics):

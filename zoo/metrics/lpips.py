@@ -19,7 +19,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from zoo import ZooError
+from zoo.core.errors import ZooError
 from zoo.metrics.extractors import check_images
 
 VGG_LAYERS = ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3")

@@ -20,9 +20,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import corruption, distribute, nets
-from zoo import signature as sig
-from zoo.config import Config, each, one_of, positive_int, setting
+from zoo.blocks import corruption, nets
+from zoo.core import distribute
+from zoo.core import signature as sig
+from zoo.core.config import Config, each, one_of, positive_int, setting
 from zoo.models import codes
 from zoo.models.base import TINY_RUN, Denoiser, batched
 from zoo.models.codes import anomaly_class_setting, check_anomaly_class, max_components_setting

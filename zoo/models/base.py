@@ -21,8 +21,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import ZooError, distribute
-from zoo.optimizers import Adam
+from zoo.core import distribute
+from zoo.core.errors import ZooError
+from zoo.core.optimizers import Adam
 
 
 # Capabilities ----------------------------------------------------------------------------------
@@ -154,8 +155,6 @@ _CLASSES = {}
 
 def model_class(name):
     """The ZooModel class of an export's ``model`` name."""
-    import zoo  # noqa: F401 - every model module registers its class on import
-
     if name not in _CLASSES:
         raise ZooError(f"no zoo model is called {name!r}; the models are {', '.join(sorted(_CLASSES))}")
     return _CLASSES[name]

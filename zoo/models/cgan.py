@@ -15,12 +15,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import distribute, nets
-from zoo import signature as sig
-from zoo.config import Config, each, in_range, one_of, positive, positive_int, setting
-from zoo.images import grid
+from zoo.blocks import nets
+from zoo.core import distribute
+from zoo.core import signature as sig
+from zoo.core.config import Config, each, in_range, one_of, positive, positive_int, setting
+from zoo.core.images import grid
+from zoo.core.optimizers import Adam
 from zoo.models.base import TINY_RUN, ConditionalGenerator, ZooModel
-from zoo.optimizers import Adam
 
 LOSSES = ("hinge", "nonsaturating")
 

@@ -14,9 +14,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import distribute, nets
-from zoo import signature as sig
-from zoo.config import Config, each, in_range, positive_int, setting
+from zoo.blocks import nets
+from zoo.core import distribute
+from zoo.core import signature as sig
+from zoo.core.config import Config, each, in_range, positive_int, setting
 from zoo.models.base import TINY_RUN, ZooModel, batched
 
 

@@ -22,8 +22,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import latent
-from zoo.config import ConfigError, any_int, positive_int, setting
+from zoo.blocks import latent
+from zoo.core.config import ConfigError, any_int, positive_int, setting
 from zoo.models.base import AnomalyScorer, Generator, Reconstructor, ZooModel, batched
 
 VALIDATION_EVERY = 10  # every 10th normal training image is held out: mixture size, score choice, threshold

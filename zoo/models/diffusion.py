@@ -19,9 +19,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import ZooError, distribute, nets, schedules
-from zoo import signature as sig
-from zoo.config import (
+from zoo.blocks import nets, schedules
+from zoo.core import distribute
+from zoo.core import signature as sig
+from zoo.core.config import (
     Config,
     ConfigError,
     each,
@@ -32,10 +33,11 @@ from zoo.config import (
     positive_int,
     setting,
 )
-from zoo.images import grid
+from zoo.core.errors import ZooError
+from zoo.core.images import grid
+from zoo.core.optimizers import Adam
 from zoo.models import distillation
 from zoo.models.base import TINY_RUN, ConditionalGenerator, Inpainter, ZooModel
-from zoo.optimizers import Adam
 
 
 @dataclasses.dataclass

@@ -19,7 +19,9 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from zoo import ZooError, distribute, progress, schedules
+from zoo.blocks import schedules
+from zoo.core import distribute, progress
+from zoo.core.errors import ZooError
 
 
 @dataclasses.dataclass(frozen=True)

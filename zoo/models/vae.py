@@ -19,11 +19,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import distribute, nets
-from zoo import signature as sig
-from zoo.config import Config, each, non_negative, positive_int, setting
-from zoo.images import grid
-from zoo import latent
+from zoo.blocks import latent, nets
+from zoo.core import distribute
+from zoo.core import signature as sig
+from zoo.core.config import Config, each, non_negative, positive_int, setting
+from zoo.core.images import grid
 from zoo.models import codes
 from zoo.models.base import TINY_RUN, batched
 from zoo.models.codes import anomaly_class_setting, check_anomaly_class, max_components_setting

@@ -20,8 +20,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import ZooError
-from zoo.config import ConfigError
+from zoo.core.config import ConfigError
+from zoo.core.errors import ZooError
 
 LOG_2PI = math.log(2 * math.pi)
 UNUSED = -1e30  # log-weight of an unused component: finite, so TFLite's logsumexp stays finite

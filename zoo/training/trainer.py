@@ -37,7 +37,8 @@ import time
 import keras
 import tensorflow as tf
 
-from zoo import ZooError, distribute, error_line
+from zoo.core import distribute
+from zoo.core.errors import ZooError, error_line
 
 
 class NonFiniteLoss(ZooError):
@@ -238,26 +239,7 @@ class Trainer:
                 self._reset_metrics()
                 callbacks.on_epoch_begin(epoch)
                 model.begin_epoch(epoch)
-                train_function, reported = self._train_function_for(epoch)
-                start, step = time.perf_counter(), 0
-                unread = None  # (steps done, the trackers' results) of the call not yet read
-                callbacks.on_train_batch_begin(step)
-                while step < steps_per_epoch:
-                    k = min(self.steps_per_execution, steps_per_epoch - step)
-                    train_function(iterator, tf.constant(k))
-                    step += k
-                    # Read the previous call's losses now that this one is running; the
-                    # callbacks still see begin and end of each call in order (a call's
-                    # begin comes once the one before has been read).
-                    if unread is not None:
-                        self._after_call(epoch, *unread, callbacks)
-                        callbacks.on_train_batch_begin(unread[0])
-                    unread = (step, self._metric_results(names=reported))
-                    raise_if_ctrl_c()
-                    if model.stop_training:
-                        break
-                logs = dict(self._after_call(epoch, *unread, callbacks))  # extended below
-                elapsed = time.perf_counter() - start
+                logs, step, elapsed = self._train_epoch(epoch, iterator, steps_per_epoch, callbacks)
                 self.seconds += elapsed
                 self.images += step * batch_size
                 self.seconds_variable.assign_add(elapsed)
@@ -275,6 +257,30 @@ class Trainer:
                     break
         callbacks.on_train_end(logs)
         return model.history
+
+    def _train_epoch(self, epoch, iterator, steps_per_epoch, callbacks):
+        """One epoch's calls of ``steps_per_execution`` steps; (logs, steps, seconds)."""
+        model = self.model
+        train_function, reported = self._train_function_for(epoch)
+        start, step = time.perf_counter(), 0
+        unread = None  # (steps done, the trackers' results) of the call not yet read
+        callbacks.on_train_batch_begin(step)
+        while step < steps_per_epoch:
+            k = min(self.steps_per_execution, steps_per_epoch - step)
+            train_function(iterator, tf.constant(k))
+            step += k
+            # Read the previous call's losses now that this one is running; the
+            # callbacks still see begin and end of each call in order (a call's
+            # begin comes once the one before has been read).
+            if unread is not None:
+                self._after_call(epoch, *unread, callbacks)
+                callbacks.on_train_batch_begin(unread[0])
+            unread = (step, self._metric_results(names=reported))
+            raise_if_ctrl_c()
+            if model.stop_training:
+                break
+        logs = dict(self._after_call(epoch, *unread, callbacks))  # extended by the caller
+        return logs, step, time.perf_counter() - start
 
     def _after_call(self, epoch, step, results, callbacks):
         """A call's losses read (the running means of the epoch so far): the callbacks'

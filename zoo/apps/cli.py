@@ -19,10 +19,10 @@ import sys
 
 import numpy as np
 
-from zoo import ZooError
-from zoo import card as cards
-from zoo.config import FlagParser
-from zoo.export_folder import ExportFolder
+from zoo.core.config import FlagParser
+from zoo.core.errors import ZooError
+from zoo.export import card as cards
+from zoo.export.folder import ExportFolder
 
 
 def parse_labels(text):
@@ -47,7 +47,7 @@ def _grid_rows(n, labels):
 
 # sample ---------------------------------------------------------------------------------------
 def sample(args):
-    from zoo import images
+    from zoo.core import images
 
     export = ExportFolder(args.dir)
     sig = "generate" if args.tflite is not None else "sample"
@@ -141,24 +141,28 @@ def evaluate(args):
     """The feature metrics of an export recomputed on the test split: the SavedModel of a
     version (drawing exactly as the recipe's evaluation did, so the same seed gives the card's
     numbers) or a TFLite variant (as the exporter measured it)."""
-    from zoo import data, evaluation, pretrained
+    from zoo.apps import pretrained
+    from zoo.core import data
+    from zoo.evaluation import measure
+    from zoo.evaluation.settings import EvaluationSettings
+    from zoo.export import quality
 
     export = ExportFolder(args.dir)
     card = export.version_card(args.version) if args.tflite is None else export.card
     d = card["data"]
-    splits = evaluation.Splits(data.arrays(d["name"], "test"), data.arrays(d["name"], "train"), d["name"])
-    settings = evaluation.EvaluationSettings(seed=card.get("evaluation", {}).get("seed", 0) if args.seed is None else args.seed,
+    splits = data.splits(d["name"])
+    settings = EvaluationSettings(seed=card.get("evaluation", {}).get("seed", 0) if args.seed is None else args.seed,
                                    samples=args.samples)
     if args.tflite is not None:
         model = pretrained.keras_model(export)
         how = card["tflite"][export.variants()["float32"]].get("quality_settings", {})
-        settings = evaluation.EvaluationSettings(seed=how.get("seed", settings.seed), samples=args.samples or how.get("samples"))
-        measured = evaluation.TFLiteQuality(model, splits, settings).measure(export.tflite_path(args.tflite))
+        settings = EvaluationSettings(seed=how.get("seed", settings.seed), samples=args.samples or how.get("samples"))
+        measured = quality.TFLiteQuality(model, splits, settings).measure(export.tflite_path(args.tflite))
         expected = card["tflite"][export.variants()[args.tflite]].get("quality", {})
     else:
         if "sample" not in card["signatures"]:
             raise ZooError(f"{export.name} has no sample signature: nothing to evaluate (see `zoo info`)")
-        measured = evaluation.saved_model_metrics(export.saved_model(args.version), card, splits, settings).metrics
+        measured = measure.saved_model_metrics(export.saved_model(args.version), card, splits, settings).metrics
         expected = card["metrics"]
     print(f"{'metric':<24} {'now':>12} {'card':>12}")
     for k, v in measured.items():
@@ -168,7 +172,7 @@ def evaluate(args):
 
 # web ------------------------------------------------------------------------------------------
 def web(args):
-    from zoo import web as zoo_web
+    from zoo.apps import web as zoo_web
 
     zoo_web.serve(args.dir, port=args.port, open_browser=False)
 

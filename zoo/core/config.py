@@ -20,7 +20,7 @@ import dataclasses
 import math
 import numbers
 
-from zoo import ZooError
+from zoo.core.errors import ZooError
 
 
 class ConfigError(ZooError):

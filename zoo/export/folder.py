@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 import os
 
-from zoo import ZooError, tflite
-from zoo.signature import Input
+from zoo.core.errors import ZooError
+from zoo.core.signature import Input
+from zoo.export import tflite
 
 
 class ExportFolder:

@@ -22,7 +22,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-from zoo import ZooError, error_line
+from zoo.core.errors import ZooError, error_line
 
 # variant → file-name suffix
 VARIANTS = {"float32": "", "float16": "_fp16", "int8_dynamic": "_int8_dynamic", "int8": "_int8"}

@@ -25,10 +25,10 @@ import os
 import socketserver
 import threading
 
-from zoo import ZooError
-from zoo.export_folder import ExportFolder
+from zoo.core.errors import ZooError
+from zoo.export.folder import ExportFolder
 
-WEB_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "web")
+WEB_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "web")
 TYPES = {".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm",
          ".json": "application/json", ".tflite": "application/octet-stream", ".map": "application/json",
          ".css": "text/css", ".png": "image/png"}
@@ -81,7 +81,7 @@ def catalog(exported_dir):
 
 
 def test_digits(count=10):
-    from zoo import data
+    from zoo.core import data
 
     images, labels = data.mnist5k("test")
     index = [int(i) for i in range(0, len(labels), len(labels) // count)][:count]

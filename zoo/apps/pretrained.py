@@ -19,12 +19,12 @@ import os
 
 import numpy as np
 
-from zoo import ZooError
-from zoo.export_folder import ExportFolder
-from zoo.signature import Input
+from zoo.core.errors import ZooError
+from zoo.core.signature import Input
+from zoo.export.folder import ExportFolder
 
 # The folder of the models shipped with the zoo: exported/ beside the package, in a checkout.
-SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "exported")
+SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "exported")
 RUNTIMES = ("savedmodel", "tflite", "keras")
 
 
@@ -55,7 +55,7 @@ def load(name_or_path, runtime="savedmodel", variant="float32", version=None):
 def keras_model(folder, version=None):
     """The Keras model of an export: built from its card's config, in float32, with the
     weights its SavedModel stores; the networks trained for a weight average start from it."""
-    from zoo.distribute import float32_policy
+    from zoo.core.distribute import float32_policy
     from zoo.models.base import model_class
 
     folder = folder if isinstance(folder, ExportFolder) else ExportFolder(folder)
@@ -86,7 +86,7 @@ class Pretrained:
         if runtime == "savedmodel":
             self._serving = folder.saved_model(version)
         elif runtime == "tflite":
-            from zoo import tflite
+            from zoo.export import tflite
 
             self._lite = tflite.File(folder.tflite_path(variant))
         else:

@@ -17,7 +17,7 @@ KEYS = ("model", "version", "created", "versions", "provenance", "data", "config
         "reference", "evaluation", "feature_extractor", "signatures", "tflite", "web")
 # The run settings the card's config holds beside the model's fields.
 RUN_FIELDS = ("learning_rate", "lr_schedule", "warmup_steps", "batch_size", "seed")
-REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def config_section(model_config, run, global_batch):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from zoo import ZooError
+from zoo.core.errors import ZooError
 
 
 def check_downsampling(image_shape, times, network="this network"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from zoo.config import ConfigError, in_range, one_of
+from zoo.core.config import ConfigError, in_range, one_of
 
 KINDS = ("gaussian", "salt_pepper", "mask_pixels", "mask_patches")
 # The level each kind is evaluated at (σ for gaussian, a rate for the others).

@@ -12,10 +12,11 @@ was chosen, and measuring changes nothing.
 
 from __future__ import annotations
 
-from zoo.evaluation import resolve_extractor, stratified
+from zoo.core.progress import stage
+from zoo.evaluation.references import stratified
+from zoo.evaluation.settings import resolve_extractor
 from zoo.metrics import feature_metrics
 from zoo.models.base import AnomalyScorer, Generator
-from zoo.progress import stage
 
 
 def make(model, splits, settings):

@@ -16,7 +16,7 @@ import socket
 import numpy as np
 import tensorflow as tf
 
-from zoo import ZooError, error_line
+from zoo.core.errors import ZooError, error_line
 
 BUILTIN = ("mnist5k",)
 MNIST5K_TEST_PER_CLASS = 100
@@ -202,3 +202,22 @@ def pipeline(ds, batch_size, *, shuffle=False, seed=0, drop_remainder=False, cac
     if shuffle:
         ds = ds.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+@dataclasses.dataclass
+class Splits:
+    """What evaluation sees: the test split, the whole training split (probes, CAS,
+    detection thresholds, the real-data reference) and the dataset's name."""
+
+    test: tuple  # (images, labels) NumPy
+    train: tuple
+    data_name: str = "mnist5k"
+
+    @property
+    def image_shape(self):
+        return tuple(self.test[0].shape[1:])
+
+
+def splits(name, data_dir=None):
+    """The test and the whole training split of a dataset as NumPy arrays (``Splits``)."""
+    return Splits(arrays(name, "test", data_dir), arrays(name, "train", data_dir), name)

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from zoo import ZooError
+from zoo.core.errors import ZooError
 
 SCHEDULES = ("cosine", "linear")
 

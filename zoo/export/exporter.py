@@ -39,10 +39,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-import zoo
-from zoo import ZooError, tflite
-from zoo import images as zoo_images
-from zoo.progress import stage
+from zoo.core import images as zoo_images
+from zoo.core.errors import ZooError, error_line
+from zoo.core.progress import stage
+from zoo.core.version import VERSION
+from zoo.export import tflite
 
 FORMAT_VERSION = 2  # 2: no .keras file; the SavedModel stores the weights the Keras model is rebuilt from
 WEIGHTS_INDEX = "weights.json"  # in the version's assets.extra/: which of the model's weights are stored
@@ -178,7 +179,7 @@ def describe_signatures(serving, signatures, lite_names=()):
 
 def versions():
     return {
-        "zoo": zoo.__version__,
+        "zoo": VERSION,
         "export_format": FORMAT_VERSION,
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
@@ -207,7 +208,7 @@ def _jsonable(x):
 class ExportOptions:
     """How to export. ``tolerance``: the largest SavedModel↔TFLite difference accepted
     (default: the model's ``tflite_tolerance``); ``variants``: TFLite variants to try besides
-    float32; ``quality``: judges them (``evaluation.TFLiteQuality``: ``measure(path)``,
+    float32; ``quality``: judges them (``quality.TFLiteQuality``: ``measure(path)``,
     ``judge(reference, figures)``; without it a variant is kept unmeasured);
     ``calibration_images``: for the full-integer variant; ``web_batches``: fixed batch sizes
     of the copies for the browser (LiteRT.js needs static shapes)."""
@@ -318,13 +319,13 @@ def convert_variants(ctx):
                 conversion.wait()
             except RuntimeError as e:
                 ctx.card["tflite"][os.path.basename(path)] = {
-                    "variant": variant, "kept": False, "reason": "conversion failed: " + zoo.error_line(e, last=True)}
+                    "variant": variant, "kept": False, "reason": "conversion failed: " + error_line(e, last=True)}
                 continue
             entry = {"variant": variant, "bytes": os.path.getsize(path)}
             try:
                 entry["max_abs_difference_to_float32"] = tflite.compare_files(path, float_path, ctx.lite_signatures)
             except Exception as e:  # noqa: BLE001 - e.g. NaN outputs: dropped, the export stands
-                entry["kept"], entry["reason"] = False, "not usable: " + zoo.error_line(e, last=True)
+                entry["kept"], entry["reason"] = False, "not usable: " + error_line(e, last=True)
                 os.remove(path)
         ctx.card["tflite"][os.path.basename(path)] = entry
         if "kept" not in entry:
@@ -369,7 +370,7 @@ def choose_variants(ctx):
                     entry["quality"] = quality.measure(path)
                     entry["kept"], entry["reason"] = quality.judge(reference, entry["quality"])
                 except Exception as e:  # noqa: BLE001 - e.g. NaN samples: dropped, the export stands
-                    entry["kept"], entry["reason"] = False, "not usable: " + zoo.error_line(e, last=True)
+                    entry["kept"], entry["reason"] = False, "not usable: " + error_line(e, last=True)
         if entry["kept"]:
             shipped.append(variant)
         else:
@@ -424,7 +425,7 @@ def write_web_files(ctx):
                     conversion.wait()
                 except RuntimeError as e:  # recorded in the card, the other files stand
                     ctx.card["web"][os.path.basename(path)] = {
-                        **entry, "kept": False, "reason": "conversion failed: " + zoo.error_line(e, last=True)}
+                        **entry, "kept": False, "reason": "conversion failed: " + error_line(e, last=True)}
                     continue
                 difference = tflite.compare_files(path, ctx.path(tflite.file_name(ctx.name, variant)), page,
                                                   batch=batch)

@@ -17,7 +17,7 @@ import os
 
 import tensorflow as tf
 
-from zoo import ZooError
+from zoo.core.errors import ZooError
 
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 

@@ -1,0 +1,48 @@
+"""``--init-from``: a run that starts from the weights of an export folder or a .keras file."""
+
+from __future__ import annotations
+
+import os
+
+import keras
+
+from zoo.apps import pretrained
+from zoo.core.config import ConfigError
+from zoo.core.errors import ZooError
+from zoo.export.folder import ExportFolder
+
+
+def load_weights(model, path):
+    """``--init-from``: the weights of an export folder (or a .keras file) whose model has the
+    same architecture — or, for a model with parts the export lacks (a diffusion model with
+    students), the networks both have. Returns what the card records of where it started."""
+    if not (os.path.isdir(path) or (path.endswith(".keras") and os.path.isfile(path))):
+        raise ConfigError("--init-from", path, "must be an export folder (exported/<model>: run its recipe first) or "
+                          "a .keras file")
+    try:
+        source = (pretrained.keras_model(path) if os.path.isdir(path)
+                  else keras.saving.load_model(path, compile=False))
+    except ZooError as e:
+        raise ConfigError("--init-from", path, f"must be an export zoo can read ({e})") from None
+    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one-line answer
+        raise ConfigError("--init-from", path, f"must be an export folder or .keras file zoo can read "
+                          f"({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+    if type(source) is not type(model):
+        raise ConfigError("--init-from", path, f"holds a {type(source).__name__}, not a {type(model).__name__}")
+    mine, theirs = model.get_weights(), source.get_weights()
+    if [w.shape for w in mine] == [w.shape for w in theirs]:
+        model.set_weights(theirs)
+    else:
+        shared = model.shared_networks(source)
+        if not shared:
+            raise ConfigError("--init-from", path, f"holds a {type(source).__name__} with config "
+                              f"{source.config.to_dict()}: a different architecture from these flags'; pass the same "
+                              "architecture flags")
+        for network in shared:
+            getattr(model, network).set_weights(getattr(source, network).get_weights())
+    print(f"zoo: starting from the weights of {path}")
+    if not os.path.isdir(path):
+        return {"path": path}
+    before = ExportFolder(path).card
+    return {"path": path, "model": before["model"], "version": before["version"],
+            "training_seconds": before["training"]["seconds"], "commit": before.get("provenance", {}).get("commit")}

@@ -1,0 +1,1 @@
+"""Training: the one loop (any tf.distribute strategy), its callbacks, run folders and resume."""
