@@ -43,7 +43,7 @@ def trained(model_class, digit, epochs, seed):
 
 def measure(model, card, digit):
     test_x, test_y = data.mnist5k("test")
-    parts = model.anomaly_parts_of(test_x)
+    parts = model.anomaly_parts_numpy(test_x)
     centre, scale = model.codes.score.standardisation()
     candidates = {name: float(roc_auc_score(test_y == digit, latent.standardised_sum(parts, weights, centre, scale)))
                   for name, weights in latent.candidate_combinations(list(parts)).items()}

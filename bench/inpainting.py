@@ -51,7 +51,7 @@ def main():
                 measured, reference = image_tasks.inpainting_metrics(model, splits, args.digits, seed=settings["seed"],
                                                                     masks=args.masks)
                 name = f"r={r},j={j},eta={eta},label_steps={k}"
-                results["by_setting"][name] = {**measured, "moves": model.inpaint_moves(),
+                results["by_setting"][name] = {**measured, "moves": model.inpainter().moves(),
                                                "seconds": round(time.perf_counter() - start, 1)}
                 results["masked_input_reference"] = reference
                 print(name, {k: round(v, 3) for k, v in measured.items()}, flush=True)

@@ -104,7 +104,7 @@ def main():
     for name in args.models:
         steps = args.steps or (24 if name == "diffusion" else 96)
         model_class = MODELS[name] or VAE
-        xla_choices = args.xla or ["on" if model_class.jit_compile else "off"]
+        xla_choices = args.xla or ["on" if model_class.xla_by_default else "off"]
         runners = {}
         for precision in args.precision:
             policy = "float32" if precision == "float32" else f"mixed_{precision}"

@@ -10,7 +10,8 @@ import tensorflow as tf
 from zoo.blocks import nets
 from zoo.core import signature as sig
 from zoo.core.config import Config, each, non_negative, positive_int, setting
-from zoo.models.base import Generator, Reconstructor, ZooModel, batched
+from zoo.models.base import ZooModel, batched
+from zoo.models.capabilities import Generator, Reconstructor
 
 LEVELS = 4  # grey levels of the composed codes: 0 … 3
 
@@ -69,11 +70,11 @@ class GaussianAE(ZooModel, Generator, Reconstructor):
                           (codes, sig.mask(c.image_shape), latent), tflite=True),
         ]
 
-    def generate_images(self, num, seed=0):
+    def sample_numpy(self, num, seed=0):
         return self.decode(tf.random.stateless_normal([num, self.config.latent_dim], [seed, 0])).numpy()
 
-    def encode_images(self, images):
+    def encode_numpy(self, images):
         return batched(lambda x: self.encoder(x), images)
 
-    def decode_codes(self, codes):
+    def decode_numpy(self, codes):
         return batched(self.decode, np.asarray(codes, np.float32))

@@ -107,8 +107,8 @@ def test_anomaly_class_is_left_out_of_training():
 # Evaluation math ----------------------------------------------------------------------
 def test_anomaly_detection_on_a_known_case(rng):
     # A model that reconstructs class A perfectly and class B badly: AUC = 1.
-    normal_scores, anomaly_scores = rng.uniform(0, 0.01, 200), rng.uniform(0.5, 1, 50)
-    scores = np.concatenate([normal_scores, anomaly_scores])
+    normal_scores, anomaly_score_numpy = rng.uniform(0, 0.01, 200), rng.uniform(0.5, 1, 50)
+    scores = np.concatenate([normal_scores, anomaly_score_numpy])
     labels = np.r_[np.zeros(200, bool), np.ones(50, bool)]
     result = anomaly_detection(scores, labels, rng.uniform(0, 0.01, 1000), false_positive_rate=0.05)
     assert result["anomaly_auc"] == 1.0 and result["anomaly_average_precision"] == 1.0

@@ -6,7 +6,7 @@ import pytest
 
 from zoo.core import data
 from zoo.evaluation import choices, measure, settings
-from zoo.models.base import Generator
+from zoo.models.capabilities import Generator
 
 
 class ThreeSamplers(Generator):
@@ -24,7 +24,7 @@ class ThreeSamplers(Generator):
     def sampler_in_use(self):
         return self.in_use
 
-    def generate_images(self, num, seed=0):
+    def sample_numpy(self, num, seed=0):
         return np.full((num, 28, 28, 1), self.samplers().index(self.in_use), np.float32)
 
     def measure(self, test, train):

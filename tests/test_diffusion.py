@@ -8,8 +8,8 @@ import tensorflow as tf
 from zoo import ZooError
 from zoo.blocks import schedules
 from zoo.core import data
-from zoo.export import exporter
-from zoo.models.base import Inpainter
+from zoo.export import saved_model
+from zoo.models.capabilities import Inpainter
 from zoo.models.diffusion import Diffusion, DiffusionConfig
 from zoo.training.trainer import Trainer
 
@@ -195,7 +195,7 @@ def test_inpainting_keeps_known_pixels_and_ddpm_runs(trained):
     images = tf.constant(x[:2])
     mask = np.ones((2, 28, 28, 1), np.float32)
     mask[:, 14:] = 0
-    out = model.inpaint(images, tf.constant(mask), model.initial_noise(2, 0), tf.constant([10, 10]))[0].numpy()
+    out = model.inpainter().images(images, tf.constant(mask), model.initial_noise(2, 0), tf.constant([10, 10]))[0].numpy()
     np.testing.assert_allclose(out[:, :14], x[:2, :14], atol=1e-6)
     assert not np.allclose(out[:, 14:], x[:2, 14:])
     short = Diffusion(DiffusionConfig(**{**TINY, "sample_steps": 2}, timesteps=20))
@@ -234,10 +234,10 @@ def test_the_signatures_share_one_trace_of_each_network(tmp_path):
     def traces():
         return [model.network_call(n).experimental_get_tracing_count() for n in networks]
 
-    exporter.write_saved_model_of([signatures["generate"]], str(tmp_path / "one"), exporter._checked)
+    saved_model.write_saved_model_of([signatures["generate"]], str(tmp_path / "one"), saved_model.checked)
     after_one = traces()
     assert after_one == [1, 1], after_one
-    exporter.write_saved_model_of(list(signatures.values()), str(tmp_path / "all"), exporter._checked)
+    saved_model.write_saved_model_of(list(signatures.values()), str(tmp_path / "all"), saved_model.checked)
     assert traces() == after_one
 
 
@@ -294,7 +294,7 @@ def test_a_label_free_inpainting_chooses_its_label_and_a_given_label_is_kept(tra
     mask = np.ones((3, 28, 28, 1), np.float32)
     mask[:, 14:] = 0
     noise = model.initial_noise(3, 5)
-    out, labels = model.inpaint(images, tf.constant(mask), noise, tf.constant([10, 4, 10]))
+    out, labels = model.inpainter().images(images, tf.constant(mask), noise, tf.constant([10, 4, 10]))
     labels = labels.numpy()
     assert labels[1] == 4 and 0 <= labels[0] < 10 and 0 <= labels[2] < 10
     np.testing.assert_allclose(out.numpy()[:, :14], x[[0, 150, 300], :14], atol=1e-6)
@@ -302,30 +302,30 @@ def test_a_label_free_inpainting_chooses_its_label_and_a_given_label_is_kept(tra
     x0 = images * 2.0 - 1.0
     first = schedules.repaint_sample(model.schedule, model.guided_denoiser(None), noise, c.sample_steps,
                                      (x0, mask), c.inpaint_resample, c.inpaint_jump, c.inpaint_eta, tf.constant([0, 3]))
-    chosen = model.choose_labels(mask * x0 + (1 - mask) * first, tf.constant(mask)).numpy()
+    chosen = model.inpainter().choose_labels(mask * x0 + (1 - mask) * first, tf.constant(mask)).numpy()
     np.testing.assert_array_equal(labels[[0, 2]], chosen[[0, 2]])
     plain = Diffusion(DiffusionConfig(**{**c.to_dict(), "inpaint_label_steps": 0}))
     plain.set_weights(model.get_weights())
-    _, kept = plain.inpaint(images, tf.constant(mask), noise, tf.constant([10, 4, 10]))
+    _, kept = plain.inpainter().images(images, tf.constant(mask), noise, tf.constant([10, 4, 10]))
     np.testing.assert_array_equal(kept.numpy(), [10, 4, 10])
 
 
 def test_the_cards_two_fills_share_work_and_equal_two_separate_fills(trained):
-    """inpaint_with_and_without_label reuses the labelled fill wherever the label-free pass
+    """inpaint_with_and_without_label_numpy reuses the labelled fill wherever the label-free pass
     chooses the true label, and refills only the others: both results equal what two
-    separate inpaint_images calls give, whichever label the model chose."""
+    separate inpaint_numpy calls give, whichever label the model chose."""
     model, _ = trained
     x, _ = data.mnist5k("test")
     images = x[:6]
     mask = np.ones((6, 28, 28, 1), np.float32)
     mask[:, 14:] = 0
-    (_, _, m, noise, path), = model._inpaint_batches(images, mask, 4, 250)  # the noise both calls use
-    chosen = model.labels_to_fill_with(tf.constant(images * 2 - 1), tf.constant(m), tf.constant(noise), None,
+    (_, _, m, noise, path), = model.inpainter().batches(images, mask, 4, 250)  # the noise both calls use
+    chosen = model.inpainter().labels_to_fill_with(tf.constant(images * 2 - 1), tf.constant(m), tf.constant(noise), None,
                                        path_noise=tf.constant(path)).numpy()
     # the true labels of half the images equal what the model would choose, of the other half not
     labels = np.where(np.arange(6) < 3, chosen, (chosen + 1) % 10).astype(np.int32)
-    shared = model.inpaint_with_and_without_label(images, mask, labels, seed=4)
-    separate = Inpainter.inpaint_with_and_without_label(model, images, mask, labels, seed=4)
+    shared = model.inpaint_with_and_without_label_numpy(images, mask, labels, seed=4)
+    separate = Inpainter.inpaint_with_and_without_label_numpy(model, images, mask, labels, seed=4)
     for a, b in zip(shared, separate):
         np.testing.assert_allclose(a, b, atol=1e-5)
     # measured equal to the last bit here; a wrong label would show: even this 30-step
@@ -342,10 +342,10 @@ def test_the_evaluations_fills_are_the_exported_inpaints(trained):
     images = x[10:14]
     mask = np.ones((4, 28, 28, 1), np.float32)
     mask[:, :, :14] = 0
-    (_, _, m, noise, path), = model._inpaint_batches(images, mask, 2, 250)
+    (_, _, m, noise, path), = model.inpainter().batches(images, mask, 2, 250)
     labels = np.array([10, 3, 10, 7], np.int32)  # 10: the null class, "no label"
-    exported, used = tf.function(lambda: model.inpaint(tf.constant(images), tf.constant(m), tf.constant(noise),
+    exported, used = tf.function(lambda: model.inpainter().images(tf.constant(images), tf.constant(m), tf.constant(noise),
                                                        tf.constant(labels), path_noise=tf.constant(path)))()
-    np.testing.assert_allclose(model.inpaint_images(images, mask, labels, seed=2), exported.numpy(), atol=1e-5)
+    np.testing.assert_allclose(model.inpaint_numpy(images, mask, labels, seed=2), exported.numpy(), atol=1e-5)
     assert list(used.numpy()[[1, 3]]) == [3, 7] and all(used.numpy()[[0, 2]] < 10)
-    np.testing.assert_allclose(model.inpaint_images(images, mask, used.numpy(), seed=2), exported.numpy(), atol=1e-5)
+    np.testing.assert_allclose(model.inpaint_numpy(images, mask, used.numpy(), seed=2), exported.numpy(), atol=1e-5)

@@ -17,7 +17,7 @@ from PIL import Image
 from zoo import ZooError
 from zoo.apps import pretrained
 from zoo.export import card as cards
-from zoo.export import exporter, tflite
+from zoo.export import exporter, tflite, web_files
 from zoo.models.vae import VAE, VAEConfig
 
 pytestmark = pytest.mark.xdist_group("export")  # its module fixture, built once (conftest.py)
@@ -167,10 +167,10 @@ def test_the_keras_model_is_rebuilt_from_the_saved_model_alone(exported):
     stored = {v.name: v.numpy() for v in serving.model_weights}
     assert len(stored) == len(model.weights)  # the VAE keeps no averaged networks: every weight is stored
     images = np.random.default_rng(0).uniform(0, 1, (5, 28, 28, 1)).astype(np.float32)
-    np.testing.assert_allclose(model.reconstruct_images(images),
+    np.testing.assert_allclose(model.reconstruct_numpy(images),
                                serving.signatures["reconstruct"](images=tf.constant(images))["images"].numpy(),
                                atol=1e-6)
-    np.testing.assert_allclose(model.anomaly_scores(images),
+    np.testing.assert_allclose(model.anomaly_score_numpy(images),
                                serving.signatures["anomaly_score"](images=tf.constant(images))["score"].numpy(),
                                rtol=1e-5, atol=1e-4)
     card = json.loads((target / "model_card.json").read_text())
@@ -282,7 +282,7 @@ def test_a_larger_variant_ships_only_when_it_is_faster_than_every_smaller_one(tm
         entry = card["tflite"]["m_fp16.tflite"]
         assert not entry["kept"] and "int8_dynamic is smaller and no slower (1.0 vs 1.0 ms" in entry["reason"]
         assert "quality" not in entry  # a file no user would choose is not even measured
-    assert exporter.web_variant({v: card["tflite"][tflite.file_name("m", v)] for v in ctx.kept}) == "int8_dynamic"
+    assert web_files.web_variant({v: card["tflite"][tflite.file_name("m", v)] for v in ctx.kept}) == "int8_dynamic"
 
 
 def test_output_folder_checks(tmp_path):

@@ -76,3 +76,37 @@ def test_functions_and_modules_stay_readable():
                     long_functions.append(f"{module}.{node.name}: {length} lines")
     assert not long_functions, long_functions
     assert not long_modules, long_modules
+
+
+def test_names_say_where_a_method_runs():
+    """The capabilities' methods over images, labels, codes or a count run on NumPy and end in
+    ``_numpy`` (docs/design.md, "Names"); the hooks that choose or select after training say so."""
+    import inspect
+
+    from zoo.models import capabilities
+
+    hooks = {"normal_validation", "choose_anomaly_score"}  # NumPy in, a choice or a mask out
+    unnamed = []
+    for capability in vars(capabilities).values():
+        if not (inspect.isclass(capability) and issubclass(capability, capabilities.Capability)):
+            continue
+        for name, method in vars(capability).items():
+            takes = set(inspect.signature(method).parameters) if inspect.isfunction(method) else set()
+            if takes & {"images", "labels", "codes", "num"} and name not in hooks and not name.endswith("_numpy"):
+                unnamed.append(f"{capability.__name__}.{name}")
+    assert not unnamed, unnamed
+
+
+def test_no_model_method_shadows_a_keras_one():
+    """A model's method of the same name as a keras.Model one would change what Keras does
+    (``predict`` once meant a network's output): only the hooks Keras asks for are overridden."""
+    import keras
+
+    import zoo  # noqa: F401 - registers every model
+    from zoo.models.base import ZooModel, _CLASSES
+
+    overrides = {"train_step", "test_step", "call", "get_config", "from_config", "build", "metrics", "__init__"}
+    keras_names = set(dir(keras.Model)) - overrides
+    shadowing = [f"{cls.__name__}.{name}" for cls in (ZooModel, *_CLASSES.values()) for name in vars(cls)
+                 if name in keras_names and not name.startswith("__")]
+    assert not shadowing, shadowing

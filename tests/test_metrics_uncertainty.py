@@ -24,9 +24,9 @@ def test_bootstrap_standard_error_of_fid_matches_the_spread_over_independent_dra
     extractor = metrics.zoo_classifier()
     real = extractor.features(test_x)
     n = 300
-    draws = [metrics.frechet_distance(real, extractor.features(model.generate_images(n, seed=1000 * i)))
+    draws = [metrics.frechet_distance(real, extractor.features(model.sample_numpy(n, seed=1000 * i)))
              for i in range(10)]
-    one = metrics.evaluate_samples(model.generate_images(n, seed=99), test_x, metrics=("fid",), bootstrap=30)
+    one = metrics.evaluate_samples(model.sample_numpy(n, seed=99), test_x, metrics=("fid",), bootstrap=30)
     spread = float(np.std(draws, ddof=1))
     assert 0.5 <= one["fid_se"] / spread <= 2.0, (one["fid_se"], spread, draws)
     assert "fid_infinity" in one and one["fid_infinity"] < one["fid"]  # FID's bias shrinks with n

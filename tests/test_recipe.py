@@ -217,7 +217,7 @@ def test_xla_never_runs_under_a_strategy_that_synchronises_replicas(monkeypatch,
         with pytest.raises(config.ConfigError, match="--jit-compile"):
             run_config.jit_setting(recipe.RunConfig(strategy="auto", jit_compile=True), VAE, strategy)
     default = tf.distribute.get_strategy()
-    assert VAE.jit_compile is True
+    assert VAE.xla_by_default is True
     assert run_config.jit_setting(recipe.RunConfig(), VAE, default) is True
     assert run_config.jit_setting(recipe.RunConfig(jit_compile=False), VAE, default) is False
 

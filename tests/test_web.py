@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO
 
 from zoo.apps import web
-from zoo.export import exporter, tflite
+from zoo.export import tflite, web_files
 from zoo.export.folder import ExportFolder
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -66,7 +66,7 @@ def test_the_browser_computes_what_python_litert_computes(site, model, signature
     expected = tflite.File(web_file)(signature, **inputs)
     # the exporter's rule for a copy of a file: the model's parity tolerance (float32, float16), for
     # dynamic-range int8 twice the variant's own distance from float32 (it quantises as it runs)
-    tolerance = exporter.allowed_difference(ExportFolder(os.path.join(folder, model)).card["tflite"][
+    tolerance = web_files.allowed_difference(ExportFolder(os.path.join(folder, model)).card["tflite"][
         tflite.file_name(model, variant)], 1e-3 if model == "diffusion" else 1e-4, [signature])
     for name, value in expected.items():
         got = np.asarray(result["outputs"][name]["data"], np.float64).reshape(value.shape)

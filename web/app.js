@@ -137,11 +137,14 @@ async function report(el, promise, what) {
   }
 }
 
-// The generate signatures of a model: the guided sampler and a diffusion model's few-step students.
+// The generate signatures of a model: the guided sampler, a diffusion model's DPM-Solver++(2M)
+// and its few-step students.
 function samplersOf(model) {
   const info = catalog[model];
   const steps = info.config.sample_steps;
   const out = [['generate', steps ? `${steps} guided DDIM steps` : 'one call']];
+  const dpm = info.config.dpm_solver_steps;
+  if (dpm) out.push(['generate_dpm_solver', `${dpm} guided DPM-Solver++(2M) steps`]);
   for (const n of info.config.students ?? []) out.push([`generate_${n}_steps`, `${n} steps (distilled student)`]);
   return out.filter(([signature]) => signature in info.signatures);
 }
@@ -151,7 +154,7 @@ function generatorSection(model, conditional) {
   const steps = info.config.sample_steps;
   const title = {cgan: 'Class-conditional GAN', diffusion: 'Diffusion'}[model] ?? `${model.toUpperCase()} samples`;
   const explain = conditional
-    ? (steps ? `One call runs the whole DDIM loop (guidance ${info.config.guidance}) inside the file; the distilled students take 4 or 2 steps of one network.` : 'One call of the generator.')
+    ? (steps ? `One call runs the whole DDIM loop (guidance ${info.config.guidance}) inside the file; DPM-Solver++(2M) takes fewer guided steps, the distilled students 4 or 2 steps of one network.` : 'One call of the generator.')
     : 'A code drawn from the Gaussian mixture over the training codes, decoded (one call).';
   const el = section(model, title, explain);
   const controls = el.querySelector('.controls');

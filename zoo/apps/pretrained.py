@@ -159,43 +159,43 @@ class Pretrained:
         return self._call(signature, self._checked(signature, "sample", values), "images")
 
     def _keras_sample(self, labels, n, seed, steps):
-        from zoo.models.base import ConditionalGenerator, Generator
+        from zoo.models.capabilities import ConditionalGenerator, Generator
 
         if steps is not None:
             checked = self._checked(_step_signature("sample", steps), "sample", {"labels": labels, "seed": np.int32(seed)})
             with self.model.sampling_with(f"student_{steps}_steps"):
-                return self.model.generate_images_for(checked["labels"], seed)
+                return self.model.sample_numpy(checked["labels"], seed)
         if isinstance(self.model, ConditionalGenerator):
-            return self.model.generate_images_for(self._checked("sample", "sample", {
+            return self.model.sample_numpy(self._checked("sample", "sample", {
                 "labels": labels, "seed": np.int32(seed)})["labels"], seed)
         if isinstance(self.model, Generator):
-            return self.model.generate_images(n, seed)
+            return self.model.sample_numpy(n, seed)
         raise ZooError(f"{self.name} does not generate")
 
     def reconstruct(self, images):
         """decode(encode(images)): the autoencoders' (and the denoising one's) output."""
         images = self._checked("reconstruct", "reconstruct", {"images": images})["images"]
-        return self.model.reconstruct_images(images) if self.model is not None else self._call(
+        return self.model.reconstruct_numpy(images) if self.model is not None else self._call(
             "reconstruct", {"images": images}, "images")
 
     def encode(self, images):
         """The codes of images (the VAE: the mean of q(z|x))."""
         images = self._checked("encode", "encode", {"images": images})["images"]
         if self.model is not None:
-            return self.model.encode_images(images)
+            return self.model.encode_numpy(images)
         output = "mean" if "mean" in self.card["signatures"]["encode"]["outputs"] else "latent"
         return self._call("encode", {"images": images}, output)
 
     def decode(self, codes):
         codes = self._checked("decode", "decode", {"latent": codes})["latent"]
-        return self.model.decode_codes(codes) if self.model is not None else self._call(
+        return self.model.decode_numpy(codes) if self.model is not None else self._call(
             "decode", {"latent": codes}, "images")
 
     def anomaly_score(self, images):
         """One score per image, higher for images unlike the training data (the card's
         ``evaluation.anomaly_score`` says how it was chosen)."""
         images = self._checked("anomaly_score", "anomaly_score", {"images": images})["images"]
-        return self.model.anomaly_scores(images) if self.model is not None else self._call(
+        return self.model.anomaly_score_numpy(images) if self.model is not None else self._call(
             "anomaly_score", {"images": images}, "score")
 
     def inpaint(self, images, mask, labels=None, seed=0):
@@ -209,7 +209,7 @@ class Pretrained:
         values = {"images": images, "mask": mask, "labels": labels}
         if self.model is not None:
             checked = self._checked("inpaint", "inpaint", {**values, "noise": np.zeros_like(images, np.float32)})
-            return self.model.inpaint_images(checked["images"], checked["mask"], checked["labels"], seed)
+            return self.model.inpaint_numpy(checked["images"], checked["mask"], checked["labels"], seed)
         rng = np.random.default_rng(seed)
         values.update({i.name: i.draw(rng, len(images)) for i in specs if i.name not in values})
         return self._call("inpaint", self._checked("inpaint", "inpaint", values), "images", batch=100)

@@ -45,7 +45,7 @@ def web_dir():
 
 def page_variant(export):
     """The variant of the export's browser files (the exporter writes them for one variant:
-    ``zoo.exporter.web_variant``)."""
+    ``zoo.export.web_files.web_variant``)."""
     return next(e["variant"] for e in export.web_files().values())
 
 

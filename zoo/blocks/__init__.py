@@ -1,1 +1,2 @@
-"""Building blocks over tensors, apart from any model: networks, diffusion schedules and samplers, corruptions, the parts over latent codes."""
+"""Building blocks over tensors, apart from any model: networks, diffusion schedules and
+samplers, corruptions, the parts over latent codes."""

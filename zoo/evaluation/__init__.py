@@ -1,1 +1,2 @@
-"""Evaluation: what a model's capabilities get measured and pictured, the real-data references, the choices made before measuring."""
+"""Evaluation: what a model's capabilities get measured and pictured, the real-data references,
+and the choices made before measuring."""

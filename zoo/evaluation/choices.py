@@ -16,7 +16,7 @@ from zoo.core.progress import stage
 from zoo.evaluation.references import stratified
 from zoo.evaluation.settings import resolve_extractor
 from zoo.metrics import feature_metrics
-from zoo.models.base import AnomalyScorer, Generator
+from zoo.models.capabilities import AnomalyScorer, Generator
 
 
 def make(model, splits, settings):
@@ -43,7 +43,7 @@ def choose_sampler(model, splits, settings, extractor):
     for name in model.samplers():
         with model.sampling_with(name), stage(
                 f"choosing a sampler: FID and recall of {n} {name} samples against training images"):
-            measured = feature_metrics.evaluate_samples(model.generate_images(n, settings.seed + 7), real,
+            measured = feature_metrics.evaluate_samples(model.sample_numpy(n, settings.seed + 7), real,
                                                         extractor=extractor, metrics=("fid", "recall"), bootstrap=0)
         fid[name], recall[name] = measured["fid"], measured["recall"]
     floor = recall[model.samplers()[0]]

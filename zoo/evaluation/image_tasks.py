@@ -12,7 +12,7 @@ from zoo.core.progress import stage
 from zoo.evaluation.references import cached, data_key, stratified
 from zoo.evaluation.settings import Measured, digit_classifier
 from zoo.metrics import anomaly, core
-from zoo.models.base import AnomalyScorer
+from zoo.models.capabilities import AnomalyScorer
 
 
 def _normal_test(model, splits):
@@ -26,17 +26,17 @@ def reconstruction(model, splits):
     images, _ = _normal_test(model, splits)
     out = Measured()
     with stage(f"reconstructions of {len(images)} test images and {len(corruption.KINDS)} corruptions"):
-        errors = core.reconstruction_errors(images, model.reconstruct_images(images))
+        errors = core.reconstruction_errors(images, model.reconstruct_numpy(images))
         out.metrics["reconstruction_mse"], out.metrics["reconstruction_mae"] = errors["mse"], errors["mae"]
         for i, (kind, level) in enumerate(corruption.EVALUATION_LEVELS.items()):
             noisy = corruption.corrupt(tf.constant(images), kind, level, distribute.Draws([0, i]), 4).numpy()
             out.metrics[f"psnr_denoised_{kind}"] = float(np.mean(corruption.psnr(images,
-                                                                                 model.reconstruct_images(noisy))))
+                                                                                 model.reconstruct_numpy(noisy))))
             out.reference[f"psnr_denoised_{kind}"] = float(np.mean(corruption.psnr(images, noisy)))  # doing nothing
     train_x, train_y = splits.train
     test_x, test_y = splits.test
     with stage("linear probe on the codes"):
-        out.metrics.update(anomaly.linear_probe(model.encode_images(train_x), train_y, model.encode_images(test_x),
+        out.metrics.update(anomaly.linear_probe(model.encode_numpy(train_x), train_y, model.encode_numpy(test_x),
                                                 test_y, prefix="latent"))
     out.reference.update(cached("pixel-probe", data_key(splits), lambda: anomaly.linear_probe(
         train_x.reshape(len(train_x), -1), train_y, test_x.reshape(len(test_x), -1), test_y, prefix="pixels")))
@@ -54,9 +54,9 @@ def anomaly_metrics(model, splits):
     is_anomaly = test_y == k
     with stage(f"anomaly scores of {len(test_x)} test images"):
         validation = train_x[model.normal_validation(train_y)]
-        metrics = anomaly.anomaly_detection(model.anomaly_scores(test_x), is_anomaly, model.anomaly_scores(validation))
-        metrics["anomaly_auc_tflite"] = float(roc_auc_score(is_anomaly, model.anomaly_scores(test_x, portable=True)))
-        parts = model.anomaly_parts_of(test_x)
+        metrics = anomaly.anomaly_detection(model.anomaly_score_numpy(test_x), is_anomaly, model.anomaly_score_numpy(validation))
+        metrics["anomaly_auc_tflite"] = float(roc_auc_score(is_anomaly, model.anomaly_score_numpy(test_x, portable=True)))
+        parts = model.anomaly_parts_numpy(test_x)
         metrics["anomaly_auc_by_part"] = {name: float(roc_auc_score(is_anomaly, v)) for name, v in parts.items()}
     info = {"anomaly": {"class": k, "threshold_from": f"{len(validation)} held-out normal training images",
                         "target_false_positive_rate": metrics.pop("anomaly_target_fpr")}}
@@ -80,7 +80,7 @@ def inpainting_metrics(model, splits, digits=INPAINT_DIGITS, seed=0, masks=corru
         mask = corruption.inpainting_mask(kind, len(images), images.shape[1:], seed)
         hidden = (1 - mask).sum(axis=(1, 2, 3))
         with stage(f"inpainting {len(images)} test digits, {kind.replace('_', ' ')} hidden, without and with the label"):
-            fills = model.inpaint_with_and_without_label(images, mask, labels, seed)
+            fills = model.inpaint_with_and_without_label_numpy(images, mask, labels, seed)
         for filled, suffix in zip(fills, ("", "_labelled")):
             error = ((filled - images) ** 2 * (1 - mask)).sum(axis=(1, 2, 3)) / np.maximum(hidden, 1)
             out.metrics[f"inpainting_psnr_{kind}{suffix}"] = float(np.mean(10 * np.log10(1 / np.maximum(error,

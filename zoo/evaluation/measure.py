@@ -2,7 +2,7 @@
 
 | capability | measured | pictures |
 |---|---|---|
-| Generator | feature metrics of ``generate_images`` (± se), class balance | samples.png |
+| Generator | feature metrics of ``sample_numpy`` (± se), class balance | samples.png |
 | ConditionalGenerator | conditional feature metrics (± se), CAS | samples.png (a row per class) |
 | Reconstructor | reconstruction error, denoising PSNR, linear probe on the codes | reconstructions.png |
 | Denoiser | — | denoising.png |
@@ -31,7 +31,7 @@ from zoo.evaluation.image_tasks import anomaly_metrics, inpainting, reconstructi
 from zoo.evaluation.references import cached, data_key, matching_indices, real_reference, stratified
 from zoo.evaluation.settings import EvaluationSettings, Measured, digit_classifier, resolve_extractor
 from zoo.metrics import cas, extractors, feature_metrics
-from zoo.models.base import AnomalyScorer, ConditionalGenerator, Generator, Inpainter, Reconstructor
+from zoo.models.capabilities import AnomalyScorer, ConditionalGenerator, Generator, Inpainter, Reconstructor
 
 CAS_EPOCHS = 10
 # what the card shows of a sampler that is not in use
@@ -113,10 +113,10 @@ def sampler(model):
     """``draw(num, seed) -> (images, labels or None)`` for a generator: conditional models
     draw classes in turn. (What the training callback scores.)"""
     if isinstance(model, ConditionalGenerator):
-        return lambda num, seed: (model.generate_images_for(np.arange(num) % model.config.num_classes, seed),
+        return lambda num, seed: (model.sample_numpy(np.arange(num) % model.config.num_classes, seed),
                                   np.arange(num) % model.config.num_classes)
     if isinstance(model, Generator):
-        return lambda num, seed: (model.generate_images(num, seed), None)
+        return lambda num, seed: (model.sample_numpy(num, seed), None)
     return None
 
 
@@ -186,7 +186,7 @@ def _unconditional(model, splits, settings, extractor):
     for name, prefix in _samplers_in_turn(model):
         with model.sampling_with(name):
             fake = _draw_in_stages(f"sampling {n} images ({name})", n,
-                                   lambda start, count: model.generate_images(count, settings.seed + start), 250)
+                                   lambda start, count: model.sample_numpy(count, settings.seed + start), 250)
         measured = Measured(class_balance(fake, splits))
         if extractor:
             counts = splits.test[1][stratified(splits.test[1], n, settings.seed)]
@@ -217,7 +217,7 @@ def _conditional(model, splits, settings, extractor, with_cas=True):
         with model.sampling_with(name):
             fake = _draw_in_stages(f"sampling {len(all_labels)} images ({name}; {n} for the feature metrics"
                                    f"{', all for CAS' if len(all_labels) > n else ''})", len(all_labels),
-                                   lambda start, count: model.generate_images_for(
+                                   lambda start, count: model.sample_numpy(
                                        all_labels[start:start + count], settings.seed + start), 250)
         if extractor:
             measured = _score(fake[:n], labels, splits, settings, extractor, True)

@@ -9,18 +9,18 @@ import tensorflow as tf
 from zoo.blocks import corruption
 from zoo.core import distribute
 from zoo.core.images import grid
-from zoo.models.base import ConditionalGenerator, Denoiser, Generator, Inpainter, Reconstructor
+from zoo.models.capabilities import ConditionalGenerator, Denoiser, Generator, Inpainter, Reconstructor
 
 
 def preview(model, images):
     """A small grid drawn during training: samples of a generator, else reconstructions."""
     if isinstance(model, ConditionalGenerator):
         c = model.config.num_classes
-        return grid(model.generate_images_for(np.repeat(np.arange(c), 8), 0), rows=c)
+        return grid(model.sample_numpy(np.repeat(np.arange(c), 8), 0), rows=c)
     if isinstance(model, Generator):
-        return grid(model.generate_images(64, 0), rows=8)
+        return grid(model.sample_numpy(64, 0), rows=8)
     if isinstance(model, Reconstructor):
-        return grid(np.concatenate([images[:16], model.reconstruct_images(images[:16])]), rows=2)
+        return grid(np.concatenate([images[:16], model.reconstruct_numpy(images[:16])]), rows=2)
     return None
 
 
@@ -33,19 +33,19 @@ def export_pictures(model, splits):
         out["samples.png"] = preview(model, images)
     if isinstance(model, Reconstructor):
         originals = mixed[:32]
-        recon = model.reconstruct_images(originals)
+        recon = model.reconstruct_numpy(originals)
         pairs = np.concatenate([np.stack([originals[i:i + 16], recon[i:i + 16]]) for i in (0, 16)])
         out["reconstructions.png"] = grid(pairs.reshape(-1, *images.shape[1:]), rows=4)
     if isinstance(model, Denoiser):
         kind, level = model.training_corruption()
         noisy = corruption.corrupt(tf.constant(mixed[:16]), kind, level, distribute.Draws([0, 0]), 4).numpy()
-        out["denoising.png"] = grid(np.concatenate([noisy, model.reconstruct_images(noisy), mixed[:16]]), rows=3)
+        out["denoising.png"] = grid(np.concatenate([noisy, model.reconstruct_numpy(noisy), mixed[:16]]), rows=3)
     if isinstance(model, Inpainter):  # for each mask: masked input, fill without the label, original
         chosen = images[np.random.default_rng(1).permutation(len(labels))[:10]]
         rows = []
         for kind in corruption.MASKS:
             mask = corruption.inpainting_mask(kind, len(chosen), chosen.shape[1:], 1)
-            rows += [chosen * mask + 0.5 * (1 - mask), model.inpaint_images(chosen, mask), chosen]
+            rows += [chosen * mask + 0.5 * (1 - mask), model.inpaint_numpy(chosen, mask), chosen]
         out["inpainting.png"] = grid(np.concatenate(rows), rows=len(rows))
     out.update(model.extra_pictures(images, labels))
     return out

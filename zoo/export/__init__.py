@@ -1,1 +1,2 @@
-"""Export: the pipeline of steps, TFLite conversion and quality, the export folder as a client sees it, the model card."""
+"""Export: the pipeline of steps, TFLite conversion and quality, the export folder as a client
+sees it, the model card."""

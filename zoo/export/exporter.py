@@ -44,65 +44,22 @@ from zoo.core.errors import ZooError, error_line
 from zoo.core.progress import stage
 from zoo.core.version import VERSION
 from zoo.export import tflite
+from zoo.export.saved_model import (
+    checked,
+    compare_saved_models,
+    compare_tflite,
+    describe_signatures,
+    next_version,
+    reference_outputs,
+    unchecked,
+    write_saved_model_of,
+)
+from zoo.export.web_files import slowest_ms, write_web_files
 
 FORMAT_VERSION = 2  # 2: no .keras file; the SavedModel stores the weights the Keras model is rebuilt from
 WEIGHTS_INDEX = "weights.json"  # in the version's assets.extra/: which of the model's weights are stored
-# The browser page's variant: the smallest kept one whose batch-1 latency is at most this many
-# times the float32 file's on the exporting machine (a smaller download that is not slower).
-WEB_LATENCY_ALLOWANCE = 1.5
 # A larger quantized variant is shipped only when it is this much faster than every smaller one.
 FASTER_BY = 0.9
-
-
-# Building blocks -------------------------------------------------------------------------------
-def _checked(sig):
-    def serve(*args):
-        checked = {i.name: i.check(sig.name, x) for i, x in zip(sig.inputs, args)}
-        return sig.fn(**checked)
-
-    return tf.function(serve, input_signature=[i.spec(relaxed=True) for i in sig.inputs])
-
-
-def _unchecked(sig, batch=None):
-    """What goes to TFLite: no Assert ops (not TFLite built-ins), ``lite_fn`` where the
-    signature has one; ``batch``: a fixed batch size (LiteRT.js needs static shapes)."""
-    fn = sig.lite_fn or sig.fn
-
-    def serve(*args):
-        return fn(**{i.name: x for i, x in zip(sig.inputs, args)})
-
-    return tf.function(serve, input_signature=[i.spec(batch=batch) for i in sig.inputs])
-
-
-def write_saved_model_of(signatures, path, make_fn, weights=()):
-    """The endpoints and the variables they use (and ``weights``), nothing else. Tracking the
-    whole Keras model as well made the saver trace its layers' functions and their gradients:
-    measured on the browser test's two-level diffusion model, 289 traces and 56 s per write,
-    15 traces and 27 s without, and loading 15 → 7 s. Custom gradients are only needed to
-    differentiate the loaded functions, which serving and conversion never do.
-
-    Each endpoint is traced once, here, and saved as that trace: handed a ``tf.function``,
-    ``tf.saved_model.save`` traces it again inside its save context (the tiny-flag diffusion
-    export: 9.6 s of the SavedModel's 33 s). The endpoints are attributes too, called with
-    positional inputs (``loaded.decode(latent)``); the first one is also ``serving_default``."""
-    traces = {sig.name: make_fn(sig).get_concrete_function() for sig in signatures}
-    root = tf.Module()
-    for name, trace in traces.items():
-        setattr(root, name, trace)
-    used = {}
-    for trace in traces.values():
-        used.update({id(v): v for v in trace.variables})
-    root.endpoint_variables = list(used.values())
-    # the TensorFlow variables behind Keras' (the same objects the endpoints captured), so each
-    # weight is written once; the Keras wrappers themselves would be written a second time
-    root.model_weights = [getattr(w, "value", w) for w in weights]
-    tf.saved_model.save(root, path, signatures={**traces, "serving_default": traces[signatures[0].name]},
-                        options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))
-
-
-def next_version(serving_dir):
-    versions = [int(v) for v in os.listdir(serving_dir) if v.isdigit()] if os.path.isdir(serving_dir) else []
-    return max(versions, default=0) + 1
 
 
 def prepare_output_dir(out, flag="--out", what="the exported models"):
@@ -115,65 +72,6 @@ def prepare_output_dir(out, flag="--out", what="the exported models"):
             pass
     except OSError as e:
         raise ZooError(f"{flag} {out!r} is not a writable folder ({e.strerror}); choose another") from None
-    return out
-
-
-def on_cpu():
-    """Where the SavedModel side of a parity check runs: the CPU, in exact float32 like the
-    TFLite interpreter. On a GPU, TensorFlow computes float32 matrix products and convolutions
-    in TensorFloat-32 (10-bit mantissa) by default: on an H100 every recipe's export failed
-    its parity check by 4e-4 to 8e-3 against tolerances of 1e-4 (docs/history.md)."""
-    return tf.device("/CPU:0")
-
-
-def reference_outputs(reference, signatures, batch=4, seed=0):
-    """One fixed input per signature and what a loaded SavedModel (``reference``) computes
-    from it: {signature: (inputs, outputs)}, NumPy — one side of a parity check."""
-    rng = np.random.default_rng(seed)
-    out = {}
-    for sig in signatures:
-        inputs = {i.name: i.example(rng, batch) for i in sig.inputs}
-        with on_cpu():
-            expected = reference.signatures[sig.name](**{k: tf.constant(v) for k, v in inputs.items()})
-        out[sig.name] = (inputs, {k: v.numpy() for k, v in expected.items()})
-    return out
-
-
-def compare_tflite(tflite_path, references):
-    """Max differences between a TFLite file's outputs and ``references``
-    (``reference_outputs``), from one run of each: (absolute, relative) dicts, relative over
-    max(1, the largest |output|), so a score in the hundreds is held to the same relative
-    precision as an image in [0, 1]."""
-    lite = tflite.File(tflite_path)
-    absolute, relative = {}, {}
-    for name, (inputs, expected) in references.items():
-        got = lite(name, **inputs)
-        absolute[name] = tflite.largest_difference(got, expected)
-        relative[name] = tflite.largest_difference(got, expected, relative=True)
-    return absolute, relative
-
-
-def compare_saved_models(saved, references):
-    """Max abs difference between a loaded SavedModel's signatures and ``references``
-    (``reference_outputs`` of another), on the references' inputs."""
-    result = {}
-    for name, (inputs, expected) in references.items():
-        with on_cpu():
-            outputs = saved.signatures[name](**{k: tf.constant(v) for k, v in inputs.items()})
-        result[name] = tflite.largest_difference({k: v.numpy() for k, v in outputs.items()}, expected)
-    return result
-
-
-def describe_signatures(serving, signatures, lite_names=()):
-    out = {}
-    for sig in signatures:
-        outputs = serving.signatures[sig.name].structured_outputs
-        out[sig.name] = {
-            "inputs": {i.name: i.describe() for i in sig.inputs},
-            "outputs": {k: {"dtype": v.dtype.name, "shape": ["N" if d is None else d for d in v.shape]}
-                        for k, v in outputs.items()},
-            "tflite": sig.name in lite_names,
-        }
     return out
 
 
@@ -251,7 +149,7 @@ def trace_for_tflite(ctx):
     sigs = ctx.lite_signatures
     ctx.lite_source = ctx.path("tflite_source")
     with stage(f"tracing {', '.join(s.name for s in sigs)} for TFLite"):
-        write_saved_model_of(sigs, ctx.lite_source, _unchecked)
+        write_saved_model_of(sigs, ctx.lite_source, unchecked)
     others = [v for v in ctx.options.variants if v != "float32"]
     representative = tflite.representative_dataset(sigs, ctx.options.calibration_images) if others else None
     ctx.conversions = {v: tflite.Conversion(ctx.lite_source, [s.name for s in sigs],
@@ -266,7 +164,7 @@ def write_saved_model(ctx):
     saved = ctx.path("saved_model")
     with stage(f"writing the SavedModel ({len(ctx.saved_signatures)} signatures)"):
         stored = ctx.model.stored_weights()
-        write_saved_model_of(ctx.saved_signatures, saved, _checked, [w for _, w in stored])
+        write_saved_model_of(ctx.saved_signatures, saved, checked, [w for _, w in stored])
         extra = os.path.join(saved, "assets.extra")
         os.makedirs(extra)
         write_json(os.path.join(extra, WEIGHTS_INDEX), [{"index": i, "path": w.path, "shape": list(w.shape)}
@@ -342,10 +240,6 @@ def measure_latency(ctx):
                 ctx.path(tflite.file_name(ctx.name, variant)), ctx.lite_signatures)
 
 
-def _slowest(entry):
-    return max(entry["batch1_latency_ms"].values())
-
-
 def choose_variants(ctx):
     """The quantized variants to ship, from the smallest up: a larger one is worth shipping
     only if it is faster than every smaller one shipped (by ``FASTER_BY``) — a file no larger
@@ -357,11 +251,11 @@ def choose_variants(ctx):
     shipped = []
     for variant in sorted((v for v in ctx.kept if v != "float32"), key=lambda v: ctx.lite_entry(v)["bytes"]):
         entry, path = ctx.lite_entry(variant), ctx.path(tflite.file_name(ctx.name, variant))
-        better = next((s for s in shipped if not _slowest(entry) < FASTER_BY * _slowest(ctx.lite_entry(s))), None)
+        better = next((s for s in shipped if not slowest_ms(entry) < FASTER_BY * slowest_ms(ctx.lite_entry(s))), None)
         if better is not None:
             entry["kept"], entry["reason"] = False, (
-                f"not shipped: {better} is smaller and no slower ({_slowest(ctx.lite_entry(better)):.1f} vs "
-                f"{_slowest(entry):.1f} ms at batch 1)")
+                f"not shipped: {better} is smaller and no slower ({slowest_ms(ctx.lite_entry(better)):.1f} vs "
+                f"{slowest_ms(entry):.1f} ms at batch 1)")
         elif quality is None:
             entry["kept"], entry["reason"] = True, "not measured (no quality function given)"
         else:
@@ -376,70 +270,6 @@ def choose_variants(ctx):
         else:
             os.remove(ctx.files.pop(os.path.basename(path)))
     ctx.kept = ["float32", *shipped]
-
-
-def allowed_difference(entry, tolerance, signatures):
-    """How far a copy of a TFLite file may compute from it (a web copy from its dynamic-batch
-    file, the browser from Python's LiteRT): the parity tolerance for float32 and float16
-    weights; for a dynamic-range int8 file, which quantises activations as it runs (per batch, in
-    each runtime's own kernels), twice its own distance from float32 as well."""
-    to_float32 = entry.get("max_abs_difference_to_float32")
-    if entry.get("variant", "float32") in ("float32", "float16") or not to_float32:
-        return tolerance
-    return max(tolerance, 2 * max(to_float32[n] for n in signatures))
-
-
-def web_variant(entries):
-    """The variant the browser page runs: the smallest kept one whose batch-1 latency is at
-    most ``WEB_LATENCY_ALLOWANCE`` times float32's. ``entries``: variant → card entry."""
-    base = _slowest(entries["float32"])
-    fast = [v for v, e in entries.items() if _slowest(e) <= WEB_LATENCY_ALLOWANCE * base]
-    return min(fast, key=lambda v: entries[v]["bytes"])
-
-
-def write_web_files(ctx):
-    """Fixed-batch copies of the page's variant (LiteRT.js needs static shapes): each batch's
-    graph traced here and converted in a child at once (it runs while the next batch is
-    traced), then each copy checked against its dynamic-batch file (``allowed_difference``)."""
-    ctx.card["web"] = {}
-    page = [s for s in ctx.lite_signatures if s.web]
-    if not ctx.options.web_batches or not page:
-        return
-    variant = web_variant({v: ctx.lite_entry(v) for v in ctx.kept})
-    names = [s.name for s in page]
-    conversions = {}
-    try:
-        for batch in ctx.options.web_batches:
-            fixed = ctx.path(f"tflite_source_b{batch}")
-            with stage(f"tracing the batch-{batch} graph for the web files"):
-                write_saved_model_of(page, fixed, lambda s, b=batch: _unchecked(s, b))
-            representative = tflite.representative_dataset(page, ctx.options.calibration_images, batch=batch)
-            conversions[batch] = tflite.Conversion(fixed, names, ctx.path(tflite.file_name(ctx.name, variant, batch)),
-                                                   variant, representative)
-        allowed = allowed_difference(ctx.lite_entry(variant), ctx.options.tolerance or ctx.model.tflite_tolerance, names)
-        for batch, conversion in conversions.items():
-            path = ctx.path(tflite.file_name(ctx.name, variant, batch))
-            entry = {"variant": variant, "batch": batch, "signatures": names}
-            with stage(f"web file {os.path.basename(path)} (batch {batch}) and its parity"):
-                try:
-                    conversion.wait()
-                except RuntimeError as e:  # recorded in the card, the other files stand
-                    ctx.card["web"][os.path.basename(path)] = {
-                        **entry, "kept": False, "reason": "conversion failed: " + error_line(e, last=True)}
-                    continue
-                difference = tflite.compare_files(path, ctx.path(tflite.file_name(ctx.name, variant)), page,
-                                                  batch=batch)
-            if not max(difference.values()) <= allowed:
-                os.remove(path)
-                ctx.card["web"][os.path.basename(path)] = {
-                    **entry, "kept": False, "reason": f"differs from the dynamic-batch file by {difference}"}
-                continue
-            ctx.card["web"][os.path.basename(path)] = {**entry, "kept": True, "bytes": os.path.getsize(path),
-                                                        "max_abs_difference": difference}
-            ctx.files[os.path.join("web", os.path.basename(path))] = path
-    finally:
-        for conversion in conversions.values():
-            conversion.cancel()
 
 
 def write_pictures(ctx):

@@ -13,7 +13,7 @@ from zoo.evaluation.references import stratified
 from zoo.evaluation.settings import EvaluationSettings, digit_classifier, resolve_extractor
 from zoo.export import tflite
 from zoo.metrics import core, extractors
-from zoo.models.base import AnomalyScorer, ConditionalGenerator, Denoiser, Generator, Reconstructor
+from zoo.models.capabilities import AnomalyScorer, ConditionalGenerator, Denoiser, Generator, Reconstructor
 
 
 def _finite(outputs, signature):

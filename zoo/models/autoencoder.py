@@ -25,7 +25,8 @@ from zoo.core import distribute
 from zoo.core import signature as sig
 from zoo.core.config import Config, each, one_of, positive_int, setting
 from zoo.models import codes
-from zoo.models.base import TINY_RUN, Denoiser, batched
+from zoo.models.base import TINY_RUN, batched
+from zoo.models.capabilities import Denoiser
 from zoo.models.codes import anomaly_class_setting, check_anomaly_class, max_components_setting
 
 
@@ -66,7 +67,7 @@ class Autoencoder(codes.CodeModel):
     run_defaults = {"epochs": 20, "batch_size": 64, "learning_rate": 1e-3}
     presets = {"default": {}, "tiny": {"latent_dim": 4, "filters": (4, 8), "hidden": 16, "max_components": 2,
                                        **TINY_RUN}}
-    jit_compile = True
+    xla_by_default = True
 
     def __init__(self, config=None, **kwargs):
         super().__init__(config, **kwargs)
@@ -151,10 +152,10 @@ class Autoencoder(codes.CodeModel):
         ]
 
     # Capabilities ----------------------------------------------------------------------
-    def encode_images(self, images):
+    def encode_numpy(self, images):
         return batched(self.encode, images)
 
-    def decode_codes(self, codes):
+    def decode_numpy(self, codes):
         return batched(self.decode, codes.astype(np.float32))
 
     def sample(self, num, seed):

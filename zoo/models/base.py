@@ -1,10 +1,9 @@
-"""The model contract: what every zoo model declares, and the capabilities it can have.
+"""The model contract: what every zoo model declares.
 
-A zoo model is a ``ZooModel`` (a ``keras.Model``) plus any of the capability types below.
-The trainer, the evaluator, the exporter and the recipe call only what is declared here:
-the hooks of ``ZooModel`` (each with a neutral default) and the methods of the capabilities
-a model mixes in. They dispatch on ``isinstance(model, Capability)`` — never on model names
-or on ``hasattr`` — so a new model slots in by declaring what it can do.
+A zoo model is a ``ZooModel`` (a ``keras.Model``) plus any of the capability types of
+``zoo.models.capabilities``. The trainer, the evaluator, the exporter and the recipe call only
+what is declared there and here: the hooks of ``ZooModel`` (each with a neutral default) and
+the methods of the capabilities a model mixes in.
 
 Training: a model's ``train_step`` computes per-example losses and hands them to
 ``minimize(loss_fn, network)``, which owns the rules every model must follow (global-batch
@@ -14,7 +13,6 @@ docs/design.md, "The model contract".
 
 from __future__ import annotations
 
-import contextlib
 import weakref
 
 import keras
@@ -24,118 +22,6 @@ import tensorflow as tf
 from zoo.core import distribute
 from zoo.core.errors import ZooError
 from zoo.core.optimizers import Adam
-
-
-# Capabilities ----------------------------------------------------------------------------------
-class Capability:
-    """Marker base of the capability types."""
-
-
-class Sampling(Capability):
-    """What a generator samples with: its samplers (a VAE's prior and its mixtures, a diffusion
-    model's guided sampler and its few-step students). Evaluation measures each; the first is
-    in use until ``use_sampler`` picks another."""
-
-    def samplers(self):
-        return ("default",)
-
-    def use_sampler(self, name):
-        """Make ``name`` the sampler of the NumPy methods (and, where the model exports it so, of
-        the ``sample`` signature)."""
-
-    def sampler_in_use(self):
-        return self.samplers()[0]
-
-    @contextlib.contextmanager
-    def sampling_with(self, name):
-        """``name`` in use inside the block, the sampler in use before it afterwards: how a
-        measurement of every sampler leaves the choice as it found it."""
-        before = self.sampler_in_use()
-        self.use_sampler(name)
-        try:
-            yield
-        finally:
-            self.use_sampler(before)
-
-
-class Generator(Sampling):
-    """Draws new images without a label."""
-
-    def generate_images(self, num, seed=0):
-        """``num`` images, float32 NHWC in [0, 1], deterministic for a seed (NumPy), from the
-        sampler in use."""
-        raise NotImplementedError
-
-
-class ConditionalGenerator(Sampling):
-    """Draws images of requested classes; ``config.num_classes`` says how many there are."""
-
-    def generate_images_for(self, labels, seed=0):
-        """One image per label, float32 NHWC in [0, 1], deterministic for a seed (NumPy)."""
-        raise NotImplementedError
-
-
-class Reconstructor(Capability):
-    """Encodes images to codes and decodes codes back to images."""
-
-    def encode_images(self, images):
-        """Codes [N, d] of images (NumPy)."""
-        raise NotImplementedError
-
-    def decode_codes(self, codes):
-        """Images from codes (NumPy)."""
-        raise NotImplementedError
-
-    def reconstruct_images(self, images):
-        """decode(encode(images)) (NumPy)."""
-        return self.decode_codes(self.encode_images(images))
-
-
-class Denoiser(Capability):
-    """Removes a corruption it was trained to remove (its reconstruction is the denoised image)."""
-
-    def training_corruption(self):
-        """(kind, level): the ``zoo.corruption`` noise it was trained on, at its evaluation level."""
-        raise NotImplementedError
-
-
-class AnomalyScorer(Capability):
-    """Scores how unlike its training data an image is (higher: more anomalous)."""
-
-    def anomaly_scores(self, images, portable=False):
-        """One score per image (NumPy), what the ``anomaly_score`` signature returns
-        (``portable``: what its TFLite version returns)."""
-        raise NotImplementedError
-
-    def anomaly_parts_of(self, images):
-        """The per-image scores the anomaly score is built from, name → [N] (NumPy)."""
-        return {}
-
-    def held_out_class(self):
-        """The class left out of training to be detected, or None."""
-        return
-
-    def normal_validation(self, labels):
-        """A mask of normal training images held out of training (detection thresholds)."""
-        return np.zeros(len(labels), bool)
-
-    def choose_anomaly_score(self, images, labels):
-        """Choose the score (``zoo.choices``, after ``after_training``) on the training split;
-        returns what to record in the card's ``evaluation``."""
-        return {}
-
-
-class Inpainter(Capability):
-    """Fills the pixels of an image where a mask is 0, keeping those where it is 1."""
-
-    def inpaint_images(self, images, mask, labels=None, seed=0):
-        """Filled images (NumPy); ``labels`` None: without a label."""
-        raise NotImplementedError
-
-    def inpaint_with_and_without_label(self, images, mask, labels, seed=0):
-        """(fills without the label, fills with ``labels``), as ``inpaint_images`` gives them;
-        a model that can share work between the two overrides this."""
-        return self.inpaint_images(images, mask, None, seed), self.inpaint_images(images, mask, labels, seed)
 
 
 def batched(fn, arrays, batch=500):
@@ -171,7 +57,7 @@ class ZooModel(keras.Model):
 
     Class attributes a model sets: ``Config`` (a ``zoo.config.Config`` dataclass),
     ``zoo_name`` (the name of its runs/ and exported/ folders), ``tracked`` (the losses its
-    steps report); optionally ``presets``, ``run_defaults``, ``jit_compile``,
+    steps report); optionally ``presets``, ``run_defaults``, ``xla_by_default``,
     ``preview_every``, ``validation_every``, ``tflite_tolerance``. Methods to implement: ``train_step``,
     ``test_step``, ``signatures``; the hooks below have neutral defaults.
     """
@@ -183,7 +69,7 @@ class ZooModel(keras.Model):
     # recipe's default and must equal the Config defaults (one source for every default).
     presets = {}
     run_defaults = {}  # the recipe's defaults for shared settings: epochs, batch_size, learning_rate
-    jit_compile = False  # XLA for the train step when --jit-compile is not given (measured per model)
+    xla_by_default = False  # XLA for the train step when --jit-compile is not given (measured per model)
     # train in mixed bfloat16 by default on CPUs that compute it natively (bench/train_throughput.py
     # --precision; the card metrics after the default epochs must match float32 within noise)
     bfloat16_on_cpu = False
@@ -285,6 +171,13 @@ class ZooModel(keras.Model):
             if not optimizer.built:
                 optimizer.build(self._network(name).trainable_variables)
 
+    def optimizer_of(self, name):
+        """The optimizer of the network attribute ``name`` ("" for the whole model)."""
+        optimizer = next((opt for opt, n in self._optimizer_plan if n == name), None)
+        if optimizer is None:
+            raise ZooError(f"{type(self).__name__}.optimizers_for has no optimizer for {name or 'the model'}")
+        return optimizer
+
     def minimize(self, loss_fn, network=None):
         """One update of ``network`` (default: the whole model) by its optimizer.
 
@@ -295,9 +188,7 @@ class ZooModel(keras.Model):
         """
         network = self if network is None else network
         name = self._attribute_of(network)
-        optimizer = next((opt for opt, n in self._optimizer_plan if n == name), None)
-        if optimizer is None:
-            raise ZooError(f"{type(self).__name__}.optimizers_for has no optimizer for {name or 'the model'}")
+        optimizer = self.optimizer_of(name)
         variables = network.trainable_variables
         with tf.GradientTape() as tape:
             outputs = loss_fn()

@@ -21,7 +21,8 @@ from zoo.core import signature as sig
 from zoo.core.config import Config, each, in_range, one_of, positive, positive_int, setting
 from zoo.core.images import grid
 from zoo.core.optimizers import Adam
-from zoo.models.base import TINY_RUN, ConditionalGenerator, ZooModel
+from zoo.models.base import TINY_RUN, ZooModel
+from zoo.models.capabilities import ConditionalGenerator
 
 LOSSES = ("hinge", "nonsaturating")
 
@@ -63,7 +64,7 @@ class CGAN(ZooModel, ConditionalGenerator):
     tracked = ("d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy")
     run_defaults = {"epochs": 60, "batch_size": 64, "learning_rate": 2e-4}
     presets = {"default": {}, "tiny": {"noise_dim": 8, "g_filters": (16, 8, 8), "d_filters": (8, 16, 16), **TINY_RUN}}
-    jit_compile = False  # measured on a 2-core CPU: the XLA step was slower (190 vs 144 ms)
+    xla_by_default = False  # measured on a 2-core CPU: the XLA step was slower (190 vs 144 ms)
     # bfloat16 where the CPU computes it natively: the step 1.34× faster, card metrics equal within
     # their errors (bench/results/train_throughput_bfloat16_cgan_groupnorm.json; docs/history.md)
     bfloat16_on_cpu = True
@@ -153,7 +154,7 @@ class CGAN(ZooModel, ConditionalGenerator):
             sig.Signature("sample", lambda labels, seed: {"images": self.sample(labels, seed)}, (labels, sig.seed())),
         ]
 
-    def generate_images_for(self, labels, seed=0, batch=500):
+    def sample_numpy(self, labels, seed=0, batch=500):
         sample = self.graph("sample", self.sample)
         labels = np.asarray(labels, np.int32)
         return np.concatenate([sample(tf.constant(labels[i:i + batch]), tf.constant(seed + i)).numpy()

@@ -39,7 +39,7 @@ class Classifier(ZooModel):
     tracked = ("loss", "accuracy")
     run_defaults = {"epochs": 40, "batch_size": 64, "learning_rate": 1e-3}
     presets = {"default": {}, "tiny": {"filters": (4, 8), "hidden": 16, **TINY_RUN}}
-    jit_compile = False  # XLA cannot compile the image-augmentation transforms
+    xla_by_default = False  # XLA cannot compile the image-augmentation transforms
 
     def __init__(self, config=None, **kwargs):
         super().__init__(config, **kwargs)

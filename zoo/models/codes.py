@@ -10,7 +10,7 @@ functions of the ``LatentCode`` contract (``zoo.models.base``):
 - ``choose_anomaly_score``: the combination of parts chosen without the anomaly class.
 
 A model with a code is a ``CodeModel`` (a ``ZooModel``, not a mixin): it builds its networks,
-calls ``build_code_parts()``, and implements ``encode_images``, ``decode`` and
+calls ``build_code_parts()``, and implements ``encode_numpy``, ``decode`` and
 ``anomaly_parts(images, portable)``; its config declares ``anomaly_class`` and
 ``max_components`` with the settings below. Every hook the recipe calls is one line into this
 module.
@@ -24,7 +24,8 @@ import tensorflow as tf
 
 from zoo.blocks import latent
 from zoo.core.config import ConfigError, any_int, positive_int, setting
-from zoo.models.base import AnomalyScorer, Generator, Reconstructor, ZooModel, batched
+from zoo.models.base import ZooModel, batched
+from zoo.models.capabilities import AnomalyScorer, Generator, Reconstructor
 
 VALIDATION_EVERY = 10  # every 10th normal training image is held out: mixture size, score choice, threshold
 # Components per known class of the density that scores anomalies: the count whose class mixture
@@ -78,7 +79,7 @@ class CodeParts(keras.layers.Layer):
 
 
 class CodeModel(ZooModel, Generator, Reconstructor, AnomalyScorer):
-    """A zoo model with a latent code (AE, DAE, VAE). What it must implement: ``encode_images``
+    """A zoo model with a latent code (AE, DAE, VAE). What it must implement: ``encode_numpy``
     (the codes, NumPy), ``decode(codes)`` (in the graph) and ``anomaly_parts(images, portable)``
     (the score's parts, in the graph); its config: ``latent_dim``, ``num_classes``,
     ``max_components``, ``anomaly_class``, ``seed``."""
@@ -94,8 +95,8 @@ class CodeModel(ZooModel, Generator, Reconstructor, AnomalyScorer):
         """The chosen combination of the parts, [N] (in the graph)."""
         return self.codes.score.combine(self.anomaly_parts(images, portable))
 
-    def generate_images(self, num, seed=0):
-        return generate_images(self, self.sample, num, seed)
+    def sample_numpy(self, num, seed=0):
+        return sample_in_batches(self, self.sample, num, seed)
 
     def select_training_examples(self, labels):
         return training_examples(labels, self.config.anomaly_class)
@@ -112,11 +113,11 @@ class CodeModel(ZooModel, Generator, Reconstructor, AnomalyScorer):
     def choose_anomaly_score(self, images, labels):
         return choose_anomaly_score(self, images, labels)
 
-    def anomaly_scores(self, images, portable=False):
-        return anomaly_scores(self, images, portable)
+    def anomaly_score_numpy(self, images, portable=False):
+        return anomaly_score_numpy(self, images, portable)
 
-    def anomaly_parts_of(self, images):
-        return anomaly_parts_of(self, images)
+    def anomaly_parts_numpy(self, images):
+        return anomaly_parts_numpy(self, images)
 
     def measure(self, test, train):
         """What ``after_training`` fitted, for the card's ``evaluation``."""
@@ -153,7 +154,7 @@ def fit(model, images, labels):
     the TFLite proxy of the PNG length, and the reconstruction excess. Returns what was fitted."""
     parts = model.codes
     fitted_on, held_out = _split(model, labels)
-    fit_codes, held_out_codes = model.encode_images(images[fitted_on]), model.encode_images(images[held_out])
+    fit_codes, held_out_codes = model.encode_numpy(images[fitted_on]), model.encode_numpy(images[held_out])
     mixture = parts.sampler.fit(fit_codes, held_out_codes, seed=model.config.seed)
     by_class, components = parts.class_density.fit_by_class(fit_codes, labels[fitted_on], CLASS_COMPONENTS,
                                                             held_out=held_out_codes, seed=model.config.seed)
@@ -165,7 +166,7 @@ def fit(model, images, labels):
     # same ink, edges and lit pixels have: VAE mean / worst AUC 0.897 / 0.751 → 0.918 / 0.792
     # (bench/results/anomaly.json against anomaly_raw_error.json).
     parts.score.reconstruction_coef.assign(np.zeros(4, np.float32))  # the raw errors, to fit on
-    raw_errors = anomaly_parts_of(model, images[held_out])["reconstruction_excess"]
+    raw_errors = anomaly_parts_numpy(model, images[held_out])["reconstruction_excess"]
     error_coef, error_r2 = latent.fit_on_image_statistics(images[held_out], raw_errors)
     parts.score.reconstruction_coef.assign(error_coef)
     model.unseen_class_components = components  # for the unseen-class proxy of the score's choice
@@ -193,15 +194,15 @@ def choose_anomaly_score(model, images, labels):
     anomaly class is never used. Sets it in the model's score; returns what the card records."""
     parts = model.codes
     _, held_out = _split(model, labels)
-    normal = anomaly_parts_of(model, images[held_out])
-    proxies = {kind: anomaly_parts_of(model, made)
+    normal = anomaly_parts_numpy(model, images[held_out])
+    proxies = {kind: anomaly_parts_numpy(model, made)
                for kind, made in latent.proxy_anomalies(images[held_out], model.config.seed).items()}
     components = getattr(model, "unseen_class_components", {})
     if len(components) > 1:
         # An unseen class, as the leave-one-class-out protocol makes it: each held-out image with
         # its own class taken out of the density. Only the density can be refitted without a
         # class; the networks saw them all, so the other parts are unchanged here.
-        unseen = latent.surprise_without_own_class(components, model.encode_images(images[held_out]),
+        unseen = latent.surprise_without_own_class(components, model.encode_numpy(images[held_out]),
                                                    labels[held_out])
         proxies["unseen_class"] = {**normal, "latent": unseen.astype(np.float32)}
     name, weights, centre, scale, aucs = latent.choose_combination(normal, proxies)
@@ -222,13 +223,13 @@ def choose_anomaly_score(model, images, labels):
 
 
 # Scores ------------------------------------------------------------------------------------------
-def anomaly_scores(model, images, portable=False):
+def anomaly_score_numpy(model, images, portable=False):
     """The chosen combination of the parts (higher: more anomalous), [N] NumPy; ``portable``:
     as TFLite computes it."""
     return batched(lambda x: model.codes.score.combine(model.anomaly_parts(x, portable)), images)
 
 
-def anomaly_parts_of(model, images):
+def anomaly_parts_numpy(model, images):
     """Every part on NumPy images, name → [N]."""
     out = {}
     for i in range(0, len(images), 500):
@@ -238,7 +239,7 @@ def anomaly_parts_of(model, images):
 
 
 # Sampling ----------------------------------------------------------------------------------------
-def generate_images(model, sample, num, seed=0, batch=500):
+def sample_in_batches(model, sample, num, seed=0, batch=500):
     """``num`` images from a model's in-graph ``sample(num, seed)``, in pieces, NumPy."""
     sample = model.graph("sample", sample)
     return np.concatenate([sample(tf.constant(min(batch, num - i)), tf.constant(seed + i)).numpy()

@@ -268,7 +268,8 @@ def _card(t, argv, chosen, measured):
     return {
         "provenance": cards.provenance(argv, run, s.policy, {
             "training": t.trainer.total_seconds, "start_up": t.seconds["start_up"], "evaluation": evaluation_seconds}),
-        "data": {**t.info.as_dict("train", len(t.fit[1])), "evaluated_on": t.info.as_dict("test", len(t.splits.test[1]))},
+        "data": {**t.info.as_dict("train", len(t.fit[1])),
+                 "evaluated_on": t.info.as_dict("test", len(t.splits.test[1]))},
         "config": cards.config_section(t.model_config, run, s.global_batch),
         "training": {**training, **({"started_from": t.started_from} if t.started_from else {})},
         "metrics": {**t.test_losses, **measured.metrics},

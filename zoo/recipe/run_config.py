@@ -150,7 +150,7 @@ def jit_setting(run, model_class, strategy):
             raise ConfigError("--jit-compile", True, f"cannot be used with --strategy {chosen}: XLA cannot compile a "
                               "step that synchronises replicas; drop it or pass --no-jit-compile", say_value=False)
         return False
-    return model_class.jit_compile if run.jit_compile is None else run.jit_compile
+    return model_class.xla_by_default if run.jit_compile is None else run.jit_compile
 
 
 def steps_per_epoch_of(run, model, train_labels, global_batch):

@@ -69,7 +69,7 @@ def stage_epochs(model, stage):
 def start_stage(model, stage):
     """Start a stage's student from the network before it (the first from the trained
     network's average), unless it has trained already (a resumed run)."""
-    optimizer = next(opt for opt, name in model._optimizer_plan if name == stage.network)
+    optimizer = model.optimizer_of(stage.network)
     if int(optimizer.iterations.numpy()) == 0:
         before = model.network_ema if stage.index == 0 else getattr(model, model.stages[stage.index - 1].network)
         getattr(model, stage.network).set_weights(before.get_weights())
@@ -97,7 +97,7 @@ def train_student(model, stage, images, labels):
         teacher = getattr(model, model.stages[stage.index - 1].network)
 
         def denoise(x, at):
-            return schedule.eps_from_v(x, at, model.predict(teacher, x, at, labels))
+            return schedule.eps_from_v(x, at, model.network_output(teacher, x, at, labels))
 
         x0_target = schedules.two_step_target(schedule, denoise, x_t, t, tf.gather(grid, k + 1), tf.gather(grid, k + 2))
         target = schedules.v_of_x0(schedule, x_t, t, x0_target)
