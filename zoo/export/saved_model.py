@@ -33,15 +33,11 @@ def unchecked(sig, batch=None):
 
 
 def write_saved_model_of(signatures, path, make_fn, weights=()):
-    """The endpoints and the variables they use (and ``weights``), nothing else. Tracking the
-    whole Keras model as well made the saver trace its layers' functions and their gradients:
-    measured on the browser test's two-level diffusion model, 289 traces and 56 s per write,
-    15 traces and 27 s without, and loading 15 → 7 s. Custom gradients are only needed to
-    differentiate the loaded functions, which serving and conversion never do.
-
-    Each endpoint is traced once, here, and saved as that trace: handed a ``tf.function``,
-    ``tf.saved_model.save`` traces it again inside its save context (the tiny-flag diffusion
-    export: 9.6 s of the SavedModel's 33 s). The endpoints are attributes too, called with
+    """The endpoints and the variables they use (and ``weights``), nothing else: tracking the
+    whole Keras model made the saver trace every layer and its gradients (289 traces against 15,
+    twice the write time; docs/design.md, "Exported artifacts"), and serving never
+    differentiates. Each endpoint is traced once, here, and saved as that trace (handed a
+    ``tf.function``, the saver traces it again). The endpoints are attributes too, called with
     positional inputs (``loaded.decode(latent)``); the first one is also ``serving_default``."""
     traces = {sig.name: make_fn(sig).get_concrete_function() for sig in signatures}
     root = tf.Module()

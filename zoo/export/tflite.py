@@ -128,10 +128,9 @@ _FORKSERVER = []
 
 def _children():
     """Where ``Conversion`` children come from: a fork server that imported TensorFlow once
-    (``multiprocessing``'s forkserver, preloading this module). A fresh interpreter per
-    conversion spent ~7 s of CPU importing TensorFlow first — measured: one diffusion
-    conversion 30 → 24 s, three side by side 52 → 44 s with the server's own start included;
-    the browser test's set-up starts fourteen. Forked from a server that never ran TensorFlow
+    (``multiprocessing``'s forkserver, preloading this module): a fresh interpreter per
+    conversion spent ~7 s of CPU importing TensorFlow first (docs/history.md, "Measurements
+    behind the code"). Forked from a server that never ran TensorFlow
     (not from this process, whose runtime threads a fork would not carry over). The server
     starts with TensorFlow's C++ logging off, as every child then is."""
     if not _FORKSERVER:

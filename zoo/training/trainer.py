@@ -9,10 +9,8 @@ a loop inside the graph, and its losses come back to Python once per call — on
 model's step is a fraction of a millisecond, and a host sync per step would leave the
 device idle. The NaN check and the callbacks run once per call, and a call's losses are read
 (the host waits for them) only once the next call has been started, so that the device need
-not idle while Python reads, checks and reports: read at once, zoo's loop measured 12–16%
-slower than ``Model.fit`` at one step per call on a lent H100 (cGAN, diffusion, VAE without
-XLA), and ``fit`` without a progress bar never waits for the device. (Not yet re-measured on a
-GPU; on a CPU a call returns when its work is done, so nothing changes there.)
+not idle while Python reads, checks and reports (read at once, the loop was 12–16% slower than
+``Model.fit`` on a GPU: docs/history.md, "Measurements behind the code").
 
 Why not ``Model.fit``: under MultiWorkerMirroredStrategy it fails in Keras 3
 ("Attempt to convert a value (PerReplica…) to a Tensor", keras-team/keras#20585); this loop

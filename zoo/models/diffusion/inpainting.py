@@ -103,9 +103,9 @@ class RePaint:
 
     def fill_numpy(self, x, m, noise, path, labels):
         """RePaint fills under ``labels``, as ``inpaint`` makes them once its labels are known.
-        The label choice is a graph of its own (``labels_to_fill_with_numpy``): traced inside this one as
-        well, as ``inpaint`` has it, it was traced twice for a branch evaluation never takes —
-        the tiny-flag recipe's first inpainting stage 30 → 16 s, the whole run 244 → 217 s."""
+        The label choice is a graph of its own (``labels_to_fill_with_numpy``): traced inside
+        this one, it was traced twice for a branch evaluation never takes (a tiny run's first
+        inpainting stage took twice as long; docs/history.md)."""
         fill = self.model.graph(self._key() + ("given",), lambda x, m, noise, path, y: self.model.to_images(
             self.repaint(x * 2.0 - 1.0, m, noise, y, path_noise=path)))
         return fill(*(tf.constant(a) for a in (x, m, noise, path, np.asarray(labels, np.int32)))).numpy()
@@ -131,9 +131,9 @@ class RePaint:
         """The same two fills as two ``inpaint_numpy`` calls, sharing work: a label-free fill
         is filled with the label the model chooses, so wherever that is the true label it is
         the labelled fill itself (same noise), and only the other images are filled again.
-        Lower half, 100 digits: one guided fill, one unconditional fill, the label choice and
-        guided fills of the ~20% chosen otherwise, instead of two guided fills, one
-        unconditional fill and the label choice (the card's six fills measured 252 → 210 s)."""
+        For 100 digits: one guided fill, one unconditional fill, the label choice and guided
+        fills of the ~20% chosen otherwise, instead of two guided fills, one unconditional fill
+        and the label choice (the card's six fills 17% faster; docs/history.md)."""
         labels = np.asarray(labels, np.int32)
         without, with_label = [], []
         for s, x, m, noise, path in self.batches(images, mask, seed, batch):
