@@ -151,6 +151,7 @@ print("RESULT" + json.dumps({"rec": out, "score": score.tolist(), "lite_score": 
 """
 
 
+@pytest.mark.slow
 def test_export_serves_and_scores_without_zoo(tmp_path):
     model = DenoisingAutoencoder(DenoisingConfig(**SMALL))
     written, card = exporter.export(model, str(tmp_path), card={"metrics": {}}, variants=("float32",), web_batches=())

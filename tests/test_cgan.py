@@ -100,6 +100,7 @@ def one_step(strategy, weights, ds):
     return [v.numpy() for v in model.generator.trainable_variables + model.discriminator.trainable_variables]
 
 
+@pytest.mark.slow
 def test_two_replicas_update_both_networks_like_one_device():
     # The noise is drawn for the whole global batch and sliced per replica, so the real
     # model (not a noiseless stand-in) must give the same update on 1 and 2 replicas.
@@ -146,6 +147,7 @@ print("RESULT" + json.dumps({"shape": list(gen.shape), "range": [float(gen.min()
 """
 
 
+@pytest.mark.slow
 def test_export_uses_ema_weights_and_serves_without_zoo(tmp_path):
     keras.utils.set_random_seed(0)
     model = CGAN(CGANConfig(**SMALL))

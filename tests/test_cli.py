@@ -22,7 +22,7 @@ SMALL_CGAN = ["--preset", "tiny", "--steps-per-epoch", "4", "--eval-samples", "1
               "--verbose", "0"]
 
 
-pytestmark = pytest.mark.xdist_group("cli")  # its module fixture, built once (conftest.py)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cli")]  # its module fixture, built once (conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ def result(tmp_path_factory):
                                          "--out", str(root / "exported"), "--runs-dir", str(root / "runs")])
 
 
+@pytest.mark.slow
 def test_a_new_model_trains_evaluates_and_exports_through_the_recipe(result):
     card, written = result.card, result.written
     assert card["model"] == "gaussian_ae" and os.path.basename(os.path.dirname(result.run_dir)) == "gaussian_ae"
@@ -68,6 +69,7 @@ print("RESULT" + json.dumps({"diff": float(np.abs(out.numpy() - lite).max()), "s
 """
 
 
+@pytest.mark.slow
 def test_its_new_signature_serves_and_converts_without_zoo(result):
     out = run_without_zoo(SERVE, SAVED=result.written["saved_model"], LITE=result.written["gaussian_ae.tflite"])
     assert out["shape"] == [3, 28, 28, 1] and out["diff"] <= 1e-4
@@ -94,6 +96,7 @@ def test_inputs_are_data_examples_and_client_side_checks():
     assert spec.shape.as_list() == [1, 7, 7] and spec.dtype == tf.int32
 
 
+@pytest.mark.slow
 def test_config_round_trips_through_a_keras_file(result, tmp_path):
     """A user who wants a .keras file saves the model zoo.load gives back; Keras reloads it."""
     import keras

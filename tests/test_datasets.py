@@ -13,6 +13,8 @@ from test_recipe import RECIPES, fails, load_recipe
 from zoo import recipe
 from zoo.core import data
 
+pytestmark = pytest.mark.slow  # recipe command lines end to end (the full suite's tier)
+
 # the recipes' tiny presets, batches the mock data has
 QUICK = [*TINY, "--batch-size", "16", "--eval-samples", "32"]
 DATASETS = {"fashion_mnist": (28, 28, 1), "cifar10": (32, 32, 3)}

@@ -89,12 +89,14 @@ def trained():
     return model, history
 
 
+@pytest.mark.slow
 def test_training_reduces_the_loss(trained):
     _, history = trained
     loss = history.history["loss"]
     assert loss[-1] < 0.7 * loss[0], loss
 
 
+@pytest.mark.slow
 def test_eps_prediction_trains_too():
     keras.utils.set_random_seed(1)
     model = Diffusion(DiffusionConfig(**TINY, prediction="eps"))
@@ -105,6 +107,7 @@ def test_eps_prediction_trains_too():
     assert loss[-1] < 0.7 * loss[0], loss
 
 
+@pytest.mark.slow
 def test_in_graph_sampler_equals_a_step_by_step_python_loop(trained):
     model, _ = trained
     labels = tf.constant([1, 7])
@@ -128,6 +131,7 @@ def test_in_graph_sampler_equals_a_step_by_step_python_loop(trained):
     assert not np.allclose(in_graph, other)
 
 
+@pytest.mark.slow
 def test_guidance_zero_ignores_the_label(trained):
     model, _ = trained
     noise = model.initial_noise(1, 0)
@@ -138,6 +142,7 @@ def test_guidance_zero_ignores_the_label(trained):
                            model.generate(noise, tf.constant([7]), guidance=3.0).numpy())
 
 
+@pytest.mark.slow
 def test_autoguidance_is_the_guide_plus_g_times_the_difference_and_classifier_free_without_a_guide(trained):
     model, _ = trained
     x = model.initial_noise(3, 5)
@@ -159,6 +164,7 @@ def test_autoguidance_is_the_guide_plus_g_times_the_difference_and_classifier_fr
     np.testing.assert_allclose(classifier_free.guided_denoiser(labels)(x, t), null + g * (net - null), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_the_guide_trains_in_its_first_epochs_only_and_leaves_the_networks_training_as_it_was():
     x, y = data.mnist5k("train")
     ds = tf.data.Dataset.from_tensor_slices((x[:32], y[:32])).repeat().batch(16, drop_remainder=True)
@@ -189,6 +195,7 @@ def test_the_guide_trains_in_its_first_epochs_only_and_leaves_the_networks_train
     assert not np.allclose(guided.guide_network.get_weights()[0], fresh_guide)
 
 
+@pytest.mark.slow
 def test_inpainting_keeps_known_pixels_and_ddpm_runs(trained):
     model, _ = trained
     x, _ = data.mnist5k("test")
@@ -222,6 +229,7 @@ def test_bad_configs(kwargs, message):
         DiffusionConfig(**kwargs)
 
 
+@pytest.mark.slow
 def test_the_signatures_share_one_trace_of_each_network(tmp_path):
     """Four signatures call the averaged U-Net nine times and the guide four: one signature
     traces each once (the saver reuses the endpoint's trace instead of tracing it again in its
@@ -241,6 +249,7 @@ def test_the_signatures_share_one_trace_of_each_network(tmp_path):
     assert traces() == after_one
 
 
+@pytest.mark.slow
 def test_pictures_and_preview(trained):
     from zoo.evaluation import pictures
 
@@ -284,6 +293,7 @@ def test_the_diffusion_classifier_picks_the_label_that_explains_the_kept_pixels(
     np.testing.assert_array_equal(schedules.classifier_timesteps(3, 1000), [50, 500, 950])
 
 
+@pytest.mark.slow
 def test_a_label_free_inpainting_chooses_its_label_and_a_given_label_is_kept(trained):
     """The two passes: the null class gets the label the model chooses (what choose_labels
     says of the first, unconditional fill), a given label stays; with inpaint_label_steps 0 the
@@ -310,6 +320,7 @@ def test_a_label_free_inpainting_chooses_its_label_and_a_given_label_is_kept(tra
     np.testing.assert_array_equal(kept.numpy(), [10, 4, 10])
 
 
+@pytest.mark.slow
 def test_the_cards_two_fills_share_work_and_equal_two_separate_fills(trained):
     """inpaint_with_and_without_label_numpy reuses the labelled fill wherever the label-free pass
     chooses the true label, and refills only the others: both results equal what two
@@ -333,6 +344,7 @@ def test_the_cards_two_fills_share_work_and_equal_two_separate_fills(trained):
     assert np.abs(shared[0] - shared[1])[3:].max(axis=(1, 2, 3)).min() > 10 * 1e-5
 
 
+@pytest.mark.slow
 def test_the_evaluations_fills_are_the_exported_inpaints(trained):
     """Evaluation fills in two graphs (the label choice, then RePaint under the labels) what the
     ``inpaint`` signature's one graph fills: the same images and, for label-free images, the

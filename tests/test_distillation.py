@@ -19,7 +19,7 @@ from zoo.blocks import schedules
 from zoo.models.diffusion import Diffusion
 from zoo.training import trainer
 
-pytestmark = pytest.mark.xdist_group("distillation")  # its module fixtures, built once (conftest.py)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("distillation")]  # its module fixtures, built once (conftest.py)
 
 TINY_NET = ["--channels", "8", "16", "--attention", "false", "true", "--guide-channels", "4", "8",
             "--sample-steps", "4", "--inpaint-resample", "1", "--inpaint-jump", "1", "--inpaint-label-steps", "2"]

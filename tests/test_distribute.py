@@ -109,6 +109,7 @@ WORKER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_multi_worker_training_on_two_local_processes(tmp_path):
     import subprocess
     import sys

@@ -6,6 +6,7 @@ import importlib.util
 import os
 import re
 
+import pytest
 from conftest import REPO, run_python
 
 spec = importlib.util.spec_from_file_location("render", os.path.join(REPO, "docs", "render.py"))
@@ -42,6 +43,7 @@ def test_no_page_or_comment_speaks_of_rounds_sessions_or_issues():
     assert not found, found
 
 
+@pytest.mark.slow
 def test_the_readmes_first_example_runs_as_written():
     text = open(os.path.join(REPO, "README.md")).read()
     example = re.search(r"```python\n(.*?)```", text, re.S).group(1)

@@ -20,7 +20,7 @@ from zoo.export import card as cards
 from zoo.export import exporter, tflite, web_files
 from zoo.models.vae import VAE, VAEConfig
 
-pytestmark = pytest.mark.xdist_group("export")  # its module fixture, built once (conftest.py)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("export")]  # its module fixture, built once (conftest.py)
 
 
 @pytest.fixture(scope="module")

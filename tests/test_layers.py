@@ -103,7 +103,7 @@ def test_no_model_method_shadows_a_keras_one():
     import keras
 
     import zoo  # noqa: F401 - registers every model
-    from zoo.models.base import ZooModel, _CLASSES
+    from zoo.models.base import _CLASSES, ZooModel
 
     overrides = {"train_step", "test_step", "call", "get_config", "from_config", "build", "metrics", "__init__"}
     keras_names = set(dir(keras.Model)) - overrides

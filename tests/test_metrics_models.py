@@ -42,6 +42,7 @@ def test_the_second_classifier_is_built_apart_and_as_accurate(mnist):
     assert real < noise / 10
 
 
+@pytest.mark.slow
 def test_real_data_is_close_and_noise_is_far(mnist):
     (train_x, train_y), (test_x, test_y) = mnist  # no standard errors: their bootstraps took a third of the time
     real = metrics.evaluate_samples(train_x[::4], test_x, extractor="zoo_mnist_classifier", bootstrap=0)
@@ -85,6 +86,7 @@ def test_inception_v3_loading(tmp_path, monkeypatch):
     assert p.shape == (2, 1000) and np.allclose(p.sum(1), 1, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_feature_metric_accumulates_like_the_function(mnist):
     (train_x, _), (test_x, _) = mnist
     fid = metrics.FeatureMetric("fid", test_x)
@@ -186,6 +188,7 @@ def test_clip_score_with_small_encoders(rng):
         metrics.CLIPScorer.from_keras_hub("clip_vit_base_patch32")
 
 
+@pytest.mark.slow
 def test_cas_trains_on_generated_pairs_and_tests_on_real(mnist):
     (train_x, train_y), (test_x, test_y) = mnist
     order = np.random.default_rng(1).permutation(len(train_x))  # the split is sorted by class

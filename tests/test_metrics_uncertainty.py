@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from zoo import metrics
@@ -11,6 +12,7 @@ from zoo.models.vae import VAE, VAEConfig
 from zoo.training.trainer import Trainer
 
 
+@pytest.mark.slow
 def test_bootstrap_standard_error_of_fid_matches_the_spread_over_independent_draws():
     """A fixed model: its FID's bootstrap standard error from one draw of n samples agrees
     within a factor of 2 with the standard deviation of FID over 10 independent draws of n."""
@@ -32,6 +34,7 @@ def test_bootstrap_standard_error_of_fid_matches_the_spread_over_independent_dra
     assert "fid_infinity" in one and one["fid_infinity"] < one["fid"]  # FID's bias shrinks with n
 
 
+@pytest.mark.slow
 def test_the_real_data_reference_matches_the_published_floor_within_its_standard_error():
     """1,000 real training digits against the 1,000 test digits, zoo classifier features:
     FID 138–145, precision 0.81–0.83, recall 0.82–0.84 over three draws (measured when the reference was built)."""

@@ -81,13 +81,15 @@ print("RESULT" + json.dumps(out))
 """
 
 
+@pytest.mark.slow
 def test_every_shipped_saved_model_samples_where_zoo_cannot_be_imported():
     out = run_without_zoo(SAMPLE_ALL, SHIPPED=SHIPPED)
     for name, (shape, low, high, spread) in out.items():
         assert shape == [10, 28, 28, 1] and 0 <= low < high <= 1 and spread > 0.1, name
 
 
-@pytest.mark.parametrize("name", MODELS)
+# the diffusion files run 20-step loops (13 s): the full suite's tier
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "diffusion" else n for n in MODELS])
 def test_each_shipped_tflite_file_computes_what_its_card_says(name):
     """The float32 file within the model's tolerance of the SavedModel; each variant at the
     distance to float32 its card records (same inputs, the same number)."""
@@ -121,6 +123,7 @@ def test_zoo_sample_writes_a_grid_from_every_shipped_model(name, tmp_path, capsy
     assert (tmp_path / "grid.png").stat().st_size > 1000 and "samples from the SavedModel" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_zoo_evaluate_reproduces_the_shipped_cgans_card(capsys):
     cli.main(["evaluate", os.path.join(SHIPPED, "cgan")])
     rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[1:]}

@@ -173,6 +173,7 @@ def test_the_test_losses_are_the_last_validation_when_it_followed_the_last_epoch
     np.testing.assert_allclose(again["loss"], losses["loss"], rtol=0.05)  # same weights, other noise draws
 
 
+@pytest.mark.slow
 def test_a_resumed_run_validates_where_an_uninterrupted_one_did_and_ends_with_its_weights(tmp_path):
     """The VAE's test_step draws its noise from the generator training draws from: a resumed
     part that also validated at its own first epoch (the 5th here) would shift every later draw."""

@@ -24,6 +24,8 @@ from zoo.evaluation import measure, pictures, settings
 from zoo.export import exporter
 from zoo.models.vae import VAE
 
+pytestmark = pytest.mark.slow  # recipe command lines end to end (the full suite's tier)
+
 # A small VAE through the recipe: every path of the flow, half a second per epoch.
 SMALL_VAE = [*TINY, "--steps-per-epoch", "20", "--eval-extractor", "none"]
 

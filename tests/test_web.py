@@ -28,7 +28,7 @@ if MISSING:
 
 SHIPPED = os.path.join(REPO, "exported")
 
-pytestmark = pytest.mark.xdist_group("web")  # its module fixture, built once (conftest.py)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("web")]  # its module fixture, built once (conftest.py)
 
 
 @pytest.fixture(scope="module")
