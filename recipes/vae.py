@@ -4,7 +4,7 @@
     python recipes/vae.py --data mnist --epochs 30
     python recipes/vae.py --help                   # every flag: the shared ones and VAEConfig's
 
-The story, stage by stage, is in zoo/recipe.py; the model (its config, its training step, its
+The story, stage by stage, is in zoo/recipe/flow.py; the model (its config, its training step, its
 signatures) in zoo/models/vae.py.
 """
 

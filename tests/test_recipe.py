@@ -254,3 +254,17 @@ def test_the_time_left_is_told_after_the_second_epoch(capsys, monkeypatch):
         callback.on_epoch_end(epoch)
     lines = [line for line in capsys.readouterr().out.splitlines() if line]
     assert lines == ["zoo: 30 s per epoch: about 25 min of training left (50 epochs), then evaluation and export"]
+
+
+@pytest.mark.parametrize("name", (*RECIPES, "distill"))
+def test_every_recipes_help_lists_its_flags(name, capsys):
+    """``--help`` as a user types it (argparse formats every help text: a stray % once crashed
+    the classifier's)."""
+    module = load_recipe(name)
+    p = module.flags() if hasattr(module, "flags") else recipe.parser(module.MODEL, [])
+    with pytest.raises(SystemExit) as e:
+        p.parse_args(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for f in recipe.RunConfig.flag_fields() + module.MODEL.Config.flag_fields():
+        assert f"--{f.name.replace('_', '-')}" in out, (name, f.name)

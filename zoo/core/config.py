@@ -221,7 +221,8 @@ def add_flags(parser, config_class, defaults=None, group=None):
     names = []
     for f in config_class.flag_fields():
         default = defaults[f.name]
-        kwargs = {"default": default, "help": f.metadata["help"], "dest": f.name}
+        # argparse %-formats help text: a literal % ("±10%") must be doubled
+        kwargs = {"default": default, "help": f.metadata["help"].replace("%", "%%"), "dest": f.name}
         if field_type(f) is bool and not isinstance(f.default, tuple):
             kwargs["action"] = argparse.BooleanOptionalAction
         else:

@@ -42,7 +42,7 @@ class Diffusion(ZooModel, ConditionalGenerator, Inpainter):
                "distill": {"students": (4, 2), "init_from": "exported/diffusion", "epochs": 28,
                            "learning_rate": 2e-4, "warmup_steps": 20, "tflite_variants": ("int8_dynamic",)},
                "tiny": {"channels": (8, 16), "attention": (False, True), "guide_channels": (4, 8), "sample_steps": 4,
-                        "dpm_solver_steps": 2,
+                        "dpm_solver_steps": 4,
                         "inpaint_resample": 1, "inpaint_label_steps": 2, **TINY_RUN}}
     # Only int8_dynamic is tried: float16's DDIM loop returned NaN for every sample and the
     # full-integer calibrator crashed (signal 11) in TF 2.21; judged on 500 paired samples (the
