@@ -152,21 +152,31 @@ def files(name):
 
 
 def samplers_diffusion():
-    """The diffusion model's samplers side by side: the guided teacher and its students."""
+    """The diffusion model's samplers side by side: guided DDIM and DPM-Solver++(2M) at the same
+    steps, the guided teacher on the students' grid, and the students."""
     c = card("diffusion")
     rows = ["| sampler | network calls per digit | accuracy | FID ± se | FID∞ | precision | recall | "
             "TFLite batch 1 |", "|---|---|---|---|---|---|---|---|"]
     latency = c["tflite"]["diffusion.tflite"]["batch1_latency_ms"]
-    calls = {"guided_ddim": f"{2 * c['config']['sample_steps']} (two U-Nets)",
-             f"guided_ddim_{c['config']['teacher_steps']}_steps": f"{2 * c['config']['teacher_steps']} (two U-Nets)"}
-    names = ["guided_ddim", f"guided_ddim_{c['config']['teacher_steps']}_steps",
-             *(f"student_{n}_steps" for n in c["config"]["students"])]
-    for name in names:
+    config, m = c["config"], c["metrics"]
+    pattern = r"(ddim|dpm_solver|guided_ddim|student)_\d+_steps_fid"
+    found = {key[:-len("_fid")] for key in m if re.fullmatch(pattern, key)}
+    order = {"ddim": 0, "dpm_solver": 1, "guided_ddim": 2, "student": 3}
+
+    def place(name):
+        kind, steps = name.rsplit("_", 2)[0], int(name.rsplit("_", 2)[1])
+        return order[kind], -steps if kind == "student" else steps
+
+    for name in ["guided_ddim", *sorted(found, key=place)]:
+        kind, steps = (name, config["sample_steps"]) if name == "guided_ddim" else (
+            name.rsplit("_", 2)[0], int(name.rsplit("_", 2)[1]))
         prefix = "" if name == "guided_ddim" else f"{name}_"
-        steps = name.split("_")[1] if name.startswith("student") else None
-        m = c["metrics"]
-        lat = latency.get("generate" if name == "guided_ddim" else f"generate_{steps}_steps")
-        rows.append(f"| {name} | {calls.get(name, steps)} | {number(m[prefix + 'classifier_accuracy'])} | "
+        calls = f"{steps}" if kind == "student" else f"{2 * steps} (two U-Nets)"
+        signature = "generate" if name == "guided_ddim" else f"generate_{steps}_steps" if kind == "student" else None
+        if kind == "dpm_solver" and steps == config.get("dpm_solver_steps"):
+            signature = "generate_dpm_solver"
+        lat = latency.get(signature)
+        rows.append(f"| {name} | {calls} | {number(m[prefix + 'classifier_accuracy'])} | "
                     f"{figure(c, 'fid', prefix)} | {number(m[prefix + 'fid_infinity'])} | "
                     f"{number(m[prefix + 'precision'])} | {number(m[prefix + 'recall'])} | "
                     f"{f'{lat:.1f} ms' if lat else '—'} |")
