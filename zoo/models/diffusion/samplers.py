@@ -86,38 +86,42 @@ class GuidedDPMSolver(Sampler):
 
 
 @dataclasses.dataclass(frozen=True)
-class TeacherOnGrid(Sampler):
-    """The guided sampler on the halving grid at ``steps``: what the first student learns."""
+class OnHalvingGrid(Sampler):
+    """DDIM on progressive distillation's grid (``Schedule.halving_timesteps``) with ``denoiser``."""
 
     steps: int
+
+    def denoiser(self, model, labels):
+        raise NotImplementedError
+
+    def images(self, model, noise, labels):
+        x = schedules.ddim_sample(model.schedule, self.denoiser(model, labels), noise, self.steps,
+                                  times=model.schedule.halving_timesteps(self.steps))
+        return model.to_images(x)
+
+
+class TeacherOnGrid(OnHalvingGrid):
+    """The guided sampler on the halving grid at ``steps``: what the first student learns."""
 
     @property
     def name(self):
         return f"guided_ddim_{self.steps}_steps"
 
-    def images(self, model, noise, labels):
-        x = schedules.ddim_sample(model.schedule, model.guided_denoiser(labels), noise, self.steps,
-                                  times=model.schedule.halving_timesteps(self.steps))
-        return model.to_images(x)
+    def denoiser(self, model, labels):
+        return model.guided_denoiser(labels)
 
 
-@dataclasses.dataclass(frozen=True)
-class Student(Sampler):
-    """DDIM on the halving grid with the ``steps``-step student: one network call per step."""
-
-    steps: int
+class Student(OnHalvingGrid):
+    """The ``steps``-step student on the halving grid: one network call per step."""
 
     @property
     def name(self):
         return f"student_{self.steps}_steps"
 
-    def images(self, model, noise, labels):
+    def denoiser(self, model, labels):
         student = getattr(model, students.network_name(self.steps))
         labels = tf.cast(labels, tf.int32)
-        x = schedules.ddim_sample(model.schedule, lambda x, t: model.schedule.eps_from_v(
-            x, t, model.network_output(student, x, t, labels)), noise, self.steps,
-            times=model.schedule.halving_timesteps(self.steps))
-        return model.to_images(x)
+        return lambda x, t: model.schedule.eps_from_v(x, t, model.network_output(student, x, t, labels))
 
     def signatures(self, model, noise, labels):
         return self.exported_pair(model, f"_{self.steps}_steps", noise, labels)
