@@ -3,6 +3,7 @@
 import dataclasses
 import importlib.util
 import os
+import re
 
 import pytest
 from conftest import REPO
@@ -261,10 +262,14 @@ def test_every_recipes_help_lists_its_flags(name, capsys):
     """``--help`` as a user types it (argparse formats every help text: a stray % once crashed
     the classifier's)."""
     module = load_recipe(name)
-    p = module.flags() if hasattr(module, "flags") else recipe.parser(module.MODEL, [])
+    argv = ["--preset", "distill"] if name == "distill" else []  # what recipes/distill.py passes on
+    p = module.flags() if hasattr(module, "flags") else recipe.parser(module.MODEL, argv)
     with pytest.raises(SystemExit) as e:
-        p.parse_args(["--help"])
+        p.parse_args([*argv, "--help"])
     assert e.value.code == 0
-    out = capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())
     for f in recipe.RunConfig.flag_fields() + module.MODEL.Config.flag_fields():
         assert f"--{f.name.replace('_', '-')}" in out, (name, f.name)
+    assert "(default: None)" not in out and not re.search(r"default[^()]*\) \(default:", out)  # said once
+    if module.MODEL.presets:
+        assert f"(in use: {'distill' if name == 'distill' else next(iter(module.MODEL.presets))})" in out

@@ -181,6 +181,16 @@ class FlagParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+class HelpWithDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Each flag's help followed by its default, unless the help already names it or there is
+    none ("(default: the whole training split) (default: None)" said it twice)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _argparse_type(f):
     """An argparse ``type=`` that converts the text and runs the field's check, so a bad
     value is reported by argparse as "argument --flag: ..." in one line."""

@@ -88,18 +88,19 @@ def parser(model_class, argv=None, description=None):
     """The recipe's flags: the shared ``RunConfig`` ones and one per field of the model's
     ``Config``, with the defaults of the preset named in ``argv`` (the first preset if none)."""
     presets = model_class.presets
-    preset = {}
+    preset, name = {}, None
     if presets:
         chosen = config.FlagParser(add_help=False)
         chosen.add_argument("--preset", choices=list(presets), default=next(iter(presets)))
-        preset = presets.get(chosen.parse_known_args(argv)[0].preset, {})
+        name = chosen.parse_known_args(argv)[0].preset
+        preset = presets.get(name, {})
     config_defaults, run_defaults = _split_preset(model_class, preset)
     p = config.FlagParser(description=description or model_class.__doc__,
-                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    if presets:
-        p.add_argument("--preset", choices=list(presets), default=next(iter(presets)),
-                       help="defaults for size and length: " + "; ".join(f"{k}: {v or 'the config defaults'}"
-                                                                         for k, v in presets.items()))
+                          formatter_class=config.HelpWithDefaults)
+    if presets:  # its default is the preset in use (recipes/distill.py passes --preset distill)
+        p.add_argument("--preset", choices=list(presets), default=name,
+                       help=f"defaults for size and length (in use: {name}): " + "; ".join(
+                           f"{k}: {v or 'the config defaults'}" for k, v in presets.items()))
     config.add_flags(p, RunConfig, {**model_class.run_defaults, **run_defaults}, p.add_argument_group("run"))
     flags = p.add_argument_group(f"{model_class.__name__} ({model_class.Config.__name__})")
     config.add_flags(p, model_class.Config, config_defaults, flags)
