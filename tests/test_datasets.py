@@ -13,8 +13,6 @@ from test_recipe import RECIPES, fails, load_recipe
 from zoo import recipe
 from zoo.core import data
 
-pytestmark = pytest.mark.slow  # recipe command lines end to end (the full suite's tier)
-
 # the recipes' tiny presets, batches the mock data has
 QUICK = [*TINY, "--batch-size", "16", "--eval-samples", "32"]
 DATASETS = {"fashion_mnist": (28, 28, 1), "cifar10": (32, 32, 3)}
@@ -25,6 +23,7 @@ CASES = [pytest.param(name, dataset, shape, id=f"{name}-{dataset}") for name in 
          for dataset, shape in DATASETS.items() if dataset == "cifar10" or name == "vae"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, dataset, shape", CASES)
 def test_every_recipe_runs_on_other_datasets(name, dataset, shape, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(data, "network_available", lambda: True)

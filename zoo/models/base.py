@@ -218,13 +218,14 @@ class ZooModel(keras.Model):
                   for t, s in zip(target.weights, source.weights)]
         distribute.assign_in_sync(target.weights, values)
 
-    def graph(self, key, fn, reduce_retracing=True):
+    def graph(self, key, fn, reduce_retracing=True, input_signature=None):
         """``tf.function(fn)``, compiled once per model and ``key`` (include in the key every
         Python value the function reads, e.g. a guidance scale). ``reduce_retracing=False``:
-        one trace per input shape, so a caller with static shapes keeps them."""
+        one trace per input shape, so a caller with static shapes keeps them; an
+        ``input_signature`` with a None batch: one trace for every batch size."""
         cache = _GRAPHS.setdefault(self, {})
         if key not in cache:
-            cache[key] = tf.function(fn, reduce_retracing=reduce_retracing)
+            cache[key] = tf.function(fn, reduce_retracing=reduce_retracing, input_signature=input_signature)
         return cache[key]
 
     def stored_weights(self):

@@ -101,19 +101,27 @@ class RePaint:
             path = tf.random.stateless_normal((n, self.moves(), *shape), seed=[seed + i, 3]).numpy()
             yield slice(i, i + n), images[i:i + n], np.asarray(mask[i:i + n], np.float32), noise, path
 
+    def _batch_specs(self):
+        """The NumPy fills' inputs (images, mask, x_T, RePaint's noise, labels) with any batch size:
+        one trace serves the full batches and the subsets filled again (two traces before)."""
+        shape = tuple(self.model.config.image_shape)
+        image = tf.TensorSpec((None, *shape), tf.float32)
+        return [image, image, image, tf.TensorSpec((None, self.moves(), *shape), tf.float32),
+                tf.TensorSpec((None,), tf.int32)]
+
     def fill_numpy(self, x, m, noise, path, labels):
         """RePaint fills under ``labels``, as ``inpaint`` makes them once its labels are known.
         The label choice is a graph of its own (``labels_to_fill_with_numpy``): traced inside
         this one, it was traced twice for a branch evaluation never takes (a tiny run's first
         inpainting stage took twice as long; docs/history.md)."""
         fill = self.model.graph(self._key() + ("given",), lambda x, m, noise, path, y: self.model.to_images(
-            self.repaint(x * 2.0 - 1.0, m, noise, y, path_noise=path)))
+            self.repaint(x * 2.0 - 1.0, m, noise, y, path_noise=path)), input_signature=self._batch_specs())
         return fill(*(tf.constant(a) for a in (x, m, noise, path, np.asarray(labels, np.int32)))).numpy()
 
     def labels_to_fill_with_numpy(self, x, m, noise, path, labels):
         """``labels_to_fill_with`` on a NumPy batch: the labels ``inpaint`` fills it with."""
         choose = self.model.graph(self._key() + ("labels",), lambda x, m, noise, path, y: self.labels_to_fill_with(
-            x * 2.0 - 1.0, m, noise, y, path_noise=path))
+            x * 2.0 - 1.0, m, noise, y, path_noise=path), input_signature=self._batch_specs())
         return choose(*(tf.constant(a) for a in (x, m, noise, path, np.asarray(labels, np.int32)))).numpy()
 
     def inpaint_numpy(self, images, mask, labels=None, seed=0, batch=250):
