@@ -1,4 +1,4 @@
-"""Few-step students (zoo/models/distillation.py): the halving grid and progressive
+"""Few-step students (zoo/models/diffusion/students.py): the halving grid and progressive
 distillation's target against their definitions, and recipes/distill.py's command line end to
 end on a tiny teacher — students exported beside the teacher it leaves untouched, a run
 interrupted between stages resumed to the same weights, bad requests refused in one line."""
