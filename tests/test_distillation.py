@@ -123,9 +123,9 @@ noise = np.random.default_rng(0).normal(size=(2, 28, 28, 1)).astype("float32")
 labels = np.array([3, 8], "int32")
 # As the README says to run it: every tensor kept (LiteRT 2.3's XNNPACK read stale memory in the
 # loop on first calls of fresh interpreters: 7 of 80 wrong by 0.28). Fresh interpreters, their
-# first calls, then a larger batch: where it went wrong. The teacher's sampler and the student's.
+# first calls, then a larger batch: where it went wrong. The teacher's samplers and the student's.
 diff = {}
-for name in ("generate", "generate_2_steps"):
+for name in ("generate", "generate_dpm_solver", "generate_2_steps"):
     gen = m.signatures[name](noise=tf.constant(noise), labels=tf.constant(labels))["images"].numpy()
     diff[name] = 0.0
     for _ in range(4):
@@ -158,14 +158,14 @@ print("RESULT" + json.dumps({"diff": diff, "eps": list(eps.shape), "sample": lis
 
 
 def test_the_exported_samplers_run_in_litert_like_the_saved_model_where_zoo_cannot_be_imported(distilled):
-    """The export users get (the teacher with its students): the teacher's and the 2-step
-    student's generate in LiteRT equal the SavedModel's, and the SavedModel's signatures
+    """The export users get (the teacher with its students): the teacher's DDIM and
+    DPM-Solver++ and the 2-step student's generate in LiteRT equal the SavedModel's, and the SavedModel's signatures
     answer bad requests with an error naming the input."""
     card = pretrained.find(str(distilled)).card
     out = run_without_zoo(SERVE, SAVED=os.path.join(distilled, "serving", "1"),
                           LITE=os.path.join(distilled, "diffusion.tflite"))
-    assert out["signatures"] == ["denoise", "generate", "generate_2_steps", "inpaint", "sample", "sample_2_steps",
-                                 "serving_default"]
+    assert out["signatures"] == ["denoise", "generate", "generate_2_steps", "generate_dpm_solver", "inpaint", "sample",
+                                 "sample_2_steps", "sample_dpm_solver", "serving_default"]
     assert max(out["diff"].values()) <= 1e-3, out["diff"]  # the model's tolerance
     assert out["eps"] == [2, 28, 28, 1] and out["sample"] == [2, 28, 28, 1]
     assert out["inpaint_max"] == 0.0  # everything known: the zeros come back

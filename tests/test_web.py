@@ -65,13 +65,23 @@ def test_the_browser_computes_what_python_litert_computes(site, model, signature
     web_file = os.path.join(folder, model, "web", tflite.file_name(model, variant, batch))
     expected = tflite.File(web_file)(signature, **inputs)
     # the exporter's rule for a copy of a file: the model's parity tolerance (float32, float16), for
-    # dynamic-range int8 twice the variant's own distance from float32 (it quantises as it runs)
+    # dynamic-range int8 twice the variant's own distance from float32 (it quantises as it runs),
+    # that distance measured on these inputs where it is larger than on the card's: a sampler's
+    # loop can carry int8 rounding into a few pixels (DPM-Solver++'s int8 file: 0.75 from float32
+    # here, 0.07 on the exporter's inputs; the browser's 0.63)
     tolerance = web_files.allowed_difference(ExportFolder(os.path.join(folder, model)).card["tflite"][
         tflite.file_name(model, variant)], 1e-3 if model == "diffusion" else 1e-4, [signature])
+    if variant == "int8_dynamic":
+        float32 = tflite.File(os.path.join(folder, model, tflite.file_name(model)))(signature, **inputs)
+        tolerance = max(tolerance, *(2 * float(np.max(np.abs(expected[k] - float32[k]))) for k in expected))
     for name, value in expected.items():
         got = np.asarray(result["outputs"][name]["data"], np.float64).reshape(value.shape)
         assert np.max(np.abs(got - value)) <= tolerance * max(1.0, np.max(np.abs(value))), (
             model, signature, name, np.max(np.abs(got - value)))
+        # ... and nearly every pixel the same: a copy that computed another function would not be
+        # (measured: at most 0.0032 on average, the diffusion samplers' int8 files)
+        assert np.mean(np.abs(got - value)) <= 0.01 * max(1.0, np.max(np.abs(value))), (
+            model, signature, name, np.mean(np.abs(got - value)))
         assert result["outputs"][name]["shape"] == list(value.shape)
     assert result["ms"] > 0
 
