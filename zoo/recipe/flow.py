@@ -198,7 +198,8 @@ class Trained:
     started_from: dict | None
     final_losses: dict
     test_losses: dict
-    seconds: dict  # start_up, training
+    start_up: float  # seconds before training began
+    trained_at: float  # time.perf_counter() when training ended
 
 
 def _flow(model_class, args, argv):
@@ -213,8 +214,7 @@ def _flow(model_class, args, argv):
         chosen = choices.make(model, t.splits, eval_settings)  # 8 choose, before measuring
         measured = measure.evaluate_model(model, t.splits, eval_settings)  # 9 measure
         grids = pictures.export_pictures(model, t.splits)
-        t.seconds["evaluation"] = time.perf_counter() - started - t.seconds["start_up"] - t.trainer.seconds
-        card = _card(t, argv, chosen, measured)  # 10
+        card = _card(t, argv, chosen, measured, time.perf_counter() - t.trained_at)  # 10
         written, card = _export(t, model, card, grids, eval_settings)  # 11
     except KeyboardInterrupt:
         raise
@@ -245,9 +245,9 @@ def _train_stages(model_class, args, started):
                                           "model_config": model_config.to_dict()}, default=list))
     run_dir, resumed = run_directory(run.runs_dir, model_class.zoo_name, run.resume, run_settings)  # 5
     trainer, final_losses, test_losses = train(run, model, s, splits, fit, steps_per_epoch, run_dir)  # 6
-    start_up = time.perf_counter() - started - trainer.seconds
+    trained_at = time.perf_counter()
     return Trained(run, s, info, model_config, splits, fit, model, trainer, resumed, run_dir, started_from,
-                   final_losses, test_losses, {"start_up": start_up})
+                   final_losses, test_losses, trained_at - started - trainer.seconds, trained_at)
 
 
 def _float32_model(t):
@@ -259,15 +259,15 @@ def _float32_model(t):
     return model, EvaluationSettings(t.run.eval_extractor, t.run.eval_samples, seed=t.run.seed)
 
 
-def _card(t, argv, chosen, measured):
+def _card(t, argv, chosen, measured, evaluation_seconds):
     """Stage 10: the card of the run, before the export adds what it wrote."""
-    run, s, evaluation_seconds = t.run, t.setup, t.seconds["evaluation"]
+    run, s = t.run, t.setup
     training = cards.training_section(run, t.model, t.trainer, distribute.strategy_name(s.strategy),
                                       s.strategy.num_replicas_in_sync, s.policy, s.jit, t.resumed, t.run_dir,
                                       t.final_losses)
     return {
         "provenance": cards.provenance(argv, run, s.policy, {
-            "training": t.trainer.total_seconds, "start_up": t.seconds["start_up"], "evaluation": evaluation_seconds}),
+            "training": t.trainer.total_seconds, "start_up": t.start_up, "evaluation": evaluation_seconds}),
         "data": {**t.info.as_dict("train", len(t.fit[1])),
                  "evaluated_on": t.info.as_dict("test", len(t.splits.test[1]))},
         "config": cards.config_section(t.model_config, run, s.global_batch),

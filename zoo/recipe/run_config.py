@@ -4,7 +4,6 @@ epoch, the learning rate)."""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 
