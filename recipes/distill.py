@@ -2,8 +2,10 @@
 the guided 20-step sampler (two U-Nets per step) learnt by one network, then halved
 16 → 8 → 4 → 2 steps (docs/models/diffusion.md, "Few-step students").
 
-    python recipes/diffusion.py        # the teacher, exported/diffusion
-    python recipes/distill.py          # its students at 4 and 2 steps, into exported/diffusion
+    python recipes/distill.py          # the shipped teacher's students at 4 and 2 steps
+    python recipes/distill.py --init-from runs/diffusion/<time>/diffusion   # your teacher's (recipes/diffusion.py)
+
+The export (teacher and students) goes in the run's own folder, like every recipe's.
 
 It is ``recipes/diffusion.py --preset distill``: every flag of that recipe works here too
 (--resume, --strategy, --init-from another export, --students 8 4 2, ...).

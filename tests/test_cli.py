@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 from conftest import run_python
 from PIL import Image
@@ -57,7 +56,7 @@ def test_info_reads_the_card_as_a_person_does(cgan_export, capsys):
 def test_sample_writes_a_grid_from_the_saved_model_and_the_tflite_variants(cgan_export, capsys, tmp_path):
     folder, _ = cgan_export
     zoo("sample", folder, "--labels", "3,1,4", "--num", "6", "-o", tmp_path / "a.png")
-    assert Image.open(tmp_path / "a.png").size == (2 * (2 * 30 + 2), 2 * (3 * 30 + 2))  # 3 rows (labels) × 2
+    assert Image.open(tmp_path / "a.png").size == (2 * (3 * 30 + 2), 2 * (2 * 30 + 2))  # a column per label, 2 rows
     zoo("sample", folder, "--labels", "0-9", "--tflite", "-o", tmp_path / "b.png")
     zoo("sample", folder, "--labels", "0-9", "--tflite", "float16", "--seed", "2", "-o", tmp_path / "c.png")
     assert "from the TFLite float16" in capsys.readouterr().out
@@ -85,12 +84,9 @@ def test_bad_input_gets_one_line_and_status_2(cgan_export, capsys, tmp_path):
     assert "--labels must be in [0, 9], got values in [-1, -1]" in fails(capsys, "sample", folder, "--labels", "-1")
     assert "--labels must be class ids" in fails(capsys, "sample", folder, "--labels", "three")
     assert "no 'int4' TFLite variant" in fails(capsys, "sample", folder, "--tflite", "int4")
-    noise = tmp_path / "noise.npy"
-    np.save(noise, np.full((10, 8), np.nan, np.float32))
-    assert "generate: input noise contains NaN or Inf" in fails(capsys, "sample", folder, "--tflite", "--noise", noise)
-    np.save(noise, np.zeros((10, 5), np.float32))
-    assert "input noise must have shape ['N', 8], got [10, 5]" in fails(capsys, "sample", folder, "--tflite",
-                                                                      "--noise", noise)
+    assert "cgan draws in one network call" in fails(capsys, "sample", folder, "--steps", "4")
+    assert "--num must be in [1, 4096], got 0" in fails(capsys, "sample", folder, "--num", "0")
+    assert "'cgn' is neither a shipped model" in fails(capsys, "info", "cgn")
     assert "has versions [1], not 7" in fails(capsys, "evaluate", folder, "--version", "7")
     # argparse's own errors: one line too, no usage block above it
     assert fails(capsys, "sample", folder, "--num", "x").endswith(
@@ -98,12 +94,27 @@ def test_bad_input_gets_one_line_and_status_2(cgan_export, capsys, tmp_path):
     assert "invalid choice: 'smaple'" in fails(capsys, "smaple", folder)
 
 
-def test_the_console_script_and_python_m_zoo(cgan_export):
+def test_the_console_script_and_python_m_zoo_print_zoos_lines_only(cgan_export, tmp_path):
+    """Not TensorFlow's or LiteRT's start-up notes (eight lines before, and four warnings when
+    diffusion loaded): stderr stays empty on success."""
     folder, _ = cgan_export
     script = os.path.join(os.path.dirname(sys.executable), "zoo")
-    for command in ([script, "info", str(folder)], [sys.executable, "-m", "zoo", "info", str(folder)]):
+    for command, says in (([script, "info", str(folder)], "cgan — version 1"),
+                          ([sys.executable, "-m", "zoo", "info", str(folder)], "cgan — version 1"),
+                          ([script, "sample", "diffusion", "-o", str(tmp_path / "d.png")], "10 diffusion samples"),
+                          ([script, "sample", "diffusion", "--steps", "2", "--tflite", "-o", str(tmp_path / "e.png")],
+                           "TFLite float32, 2 steps")):
         out = subprocess.run(command, capture_output=True, text=True, timeout=300)
-        assert out.returncode == 0 and "cgan — version 1" in out.stdout, out.stderr[-2000:]
+        assert out.returncode == 0 and out.stderr == "" and says in out.stdout, out.stdout + out.stderr[-2000:]
+
+
+@pytest.mark.parametrize("command", [[], ["sample"], ["info"], ["evaluate"], ["web"]])
+def test_every_zoo_commands_help_answers_without_starting_tensorflow(command):
+    code = ("import sys\nfrom zoo.apps import cli\ntry:\n    cli.main(sys.argv[1:] + ['--help'])\nexcept SystemExit as e:\n"
+            "    print('EXIT', e.code, sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, *command], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip().endswith("EXIT 0 []") and "usage: zoo" in out.stdout, out.stdout + out.stderr
+    assert out.stderr == ""
 
 
 KERAS = """

@@ -1,9 +1,11 @@
 """Imports run one way (docs/design.md, Architecture): zoo/ has one folder per layer, and a module
 imports only from its own layer or the layers below it. The one exception is the package face,
-``zoo/__init__.py``, which imports every model so that each registers itself with Keras."""
+``zoo/__init__.py``, which names ``zoo.load`` and imports it when first used."""
 
 import ast
 import os
+import subprocess
+import sys
 
 from conftest import REPO
 
@@ -57,10 +59,15 @@ def test_imports_run_one_way():
     assert not problems, problems
 
 
-def test_the_face_defines_nothing():
+def test_the_face_defines_nothing_and_imports_nothing_heavy():
+    """Only the module ``__getattr__`` that imports ``zoo.load`` on first use: ``import zoo``
+    (and so ``zoo --help``) must not start TensorFlow."""
     tree = ast.parse(open(os.path.join(REPO, "zoo", "__init__.py")).read())
     defined = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))]
-    assert not defined, defined
+    assert defined == ["__getattr__"], defined
+    code = "import sys, zoo, zoo.apps.cli; print(sorted(m for m in ('tensorflow', 'keras', 'numpy') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
 def test_functions_and_modules_stay_readable():

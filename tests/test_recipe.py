@@ -2,6 +2,7 @@
 
 import dataclasses
 import importlib.util
+import json
 import os
 import re
 
@@ -11,6 +12,7 @@ from conftest import REPO
 from zoo import recipe
 from zoo.core import config
 from zoo.recipe import run_config
+from zoo.recipe import summary as summary_module
 from zoo.recipe.summary import summary
 from zoo.training import callbacks
 
@@ -121,8 +123,8 @@ def test_bad_paths_fail_before_training(capsys, tmp_path):
     assert "not a writable folder" in fails(capsys, ["--out", str(a_file / "x"), "--runs-dir", runs])
     assert "unknown dataset 'nope'" in fails(capsys, ["--data", "nope", "--out", str(tmp_path), "--runs-dir", runs])
     assert "--data-dir must be an existing folder" in fails(capsys, ["--data-dir", str(tmp_path / "none")])
-    assert "--init-from must be an export folder (exported/<model>: run its recipe first) or a .keras file" in fails(
-        capsys, ["--init-from", str(a_file), "--out", str(tmp_path), "--runs-dir", runs])
+    assert "--init-from must be an export folder (runs/<model>/<time>/<model>, exported/<model>), a shipped model's name" \
+        in fails(capsys, ["--init-from", str(a_file), "--out", str(tmp_path), "--runs-dir", runs])
     line = fails(capsys, ["--strategy", "mirrored", "--batch-size", "63", "--out", str(tmp_path), "--runs-dir", runs])
     assert "--batch-size 63 is not divisible by the 2 replicas" in line
     line = fails(capsys, ["--strategy", "mirrored", "--jit-compile", "--out", str(tmp_path), "--runs-dir", runs])
@@ -223,20 +225,36 @@ def test_xla_never_runs_under_a_strategy_that_synchronises_replicas(monkeypatch,
     assert run_config.jit_setting(recipe.RunConfig(jit_compile=False), VAE, default) is False
 
 
-def test_the_summary_names_every_file_the_export_tried_and_did_not_keep(capsys):
-    card = {"metrics": {"fid": 170.0, "fid_se": 4.0}, "reference": {"fid": 141.0},
-            "training": {"seconds": 10.0, "images_per_second": 400.0, "strategy": "default", "replicas": 1,
-                         "mixed_precision": "float32"},
+def test_the_summary_reports_what_was_made_where_and_what_next(capsys, tmp_path, monkeypatch):
+    """The report leads with the export and the run folder, the model's headline figures beside
+    the shipped model's (same data), the files the export tried and did not keep, and the next
+    command; the tiny preset says its figures mean nothing. The full table stays in the card."""
+    card = {"model": "m", "version": 1, "data": {"name": "mnist5k"},
+            "metrics": {"fid": 170.0, "fid_se": 4.0, "kid": 0.1, "precision": 0.5}, "reference": {"fid": 141.0},
+            "signatures": {"sample": {}},
             "tflite": {"m.tflite": {"kept": True}, "m_float16.tflite": {"kept": False, "reason": "NaN samples"}},
             "web": {"m_b1.tflite": {"kept": True}, "m_int8_b10.tflite": {"kept": False, "reason": "differs by 0.3"}},
             "provenance": {"seconds": {"training": 10.0, "evaluation": 1.0, "export": 2.0, "total": 13.0}}}
-    summary("m", card, {"m.tflite": "/out/m.tflite", "web/m_b1.tflite": "/out/web/m_b1.tflite"})
-    lines = capsys.readouterr().out.splitlines()
-    assert any("fid" in line and "170 ± 4" in line and "(real: 141)" in line for line in lines)
-    assert any("m_float16.tflite" in line and "not shipped: NaN samples" in line for line in lines)
-    assert any("web/m_int8_b10.tflite" in line and "not shipped: differs by 0.3" in line for line in lines)
-    assert not any("m_b1.tflite" in line and "not shipped" in line for line in lines)
-    assert any("evaluation / export" in line and "1 s / 2 s" in line for line in lines)
+    shipped = tmp_path / "shipped"
+    (shipped / "m").mkdir(parents=True)
+    (shipped / "m" / "model_card.json").write_text(json.dumps({**card, "metrics": {"fid": 150.0, "fid_se": 3.0}}))
+    monkeypatch.setattr(summary_module.pretrained, "SHIPPED_PLACES", (str(shipped),))
+    model_class = type("M", (), {"zoo_name": "m", "headline": ("fid", "precision", "recall")})
+    export = tmp_path / "runs" / "m" / "t" / "m"
+    summary(model_class, card, {"saved_model": str(export / "serving" / "1")}, str(export.parent), "tiny")
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert "=== m: done in 13 s (training 10 s, evaluation 1 s, export 2 s) ===" in out
+    assert any(line.split()[:2] == ["export", str(export)] and "m.tflite, web/" in line for line in lines)
+    assert any(line.split()[:3] == ["run", "folder", str(export.parent)] for line in lines)
+    assert "the tiny preset" in out and "figures mean nothing" in out
+    fid = next(line for line in lines if line.strip().startswith("fid"))
+    assert "170 ± 4 (real 141)" in fid and "150 ± 3" in fid  # this run, then the shipped model
+    assert any(line.strip().startswith("precision") and "0.5" in line for line in lines)
+    assert "kid" not in out and "recall" not in out  # not a headline figure / not measured
+    assert "not shipped: m_float16.tflite: NaN samples" in out and "not shipped: web/m_int8_b10.tflite" in out
+    assert "m_b1.tflite: " not in out
+    assert f"zoo info {export}" in out and f"next: zoo sample {export}" in out
 
 
 def test_the_time_left_is_told_after_the_second_epoch(capsys, monkeypatch):

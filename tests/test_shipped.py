@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from conftest import REPO, run_python, run_without_zoo
 
+from zoo import ZooError
 from zoo.apps import cli, pretrained
 from zoo.core.distribute import float32_policy
 from zoo.export import card as cards
@@ -119,8 +120,67 @@ def test_each_shipped_tflite_file_computes_what_its_card_says(name):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_zoo_sample_writes_a_grid_from_every_shipped_model(name, tmp_path, capsys):
-    cli.main(["sample", os.path.join(SHIPPED, name), "-o", str(tmp_path / "grid.png")])
+    cli.main(["sample", name, "-o", str(tmp_path / "grid.png")])  # a shipped name, as zoo.load takes
     assert (tmp_path / "grid.png").stat().st_size > 1000 and "samples from the SavedModel" in capsys.readouterr().out
+
+
+def test_zoo_sample_reaches_every_sampler_of_the_diffusion_export_and_lays_labels_out_in_a_row(tmp_path, capsys):
+    from PIL import Image
+
+    for steps in ("20", "10", "4", "2"):
+        cli.main(["sample", "diffusion", "--labels", "0-9", "--steps", steps, "-o", str(tmp_path / "a.png")])
+        width, height = Image.open(tmp_path / "a.png").size
+        assert width * 32 == height * (10 * 30 + 2)  # one row of the ten digits (28 px and a 2 px border each)
+    cli.main(["sample", "diffusion", "--labels", "0-4", "--num", "10", "--steps", "4", "--tflite",
+              "-o", str(tmp_path / "b.png")])
+    width, height = Image.open(tmp_path / "b.png").size
+    assert width * (2 * 30 + 2) == height * (5 * 30 + 2)  # two rows, a column per label
+    assert "4 steps" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        cli.main(["sample", "diffusion", "--steps", "3"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.strip() == ("zoo: error: diffusion samples with steps 20 (the default), 10 "
+                                               "(DPM-Solver++), 4 (a distilled student), 2 (a distilled student); "
+                                               "got steps=3")
+
+
+def test_zoo_load_answers_every_bad_input_in_one_line_and_keeps_what_it_computes():
+    """Each input a newcomer can get wrong is one ZooError naming it (never a traceback, a
+    truncation or a silently ignored argument); inpaint gives the labels it guessed; the VAE
+    has its ELBO; a TFLite variant is named as the API or as its file is."""
+    cgan, diffusion, ae = pretrained.load("cgan"), pretrained.load("diffusion"), pretrained.load("ae")
+    digits = cgan.sample(labels=[3, 1], seed=0)
+    mask = np.ones_like(digits)
+    mask[:, 14:] = 0
+
+    def refused(call):
+        with pytest.raises(ZooError) as e:
+            call()
+        assert "\n" not in str(e.value)
+        return str(e.value)
+
+    assert "seed must fit in int32" in refused(lambda: cgan.sample(labels=[1], seed=2**40))
+    assert "seed must be an integer, got None" in refused(lambda: cgan.sample(labels=[1], seed=None))
+    assert "seed must be an integer, got 1.5" in refused(lambda: cgan.sample(labels=[1], seed=1.5))
+    assert "images is empty" in refused(lambda: ae.reconstruct(np.zeros((0, 28, 28, 1), np.float32)))
+    assert "labels must be a list of 1 to 4096 class ids, got 0" in refused(lambda: cgan.sample(labels=[]))
+    assert "got 5000" in refused(lambda: cgan.sample(labels=[1] * 5000))
+    assert "pass labels= or num=, not both" in refused(lambda: cgan.sample(labels=[1], num=3))
+    assert "cgan draws in one network call" in refused(lambda: cgan.sample(labels=[1], steps=4))
+    assert "steps 20 (the default), 10 (DPM-Solver++), 4" in refused(lambda: diffusion.sample(labels=[1], steps=3))
+    assert "labels has 1 entries for 2 images" in refused(lambda: diffusion.inpaint(digits * mask, mask, labels=[1]))
+    assert "pass runtime='tflite' too" in refused(lambda: pretrained.load("cgan", variant="float16"))
+    assert "version= chooses a SavedModel version" in refused(lambda: pretrained.load("cgan", runtime="tflite",
+                                                                                      version=1))
+    assert pretrained.load("cgan", runtime="tflite", variant="fp16").variant == "float16"
+    assert pretrained.load("cgan", runtime="tflite", variant="cgan_fp16.tflite").variant == "float16"
+    filled, labels = diffusion.inpaint(digits * mask, mask, return_labels=True)
+    assert filled.shape == digits.shape and labels.dtype == np.int32 and labels.shape == (2,)
+    assert np.all((labels >= 0) & (labels <= 9))
+    given = diffusion.inpaint(digits * mask, mask, labels=[3, 1], return_labels=True)[1]
+    assert given.tolist() == [3, 1]  # given labels are what it filled with
+    elbo = pretrained.load("vae").elbo(np.concatenate([digits, np.rot90(digits, 1, axes=(1, 2))]))
+    assert elbo.shape == (4,) and np.all(elbo < 0) and elbo[:2].mean() > elbo[2:].mean()  # turned: less likely
 
 
 @pytest.mark.slow
@@ -165,4 +225,4 @@ def test_zoo_load_refuses_bad_names_and_inputs_in_one_line():
     assert "is not a zoo export" in lines[1]
     assert "runtime must be one of savedmodel, tflite, keras, got 'onnx'" in lines[2]
     assert "sample: input labels must be in [0, 9]" in lines[3]
-    assert "vae cannot inpaint (it can: anomaly_score, decode, encode, reconstruct, sample)" in lines[4]
+    assert "vae cannot inpaint (it can: anomaly_score, decode, elbo, encode, reconstruct, sample)" in lines[4]

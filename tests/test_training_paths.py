@@ -272,3 +272,46 @@ def test_every_recipe_runs_as_two_local_workers_and_exports_what_one_process_doe
     assert agree / total >= 0.999, f"{total - agree} of {total} weights differ"
     assert card["training"]["strategy"] == "multi_worker" and card["training"]["replicas"] == 2
     assert card["training"]["steps"] == 2
+
+
+def folder_digest(folder):
+    """Every file under ``folder`` by relative path → its bytes' hash."""
+    import hashlib
+
+    return {os.path.relpath(os.path.join(root, f), folder): hashlib.sha256(open(os.path.join(root, f), "rb").read())
+            .hexdigest() for root, _, files in os.walk(folder) for f in files}
+
+
+def test_no_documented_recipe_run_replaces_an_export_the_user_has(tmp_path):
+    """README: `python recipes/vae.py --preset tiny`, run where exported/ is (a clone's root). Its
+    export goes in its own run folder: exported/vae stays as it was, to the byte, and zoo.load
+    still gives the shipped model. A run told to write into a folder that holds an export is
+    refused before training (one line, exit 2) unless it says --replace."""
+    os.makedirs(tmp_path / "exported")
+    subprocess.run(["cp", "-r", os.path.join(REPO, "exported", "vae"), str(tmp_path / "exported")], check=True)
+    mine, shipped = folder_digest(tmp_path / "exported"), folder_digest(os.path.join(REPO, "exported", "vae"))
+    recipe_path = os.path.join(REPO, "recipes", "vae.py")
+    out = subprocess.run([sys.executable, recipe_path, "--preset", "tiny"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=600, env=ENV)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert folder_digest(tmp_path / "exported") == mine
+    assert folder_digest(os.path.join(REPO, "exported", "vae")) == shipped
+    (run,) = os.listdir(tmp_path / "runs" / "vae")
+    export = os.path.join("runs", "vae", run, "vae")
+    assert os.path.isfile(tmp_path / export / "model_card.json") and f"export      {export}" in out.stdout
+    assert pretrained.load("vae").card["metrics"]["fid"] < 1000  # still the shipped model, not the tiny one
+
+    refused = subprocess.run([sys.executable, recipe_path, "--preset", "tiny", "--out", "exported"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=600, env=ENV)
+    had = json.load(open(tmp_path / "exported" / "vae" / "model_card.json"))
+    assert refused.returncode == 2 and refused.stderr.strip().splitlines() == [
+        f"vae.py: error: --out 'exported' already holds a vae export of {had['created'][:10]} "
+        f"(FID {had['metrics']['fid']:.1f}) in "
+        "exported/vae: a run replaces an export only when told to. Leave --out out (the export goes in the run's own "
+        "folder), choose another folder, or pass --replace"]
+    assert folder_digest(tmp_path / "exported") == mine and len(os.listdir(tmp_path / "runs" / "vae")) == 1
+
+    replaced = subprocess.run([sys.executable, recipe_path, "--preset", "tiny", "--out", "exported", "--replace"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=600, env=ENV)
+    assert replaced.returncode == 0, replaced.stderr[-3000:]
+    assert json.load(open(tmp_path / "exported" / "vae" / "model_card.json"))["metrics"]["fid"] > 1000  # the tiny one

@@ -1,20 +1,23 @@
 """zoo: a Keras 3 / TensorFlow model zoo of generative image models.
 
 The package face: it defines nothing. It names what a user reaches for (``zoo.load``,
-``zoo.ZooError``) and imports every model once, so that each class registers itself with Keras
-and ``keras.saving.load_model("<model>.keras")`` works after ``import zoo`` — the one import
-that runs up the layers (docs/design.md, Architecture; tests/test_layers.py).
+``zoo.ZooError``), and imports nothing heavy: ``zoo.load`` is looked up on first use, so that
+``import zoo`` and ``zoo --help`` take no TensorFlow start-up (0.1 s; 3 s with it). The models
+register with Keras when their modules load (``zoo.models.base.model_class`` loads them all).
 """
 
-import os
+from zoo.core import quiet
+from zoo.core.errors import ZooError, error_line
+from zoo.core.version import VERSION as __version__
 
-# TensorFlow's C++ start-up chatter (CUDA probing, CPU feature notes) hides the
-# messages users need; keep warnings and errors. Set before TensorFlow is first imported.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from zoo.apps.pretrained import load  # noqa: E402
-from zoo.core.errors import ZooError, error_line  # noqa: E402
-from zoo.core.version import VERSION as __version__  # noqa: E402
-from zoo.models import autoencoder, cgan, classifier, diffusion, vae  # noqa: E402, F401 - registration
+quiet.install()  # before anything imports TensorFlow
 
 __all__ = ["ZooError", "error_line", "load", "__version__"]
+
+
+def __getattr__(name):  # PEP 562: the names that need TensorFlow, imported when first used
+    if name == "load":
+        from zoo.apps.pretrained import load
+
+        return load
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")

@@ -1,28 +1,24 @@
-"""The ``zoo`` command line (also ``python -m zoo``), on any export folder:
+"""The ``zoo`` command line (also ``python -m zoo``), on a shipped model's name or an export folder:
 
-    zoo sample DIR [--labels 0-9|3,1,4] [--num N] [--seed S] [--tflite [VARIANT]] [-o grid.png]
-    zoo info DIR
-    zoo evaluate DIR [--tflite VARIANT] [--version V]
+    zoo sample NAME|DIR [--labels 0-9|3,1,4] [--num N] [--seed S] [--steps K] [--tflite [VARIANT]] [-o grid.png]
+    zoo info NAME|DIR
+    zoo evaluate NAME|DIR [--tflite VARIANT] [--version V]
     zoo web [EXPORTED_DIR]
 
-Bad paths, a folder that is not an export, labels out of range, an unknown variant: one
-line each, exit status 2.
+Bad paths, a folder that is not an export, labels out of range, an unknown variant or step
+count: one line each, exit status 2. Nothing heavy is imported before a command runs, so
+``zoo --help`` answers at once.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import re
 import sys
 
-import numpy as np
-
-from zoo.core.config import FlagParser
+from zoo.core.config import FlagParser, HelpWithDefaults
 from zoo.core.errors import ZooError
-from zoo.export import card as cards
-from zoo.export.folder import ExportFolder
 
 
 def parse_labels(text):
@@ -36,64 +32,63 @@ def parse_labels(text):
             raise ZooError(f"--labels must be class ids like 0-9 or 3,1,4, got {text!r}") from None
     if not labels:
         raise ZooError(f"--labels must name at least one class, got {text!r}")
-    return np.asarray(labels, np.int32)
+    return labels
 
 
-def _grid_rows(n, labels):
-    if labels is not None and len(set(labels.tolist())) > 1:
-        return len(set(labels.tolist())) if n % len(set(labels.tolist())) == 0 else max(1, int(math.sqrt(n)))
-    return max(1, int(math.sqrt(n)))
+def grid_rows(n, labels):
+    """Rows of the PNG grid: labels that repeat (``--num`` a multiple of them) make one column
+    per label; one image per label makes one row; otherwise about square."""
+    import math
+
+    distinct = len(set(labels)) if labels is not None else 0
+    if distinct > 1 and n % distinct == 0:
+        return n // distinct
+    return max(1, round(math.sqrt(n)))
+
+
+def _export(name_or_dir):
+    from zoo.apps import pretrained
+
+    return pretrained.find(name_or_dir)
 
 
 # sample ---------------------------------------------------------------------------------------
 def sample(args):
+    import numpy as np
+
+    from zoo.apps import pretrained
     from zoo.core import images
 
-    export = ExportFolder(args.dir)
-    sig = "generate" if args.tflite is not None else "sample"
-    inputs = export.tflite_inputs(sig, args.tflite) if args.tflite is not None else export.saved_model_inputs(sig)
-    conditional = any(i.role == "labels" for i in inputs)
+    runtime = "tflite" if args.tflite is not None else "savedmodel"
+    model = pretrained.load(args.dir, runtime=runtime, variant=args.tflite, version=args.version)
+    conditional = model.conditional
+    if args.num is not None and not 1 <= args.num <= pretrained.MAX_BATCH:
+        raise ZooError(f"--num must be in [1, {pretrained.MAX_BATCH}], got {args.num}")
     if conditional:
         labels = parse_labels(args.labels or "0-9")
-        num = args.num or len(labels)
-        labels = np.resize(labels, num)
-        label_input = next(i for i in inputs if i.role == "labels")
-        _, problem = label_input.validate(labels, sig)
-        if problem:
-            raise ZooError(problem.replace(f"{sig}: input labels", "--labels"))
+        labels = np.resize(labels, args.num or len(labels)).tolist()
+        try:
+            out = model.sample(labels=labels, seed=args.seed, steps=args.steps)
+        except ZooError as e:
+            raise ZooError(str(e).replace("sample: input labels", "--labels")) from None
     else:
         if args.labels is not None:
-            raise ZooError(f"{export.name} draws without labels; drop --labels")
-        labels, num = None, args.num or 16
-    if num < 1 or num > 4096:
-        raise ZooError(f"--num must be in [1, 4096], got {num}")
-    if args.tflite is not None:
-        rng = np.random.default_rng(args.seed)
-        given = {"labels": labels, "noise": _load_noise(args.noise) if args.noise else None}
-        values = {i.name: i.draw(rng, num, given.get(i.role)) for i in inputs}
-        out = export.run_tflite(sig, values, args.tflite)["images"]
-    else:
-        import tensorflow as tf
-
-        fn = export.saved_model(args.version).signatures["sample"]
-        out = (fn(labels=tf.constant(labels), seed=tf.constant(args.seed)) if conditional
-               else fn(num=tf.constant(num, tf.int32), seed=tf.constant(args.seed)))["images"].numpy()
-    path = args.output or f"{export.name}_samples.png"
-    images.save_png(images.grid(out, rows=_grid_rows(len(out), labels)), path)
-    source = f"TFLite {args.tflite}" if args.tflite is not None else f"SavedModel version {export.versions()[-1]}"
-    print(f"zoo: {len(out)} {export.name} samples from the {source} → {path}")
-
-
-def _load_noise(path):
-    try:
-        return np.load(path)
-    except (OSError, ValueError) as e:
-        raise ZooError(f"--noise {path!r} is not a readable .npy file ({e})") from None
+            raise ZooError(f"{model.name} draws without labels; drop --labels")
+        labels, out = None, model.sample(num=args.num or 16, seed=args.seed, steps=args.steps)
+    path = args.output or f"{model.name}_samples.png"
+    images.save_png(images.grid(out, rows=grid_rows(len(out), labels)), path)
+    how = f", {args.steps} steps" if args.steps else ""
+    source = (f"TFLite {model.variant}" if args.tflite is not None
+              else f"SavedModel version {args.version or model.folder.versions()[-1]}")
+    print(f"zoo: {len(out)} {model.name} samples from the {source}{how} → {path}")
 
 
 # info ------------------------------------------------------------------------------------------
 def info(args):
-    export = ExportFolder(args.dir)
+    from zoo.apps import pretrained
+    from zoo.export import card as cards
+
+    export = _export(args.dir)
     c = export.card
     lines = [f"{c['model']} — version {c['version']} of {export.versions()}, exported {c['created']}",
              f"  zoo {c['versions']['zoo']}, TensorFlow {c['versions']['tensorflow']}, Keras {c['versions']['keras']}"]
@@ -115,6 +110,9 @@ def info(args):
         ins = ", ".join(f"{k} {v['dtype']}{v['shape']}" for k, v in s["inputs"].items())
         outs = ", ".join(f"{k} {v['dtype']}{v['shape']}" for k, v in s["outputs"].items())
         lines.append(f"  {name}({ins}) → {outs}{'   [also TFLite]' if s.get('tflite') else ''}")
+    samplers = export.samplers(c["signatures"])
+    if samplers:
+        lines.append(f"samplers (zoo sample --steps K, sample(steps=K)): {pretrained.describe_steps(samplers, 'sample')}")
     lines.append(f"metrics (± standard error; real-data reference) by {c.get('feature_extractor')}:")
     lines += [f"  {k:<32} {text}" for k, text in cards.metric_rows(c)]
     lines.append("files:")
@@ -145,9 +143,10 @@ def evaluate(args):
     from zoo.core import data
     from zoo.evaluation import measure
     from zoo.evaluation.settings import EvaluationSettings
+    from zoo.export import card as cards
     from zoo.export import quality
 
-    export = ExportFolder(args.dir)
+    export = _export(args.dir)
     card = export.version_card(args.version) if args.tflite is None else export.card
     d = card["data"]
     splits = data.splits(d["name"])
@@ -172,34 +171,38 @@ def evaluate(args):
 
 # web ------------------------------------------------------------------------------------------
 def web(args):
+    from zoo.apps import pretrained
     from zoo.apps import web as zoo_web
 
-    zoo_web.serve(args.dir, port=args.port, open_browser=False)
+    zoo_web.serve(args.dir or pretrained.shipped_folder() or "exported", port=args.port, open_browser=False)
 
 
 def main(argv=None):
     p = FlagParser(prog="zoo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("sample", help="samples of an export as a PNG grid")
-    s.add_argument("dir", help="an export folder, e.g. exported/cgan")
+    s = sub.add_parser("sample", help="samples of an export as a PNG grid", formatter_class=HelpWithDefaults)
+    s.add_argument("dir", help="a shipped model's name (cgan) or an export folder (exported/cgan)")
     s.add_argument("--labels", help="classes for a conditional model: 0-9, or 3,1,4 (default 0-9)")
-    s.add_argument("--num", type=int, help="how many images (default: one per label, or 16)")
+    s.add_argument("--num", type=int, help="how many images (default: one per label, or 16); with --labels, the "
+                   "labels repeat, one column each")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--steps", type=int, help="draw with the sampler of this many network steps (diffusion: 20 "
+                   "guided DDIM, the default; 10 DPM-Solver++; 4 or 2 a distilled student; `zoo info` lists them)")
     s.add_argument("--tflite", nargs="?", const="float32", metavar="VARIANT",
-                   help="sample with the TFLite file (float32, float16, int8_dynamic, int8) instead of the SavedModel")
-    s.add_argument("--noise", help="with --tflite: the generator's noise input from a .npy file")
+                   help="sample with the TFLite file (float32, float16, int8_dynamic, int8, or the file's suffix: "
+                        "fp16) instead of the SavedModel")
     s.add_argument("--version", type=int, help="SavedModel version (default: the latest)")
     s.add_argument("-o", "--output", help="PNG file (default: <model>_samples.png)")
     i = sub.add_parser("info", help="the model card, as a person reads it")
-    i.add_argument("dir")
+    i.add_argument("dir", help="a shipped model's name or an export folder")
     e = sub.add_parser("evaluate", help="recompute an export's feature metrics on the test split")
-    e.add_argument("dir")
+    e.add_argument("dir", help="a shipped model's name or an export folder")
     e.add_argument("--tflite", metavar="VARIANT", help="evaluate this TFLite variant instead of the SavedModel")
     e.add_argument("--version", type=int, help="SavedModel version (default: the latest)")
     e.add_argument("--seed", type=int, help="default: the card's evaluation seed")
     e.add_argument("--samples", type=int, help="generated samples (default: as the card)")
     w = sub.add_parser("web", help="serve the browser page (LiteRT.js) for an exported/ folder")
-    w.add_argument("dir", nargs="?", default="exported")
+    w.add_argument("dir", nargs="?", help="a folder of exports (default: the shipped models)")
     w.add_argument("--port", type=int, default=8000)
     args = p.parse_args(argv)
     try:

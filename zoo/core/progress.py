@@ -1,10 +1,13 @@
 """Progress of the long stages after training (sampling, feature passes, CAS training,
 inpainting, TFLite conversion and parity), in the Keras progress-bar style training uses:
-a title line, then ``12/50 [=====>....] - ETA: 3s``."""
+a title line, then ``12/50 [=====>....] - ETA: 3s``. A stage of one piece shows its title
+only; where the output is no terminal (a log file, CI), bars become one line per epoch or
+stage, without the bars' colour codes."""
 
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 
 import keras
@@ -13,7 +16,10 @@ VERBOSE = {"level": 1}  # the recipe sets it from --verbose; 0 silences every st
 
 
 def set_verbosity(level):
-    VERBOSE["level"] = level
+    """Set ``--verbose`` and return what it means here: 1 (bars) becomes 2 (a line per epoch)
+    when stdout is no terminal, where Keras' bars would write their ANSI colour codes."""
+    VERBOSE["level"] = 2 if level == 1 and not sys.stdout.isatty() else level
+    return VERBOSE["level"]
 
 
 def say(line):
@@ -30,6 +36,7 @@ class Stage:
         self.bar = None
         if VERBOSE["level"]:
             print(f"zoo: {title}", flush=True)
+        if VERBOSE["level"] and self.total > 1:
             self.bar = keras.utils.Progbar(self.total, unit_name=unit, verbose=1 if VERBOSE["level"] == 1 else 2)
 
     def advance(self, n=1):

@@ -106,14 +106,24 @@ class Input:
         """The same checks in NumPy, for callers of files that carry none (TFLite): returns
         the value as an array of the right dtype, or a one-line reason it is unacceptable."""
         where = f"{signature + ': ' if signature else ''}input {self.name}"
+        kind = ("numbers" if self.batched else "a number") if self.is_float else (
+            "integers" if self.batched else "an integer")
+        if value is None:
+            return None, f"{where} must be {kind}, got None"
         array = np.asarray(value)
-        if self.is_float and not np.issubdtype(array.dtype, np.number):
-            return None, f"{where} must be numbers, got {array.dtype}"
-        if not self.is_float and not np.issubdtype(array.dtype, np.integer):
-            return None, f"{where} must be integers, got {array.dtype}"
+        if array.dtype == bool or not np.issubdtype(array.dtype, np.number if self.is_float else np.integer):
+            got = repr(value) if array.size == 1 else f"an array of {array.dtype}"
+            return None, f"{where} must be {kind}, got {got}"
+        if not self.is_float and array.size:
+            limits = np.iinfo(self.dtype)
+            worst = array.max() if array.max() > limits.max else array.min()
+            if not limits.min <= worst <= limits.max:
+                return None, f"{where} must fit in {self.dtype} ([{limits.min}, {limits.max}]), got {worst}"
         want = ["N", *self.shape] if self.batched else []
         if array.ndim != len(want) or tuple(array.shape[1:]) != tuple(self.shape):
             return None, f"{where} must have shape {want}, got {list(array.shape)}"
+        if self.batched and not len(array):
+            return None, f"{where} is empty: give at least one example"
         if self.is_float and not np.all(np.isfinite(array)):
             return None, f"{where} contains NaN or Inf"
         low_bad = self.minimum is not None and array.size and array.min() < self.minimum

@@ -6,10 +6,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 from zoo.core.errors import ZooError
 from zoo.core.signature import Input
 from zoo.export import tflite
+
+
+def check_batches(signature, values, inputs):
+    """Every batched input of one call holds the same number of examples (a signature would
+    quietly use the shortest or fail deep in a graph)."""
+    sizes = {i.name: len(values[i.name]) for i in inputs if i.batched and i.name in values}
+    if len(set(sizes.values())) > 1:
+        said = ", ".join(f"{k} {v}" for k, v in sizes.items())
+        raise ZooError(f"{signature}: its inputs must hold one entry per example, got {said}")
 
 
 class ExportFolder:
@@ -57,10 +67,35 @@ class ExportFolder:
         entries = self.card.get("tflite", {})
         return {e.get("variant", "float32"): f for f, e in entries.items() if e.get("kept", True)}
 
+    def variant_named(self, text):
+        """The variant a caller means: its name (``float16``), its file's suffix (``fp16``) or
+        its file's name (``vae_fp16.tflite``), as the card's files are named."""
+        by_suffix = {suffix.lstrip("_"): variant for variant, suffix in tflite.VARIANTS.items() if suffix}
+        for entry_file, entry in self.card.get("tflite", {}).items():
+            if text == entry_file:
+                return entry.get("variant", "float32")
+        return by_suffix.get(text, text)
+
+    def samplers(self, signatures, base="sample"):
+        """Step count → the signature among ``signatures`` that draws with that many network
+        steps: ``base`` itself (``sample``, or TFLite's ``generate``: the config's
+        ``sample_steps``), ``<base>_dpm_solver`` (``dpm_solver_steps``), each distilled
+        student's ``<base>_<n>_steps``. Empty for a model that draws in one call."""
+        config, found = self.card.get("config", {}), {}
+        for name in signatures:
+            if name == base and config.get("sample_steps"):
+                found[config["sample_steps"]] = name
+            elif name == f"{base}_dpm_solver" and config.get("dpm_solver_steps"):
+                found.setdefault(config["dpm_solver_steps"], name)
+            elif re.fullmatch(rf"{base}_\d+_steps", name):
+                found.setdefault(int(name.split("_")[-2]), name)
+        return dict(sorted(found.items(), reverse=True))
+
     def tflite_path(self, variant="float32"):
         variants = self.variants()
         if not variants:
             raise ZooError(f"{self.name} has no TFLite file")
+        variant = self.variant_named(variant)
         if variant not in variants:
             dropped = {e["variant"]: e.get("reason", "") for e in self.card.get("tflite", {}).values()
                        if not e.get("kept", True)}
@@ -70,6 +105,7 @@ class ExportFolder:
 
     def tflite_inputs(self, signature, variant="float32"):
         """The Inputs of a TFLite signature, from the card."""
+        variant = self.variant_named(variant)
         entry = self.card["tflite"][self.variants()["float32"]]
         described = entry.get("signatures", {}).get(signature)
         if described is None:
@@ -110,4 +146,5 @@ class ExportFolder:
             if problem:
                 raise ZooError(problem)
             checked[i.name] = value
+        check_batches(signature, checked, self.tflite_inputs(signature, variant))
         return tflite.File(self.tflite_path(variant))(signature, **checked)

@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.core.errors import ZooError, error_line
+from zoo.core.quiet import silenced_stderr
 
 # variant → file-name suffix
 VARIANTS = {"float32": "", "float16": "_fp16", "int8_dynamic": "_int8_dynamic", "int8": "_int8"}
@@ -258,7 +259,10 @@ class File:
 
     def __call__(self, signature, **inputs):
         """The outputs (NumPy) of one call; the runner resizes inputs to their batch."""
-        return {k: np.asarray(v) for k, v in self.runner(signature)(**inputs).items()}
+        first = signature not in self._runners
+        with silenced_stderr() if first else contextlib.nullcontext():  # LiteRT's "INFO: Created ... XNNPACK
+            outputs = self.runner(signature)(**inputs)                  # delegate for CPU." on a first call
+        return {k: np.asarray(v) for k, v in outputs.items()}
 
     def batched(self, signature, output, inputs, batch=250):
         """``signature`` over inputs (name → array, split along the batch), one output."""

@@ -13,6 +13,7 @@ docs/design.md, "The model contract".
 
 from __future__ import annotations
 
+import importlib
 import weakref
 
 import keras
@@ -42,8 +43,18 @@ _CLASSES = {}
 def model_class(name):
     """The ZooModel class of an export's ``model`` name."""
     if name not in _CLASSES:
+        import_every_model()
+    if name not in _CLASSES:
         raise ZooError(f"no zoo model is called {name!r}; the models are {', '.join(sorted(_CLASSES))}")
     return _CLASSES[name]
+
+
+def import_every_model():
+    """Load every model's module, so that each class registers itself (with Keras too)."""
+    from zoo import models
+
+    for module in models.MODULES:
+        importlib.import_module(f"zoo.models.{module}")
 
 
 # Compiled inference functions per model, kept outside the Keras object so that neither Keras'
@@ -73,6 +84,7 @@ class ZooModel(keras.Model):
     # train in mixed bfloat16 by default on CPUs that compute it natively (bench/train_throughput.py
     # --precision; the card metrics after the default epochs must match float32 within noise)
     bfloat16_on_cpu = False
+    headline = ("fid", "precision", "recall")  # the figures a run's report leads with (the card has all)
     preview_every = 1  # epochs between preview grids during training (the last epoch always gets one)
     validation_every = 1  # epochs between held-out losses (the first and the last epoch always get one)
     tflite_tolerance = 1e-4  # the largest SavedModel↔TFLite difference the exporter accepts

@@ -116,8 +116,9 @@ class AnomalyScorer(Capability):
 class Inpainter(Capability):
     """Fills the pixels of an image where a mask is 0, keeping those where it is 1."""
 
-    def inpaint_numpy(self, images, mask, labels=None, seed=0):
-        """Filled images (NumPy); ``labels`` None: without a label."""
+    def inpaint_numpy(self, images, mask, labels=None, seed=0, with_labels=False):
+        """Filled images (NumPy); ``labels`` None: without a label; ``with_labels``: also the
+        label each image was filled with (given, or chosen from its kept pixels)."""
         raise NotImplementedError
 
     def inpaint_with_and_without_label_numpy(self, images, mask, labels, seed=0):

@@ -61,6 +61,7 @@ def generator_loss(kind, fake_logits):
 class CGAN(ZooModel, ConditionalGenerator):
     Config = CGANConfig
     zoo_name = "cgan"
+    headline = ("fid", "classifier_accuracy", "intra_fid")
     tracked = ("d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy")
     run_defaults = {"epochs": 60, "batch_size": 64, "learning_rate": 2e-4}
     presets = {"default": {}, "tiny": {"noise_dim": 8, "g_filters": (16, 8, 8), "d_filters": (8, 16, 16), **TINY_RUN}}

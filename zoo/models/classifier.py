@@ -36,6 +36,7 @@ class ClassifierConfig(Config):
 class Classifier(ZooModel):
     Config = ClassifierConfig
     zoo_name = "classifier"
+    headline = ("accuracy",)
     tracked = ("loss", "accuracy")
     run_defaults = {"epochs": 40, "batch_size": 64, "learning_rate": 1e-3}
     presets = {"default": {}, "tiny": {"filters": (4, 8), "hidden": 16, **TINY_RUN}}

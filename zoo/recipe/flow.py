@@ -111,7 +111,8 @@ def _fail(p, message, status):
 class Setup:
     """What stage 2 decided, before anything heavy."""
 
-    out: str
+    out: str | None  # --out, or None: the run's own folder
+    verbose: int  # --verbose as this output takes it (no bars where it is no terminal)
     policy: str
     strategy: object
     chief: bool
@@ -120,15 +121,34 @@ class Setup:
 
 
 def setup(run, model_class):
-    progress.set_verbosity(run.verbose)
-    out = exporter.prepare_output_dir(run.out)
+    verbose = progress.set_verbosity(run.verbose)
+    out = None if run.out is None else exporter.prepare_output_dir(run.out)
+    if out is not None and not run.replace:
+        keep_what_is_there(os.path.join(out, model_class.zoo_name))
     exporter.prepare_output_dir(run.runs_dir, "--runs-dir", "the training runs")
     policy = precision_policy(run, model_class)
     keras.mixed_precision.set_global_policy(policy)
     keras.utils.set_random_seed(run.seed)
     strategy = distribute.get_strategy(run.strategy)
-    return Setup(out, policy, strategy, distribute.is_chief(strategy),
+    return Setup(out, verbose, policy, strategy, distribute.is_chief(strategy),
                  distribute.check_global_batch(run.batch_size, strategy), jit_setting(run, model_class, strategy))
+
+
+def keep_what_is_there(folder):
+    """Refuse, before anything trains, a run whose export would replace one the user has."""
+    card = os.path.join(folder, "model_card.json")
+    if not os.path.isfile(card):
+        return
+    try:
+        with open(card) as f:
+            had = json.load(f)
+        fid = had.get("metrics", {}).get("fid")
+        what = f"a {had['model']} export of {had.get('created', '?')[:10]}" + (f" (FID {fid:.1f})" if fid else "")
+    except (OSError, ValueError, KeyError, TypeError):
+        what = "an export"
+    raise ConfigError("--out", os.path.dirname(folder), f"{os.path.dirname(folder)!r} already holds {what} in "
+                      f"{folder}: a run replaces an export only when told to. Leave --out out (the export goes in "
+                      "the run's own folder), choose another folder, or pass --replace", say_value=False)
 
 
 def load_data(run, model_class, args, config_names, config_extra):
@@ -176,7 +196,7 @@ def train(run, model, s, splits, fit, steps_per_epoch, run_dir):
     test = data.pipeline(tf.data.Dataset.from_tensor_slices((test_x, test_y)), s.global_batch)
     history = trainer.fit(batches, epochs=run.epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks,
                           validation_data=test, validation_every=model.validation_every,
-                          initial_epoch=initial_epoch, verbose=run.verbose)
+                          initial_epoch=initial_epoch, verbose=s.verbose)
     final = {k: v[-1] for k, v in history.history.items()} if history and history.history else {}
     return trainer, final, {f"test_{k}": v for k, v in held_out_losses(trainer, test).items()}
 
@@ -195,6 +215,7 @@ class Trained:
     trainer: Trainer
     resumed: bool
     run_dir: str
+    out: str  # where the export goes: --out, or the run's own folder
     started_from: dict | None
     final_losses: dict
     test_losses: dict
@@ -228,7 +249,7 @@ def _flow(model_class, args, argv):
                       f"checkpoint is kept in {t.run_dir}: fix the cause and run the same command with --resume to "
                       "finish without retraining") from None
     write_json_atomic(os.path.join(t.run_dir, "finished.json"), {"card": card, "written": written})
-    summary(model_class.zoo_name, card, written)  # 12
+    summary(model_class, card, written, t.run_dir, getattr(args, "preset", None))  # 12
     return Result(model, card, written, t.run_dir, args)
 
 
@@ -246,8 +267,8 @@ def _train_stages(model_class, args, started):
     run_dir, resumed = run_directory(run.runs_dir, model_class.zoo_name, run.resume, run_settings)  # 5
     trainer, final_losses, test_losses = train(run, model, s, splits, fit, steps_per_epoch, run_dir)  # 6
     trained_at = time.perf_counter()
-    return Trained(run, s, info, model_config, splits, fit, model, trainer, resumed, run_dir, started_from,
-                   final_losses, test_losses, trained_at - started - trainer.seconds, trained_at)
+    return Trained(run, s, info, model_config, splits, fit, model, trainer, resumed, run_dir, s.out or run_dir,
+                   started_from, final_losses, test_losses, trained_at - started - trainer.seconds, trained_at)
 
 
 def _float32_model(t):
@@ -283,6 +304,6 @@ def _export(t, model, card, grids, eval_settings):
     """Stage 11: the export folder; (files written, the finished card)."""
     variants = tuple(v for v in t.run.tflite_variants if v != "none")
     judge = quality.TFLiteQuality(model, t.splits, eval_settings) if variants else None
-    return exporter.export(model, t.setup.out, card=card, pictures=grids, variants=("float32", *variants),
+    return exporter.export(model, t.out, card=card, pictures=grids, variants=("float32", *variants),
                            quality=judge, calibration_images=t.fit[0][:1000],
                            web_batches=model.web_batches if t.run.web else ())

@@ -10,15 +10,20 @@ from zoo.apps import pretrained
 from zoo.core.config import ConfigError
 from zoo.core.errors import ZooError
 from zoo.export.folder import ExportFolder
+from zoo.models.base import import_every_model
 
 
 def load_weights(model, path):
     """``--init-from``: the weights of an export folder (or a .keras file) whose model has the
     same architecture — or, for a model with parts the export lacks (a diffusion model with
     students), the networks both have. Returns what the card records of where it started."""
+    if not os.path.isdir(path) and not path.endswith(".keras") and path in pretrained.shipped_models():
+        path = pretrained.find(path).folder  # a shipped model's name
     if not (os.path.isdir(path) or (path.endswith(".keras") and os.path.isfile(path))):
-        raise ConfigError("--init-from", path, "must be an export folder (exported/<model>: run its recipe first) or "
-                          "a .keras file")
+        raise ConfigError("--init-from", path, "must be an export folder (runs/<model>/<time>/<model>, exported/<model>), "
+                          f"a shipped model's name ({', '.join(pretrained.shipped_models()) or 'none here'}) or a "
+                          ".keras file")
+    import_every_model()  # a .keras file names its class by what registered it
     try:
         source = (pretrained.keras_model(path) if os.path.isdir(path)
                   else keras.saving.load_model(path, compile=False))

@@ -52,11 +52,15 @@ class RunConfig(Config):
     jit_compile: bool | None = setting(None, "compile the train step with XLA (default: the model's measured "
                                        "choice; off where XLA cannot run, e.g. several CPU replicas)", type=bool)
     seed: int = setting(0, "seed for weights, data order and noise", any_int)
-    out: str = setting("exported", "export folder: writes OUT/<model>/")
+    out: str | None = setting(None, "export folder: writes OUT/<model>/ (default: the run's own folder, "
+                              "runs/<model>/<time>/<model>/, so that no run replaces an export you have)", type=str)
+    replace: bool = setting(False, "let the export replace one already in OUT/<model>/ (a shipped model too: "
+                            "recipes/ship.py replaces those only at no lower quality)")
     runs_dir: str = setting("runs", "where runs/<model>/<timestamp>/ go")
     resume: bool = setting(False, "continue the latest unfinished run of this model from its last checkpoint")
-    init_from: str | None = setting(None, "start from the weights of an export folder (exported/<model>) or a .keras "
-                                    "file (fine-tuning; a diffusion model with students: its teacher)", type=str)
+    init_from: str | None = setting(None, "start from the weights of an export folder, a shipped model's name (vae) "
+                                    "or a .keras file (fine-tuning; a diffusion model with students: its teacher)",
+                                    type=str)
     verbose: int = setting(1, "progress output: 0 none, 1 progress bars, 2 a line per epoch", one_of(0, 1, 2))
     eval_extractor: str = setting("auto", "network behind FID/KID/IS/precision/recall; auto: the zoo classifier for "
                                   "MNIST digits, InceptionV3 otherwise; none: skip the feature metrics",

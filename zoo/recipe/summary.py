@@ -1,31 +1,67 @@
-"""The end-of-run report a recipe prints."""
+"""The end-of-run report a recipe prints: what was made and where, the figures that matter for
+the model beside the shipped model's, and the next command. Every figure is in the card
+(``zoo info <export>``); the report does not repeat the table."""
 
 from __future__ import annotations
 
+import json
+import os
+
+from zoo.apps import pretrained
 from zoo.export import card as cards
 
 
-def summary(model_name, card, written):
-    """The end-of-run table: the metrics, the files, and where the time went."""
-    rows = [("metric", "value ± standard error   (the same for real data)"), *cards.metric_rows(card)]
-    if card.get("feature_extractor"):
-        rows += [("feature metrics by", str(card["feature_extractor"]))]
-    score = card.get("evaluation", {}).get("anomaly_score")
-    if score:  # which score the anomaly_* rows measure, and that the anomaly class did not choose it
-        rows += [("anomaly score", f"{score['chosen']} (chosen on held-out normal images and proxy anomalies)")]
-    rows += [("", ""), ("file", "path")]
-    rows += list(written.items())
-    # a file the export tried and did not ship is a finding: say which and why, not only in the card
-    rows += [(f"{'web/' if section == 'web' else ''}{name}", "not shipped: " + entry.get("reason", ""))
-             for section in ("tflite", "web") for name, entry in card.get(section, {}).items()
-             if isinstance(entry, dict) and entry.get("kept") is False]
-    t, seconds = card["training"], card["provenance"]["seconds"]
-    speed = f"{t['images_per_second']:.0f} images/s" if t["images_per_second"] else "no training left"
-    rows += [("", ""), ("training", f"{t['seconds']:.0f} s, {speed}, {t['strategy']} × {t['replicas']}, "
-                                    f"{t['mixed_precision']}"),
-             ("evaluation / export", f"{seconds['evaluation']:.0f} s / {seconds['export']:.0f} s"),
-             ("total time", f"{seconds['total']:.0f} s")]
-    width = max(len(r[0]) for r in rows)
-    print(f"\n=== {model_name}: done ===")
-    for key, value in rows:
-        print(f"  {key:<{width}}  {value}")
+def _shown(path):
+    relative = os.path.relpath(path)
+    return relative if not relative.startswith("..") else path
+
+
+def _figure(card, key):
+    metrics, reference = card.get("metrics", {}), card.get("reference", {})
+    if not isinstance(metrics.get(key), (int, float)):
+        return "—"
+    text = cards.number(metrics[key]) + (f" ± {metrics[f'{key}_se']:.2g}" if f"{key}_se" in metrics else "")
+    return text + (f" (real {cards.number(reference[key])})" if key in reference else "")
+
+
+def _shipped_card(name, card):
+    """The shipped model's card, when it was trained on the same data (else nothing to compare)."""
+    folder = pretrained.shipped_folder()
+    path = os.path.join(folder, name, "model_card.json") if folder else ""
+    if not os.path.isfile(path):
+        return None, None
+    with open(path) as f:
+        shipped = json.load(f)
+    same = shipped.get("data", {}).get("name") == card.get("data", {}).get("name")
+    return (shipped, os.path.join(folder, name)) if same else (None, None)
+
+
+def summary(model_class, card, written, run_dir, preset=None):
+    name, seconds = model_class.zoo_name, card["provenance"]["seconds"]
+    export = os.path.dirname(os.path.dirname(written["saved_model"]))
+    print(f"\n=== {name}: done in {seconds['total']:.0f} s (training {seconds['training']:.0f} s, evaluation "
+          f"{seconds['evaluation']:.0f} s, export {seconds['export']:.0f} s) ===")
+    lite = [f for f, e in card.get("tflite", {}).items() if e.get("kept", True)]
+    print(f"  export      {_shown(export)}  (model_card.json, SavedModel version {card['version']}"
+          + (f", {', '.join(lite)}" if lite else "") + (", web/" if card.get("web") else "") + ")")
+    print(f"  run folder  {_shown(run_dir)}  (checkpoints, TensorBoard logs, history.csv, previews)")
+    if preset == "tiny":
+        print("  the tiny preset checks that every stage runs in seconds: its model is not trained and its "
+              "figures mean nothing")
+    shipped, shipped_at = _shipped_card(name, card)
+    keys = [k for k in model_class.headline if k in card.get("metrics", {})]
+    if keys:
+        rows = [("", "this run", f"shipped ({_shown(shipped_at)})" if shipped else "")]
+        rows += [(k, _figure(card, k), _figure(shipped, k) if shipped else "") for k in keys]
+        width = [max(len(r[i]) for r in rows) for i in range(2)]
+        print()
+        for key, mine, theirs in rows:
+            print(f"  {key:<{width[0]}}  {mine:<{width[1]}}  {theirs}".rstrip())
+    dropped = [(f"{'web/' if section == 'web' else ''}{file}", entry.get("reason", ""))
+               for section in ("tflite", "web") for file, entry in card.get(section, {}).items()
+               if isinstance(entry, dict) and entry.get("kept") is False]
+    for file, reason in dropped:  # a file the export tried and did not ship is a finding
+        print(f"  not shipped: {file}: {reason}")
+    print(f"\n  every figure: zoo info {_shown(export)}")
+    if "sample" in card.get("signatures", {}):
+        print(f"  next: zoo sample {_shown(export)} -o {name}.png; in Python zoo.load({_shown(export)!r})")

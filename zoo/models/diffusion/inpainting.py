@@ -124,16 +124,18 @@ class RePaint:
             x * 2.0 - 1.0, m, noise, y, path_noise=path), input_signature=self._batch_specs())
         return choose(*(tf.constant(a) for a in (x, m, noise, path, np.asarray(labels, np.int32)))).numpy()
 
-    def inpaint_numpy(self, images, mask, labels=None, seed=0, batch=250):
+    def inpaint_numpy(self, images, mask, labels=None, seed=0, batch=250, with_labels=False):
+        """The fills (``with_labels``: and the labels each was filled with) of any batch."""
         null = self.model.config.num_classes
         labels = np.full(len(images), null, np.int32) if labels is None else np.asarray(labels, np.int32)
-        out = []
+        out, used = [], []
         for s, x, m, noise, path in self.batches(images, mask, seed, batch):
             y = labels[s]
             if (y == null).any():  # a batch whose images all have labels needs no choice traced
                 y = self.labels_to_fill_with_numpy(x, m, noise, path, y)
             out.append(self.fill_numpy(x, m, noise, path, y))
-        return np.concatenate(out)
+            used.append(np.asarray(y, np.int32))
+        return (np.concatenate(out), np.concatenate(used)) if with_labels else np.concatenate(out)
 
     def with_and_without_label_numpy(self, images, mask, labels, seed=0, batch=250):
         """The same two fills as two ``inpaint_numpy`` calls, sharing work: a label-free fill

@@ -34,12 +34,13 @@ from zoo.models.diffusion.inpainting import RePaint
 class Diffusion(ZooModel, ConditionalGenerator, Inpainter):
     Config = DiffusionConfig
     zoo_name = "diffusion"
+    headline = ("fid", "classifier_accuracy", "cas", "student_4_steps_fid")
     tracked = ("loss", "guide_loss", "student_loss")
     # full: for a GPU (untested); its guide as much narrower than the network as the CPU preset's
     # distill: the students of a trained cpu-preset model (recipes/distill.py); tiny: a command line
     # checked in seconds
     presets = {"cpu": {}, "full": {"channels": (64, 128, 256), "guide_channels": (32, 64, 128), "epochs": 200},
-               "distill": {"students": (4, 2), "init_from": "exported/diffusion", "epochs": 28,
+               "distill": {"students": (4, 2), "init_from": "diffusion", "epochs": 28,
                            "learning_rate": 2e-4, "warmup_steps": 20, "tflite_variants": ("int8_dynamic",)},
                "tiny": {"channels": (8, 16), "attention": (False, True), "guide_channels": (4, 8), "sample_steps": 4,
                         "dpm_solver_steps": 4,
@@ -321,8 +322,8 @@ class Diffusion(ZooModel, ConditionalGenerator, Inpainter):
         return np.concatenate([sample(tf.constant(labels[i:i + batch]), tf.constant(seed + i)).numpy()
                                for i in range(0, len(labels), batch)])
 
-    def inpaint_numpy(self, images, mask, labels=None, seed=0, batch=250):
-        return self.inpainter().inpaint_numpy(images, mask, labels, seed, batch)
+    def inpaint_numpy(self, images, mask, labels=None, seed=0, batch=250, with_labels=False):
+        return self.inpainter().inpaint_numpy(images, mask, labels, seed, batch, with_labels)
 
     def inpaint_with_and_without_label_numpy(self, images, mask, labels, seed=0, batch=250):
         return self.inpainter().with_and_without_label_numpy(images, mask, labels, seed, batch)
