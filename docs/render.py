@@ -183,6 +183,25 @@ def samplers_diffusion():
     return "\n".join(rows)
 
 
+def networks_diffusion():
+    """Each network the diffusion model holds, from a model built as its card's config says:
+    its parameters, its role and whether the export stores it."""
+    from zoo.core.distribute import float32_policy
+    from zoo.models.base import model_class
+
+    c, cls = card("diffusion"), model_class("diffusion")
+    with float32_policy():
+        model = cls(cls.Config.from_dict({k: v for k, v in c["config"].items() if k in cls.Config.defaults()}))
+    roles = model.network_roles()
+    rows = ["| network | parameters | what it is | exported |", "|---|---|---|---|"]
+    rows += [f"| {name} | {count:,} | {role} | {'yes' if stored else 'no'} |" for name, (count, role, stored) in
+             roles.items()]
+    stored = sum(count for count, _, kept in roles.values() if kept)
+    rows += ["", f"Keras' `count_params()` counts every network held while training: {model.count_params():,}; "
+                 f"the export stores {stored:,}."]
+    return "\n".join(rows)
+
+
 def as_typed(command):
     """A card's command as a user types it: without the scratch folders ``recipes/ship.py``
     passed (``--out``, ``--runs-dir``), an ``--init-from`` export named as in exported/."""
@@ -301,6 +320,7 @@ def anomaly_protocol():
 
 RENDERERS = {"diffusion-vs-gan": diffusion_vs_gan, "anomaly-protocol": anomaly_protocol, "recipe-times": recipe_times,
              "bench-summary": bench_summary, "shipped-models": shipped_models, "samplers-diffusion": samplers_diffusion,
+             "networks-diffusion": networks_diffusion,
              **{f"card-{n}": (lambda n=n: card_metrics(n)) for n in MODELS},
              **{f"files-{n}": (lambda n=n: files(n)) for n in MODELS}}
 

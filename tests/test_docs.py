@@ -5,6 +5,9 @@ page speaks of rounds, sessions or issues."""
 import importlib.util
 import os
 import re
+import shlex
+import subprocess
+import sys
 
 import pytest
 from conftest import REPO, run_python
@@ -48,6 +51,23 @@ def test_the_readmes_first_example_runs_as_written():
     text = open(os.path.join(REPO, "README.md")).read()
     example = re.search(r"```python\n(.*?)```", text, re.S).group(1)
     out = run_python(example + "\nprint('RAN', digits.shape, fast.shape, scores.shape, clean.shape, filled.shape, "
-                               "type(model).__name__)\n", cwd=REPO)
+                               "guessed.shape, elbo.shape, type(model).__name__)\n", cwd=REPO)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "RAN (3, 28, 28, 1) (2, 28, 28, 1) (3,) (3, 28, 28, 1) (3, 28, 28, 1) VAE" in out.stdout
+    assert "RAN (3, 28, 28, 1) (2, 28, 28, 1) (3,) (3, 28, 28, 1) (3, 28, 28, 1) (3,) (3,) VAE" in out.stdout
+    assert out.stderr == ""  # zoo's lines only: no TensorFlow or LiteRT start-up notes
+
+
+@pytest.mark.slow
+def test_the_readmes_shell_commands_run_as_written(tmp_path):
+    """The `zoo` lines of the README's first minute, typed into a shell in a fresh folder (all
+    but `zoo web`, a server: tests/test_web.py drives it)."""
+    text = open(os.path.join(REPO, "README.md")).read()
+    block = re.search(r"From the shell:\n\n```bash\n(.*?)```", text, re.S).group(1)
+    commands = [line.split("#")[0].strip() for line in block.splitlines() if line.startswith("zoo ")]
+    assert len(commands) >= 3, commands
+    zoo = os.path.join(os.path.dirname(sys.executable), "zoo")
+    for command in commands:
+        out = subprocess.run([zoo, *shlex.split(command)[1:]], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=300)
+        assert out.returncode == 0 and out.stderr == "", (command, out.stderr[-2000:])
+    assert (tmp_path / "digits.png").is_file() and (tmp_path / "diffusion_samples.png").is_file()

@@ -113,3 +113,20 @@ def test_the_page_draws_a_digit_when_clicked(site, tmp_path):
     assert len(section.find_elements(By.TAG_NAME, "canvas")) == 1
     browser.save_screenshot(str(tmp_path / "page.png"))
     assert (tmp_path / "page.png").stat().st_size > 1000
+
+
+def test_the_denoiser_panel_says_what_each_image_is_and_no_menu_offers_one_choice(site):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    browser, _ = site
+    section = browser.find_element(By.ID, "model-dae-denoiser")
+    section.find_element(By.TAG_NAME, "button").click()
+    WebDriverWait(browser, 120).until(lambda b: "ms on this device" in section.find_element(
+        By.CLASS_NAME, "status").text)
+    captions = [c.text for c in section.find_elements(By.TAG_NAME, "figcaption")]
+    assert captions == ["noisy", "denoised", "original"], section.get_attribute("innerHTML")[:3000]
+    for model in ("vae", "ae", "dae", "cgan", "diffusion"):
+        menus = browser.find_element(By.ID, f"model-{model}").find_elements(By.CSS_SELECTOR, "select.variant")
+        options = [len(m.find_elements(By.TAG_NAME, "option")) for m in menus]
+        assert all(n > 1 for n in options), (model, options)

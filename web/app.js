@@ -89,7 +89,8 @@ function inputsFor(model, signature, batch, labels) {
 }
 
 // Drawing ------------------------------------------------------------------------------------
-function draw(container, data, shape, index, scale = 3) {
+// caption: a word under the image (a figure of its own), where images side by side differ in kind
+function draw(container, data, shape, index, scale = 3, caption = null) {
   const [h, w, c] = shape;
   const canvas = document.createElement('canvas');
   canvas.width = w; canvas.height = h;
@@ -105,7 +106,19 @@ function draw(container, data, shape, index, scale = 3) {
     image.data[p * 4 + 3] = 255;
   }
   ctx.putImageData(image, 0, 0);
-  container.appendChild(canvas);
+  if (caption === null) {
+    container.appendChild(canvas);
+    return;
+  }
+  const figure = document.createElement('figure');
+  const text = document.createElement('figcaption');
+  text.textContent = caption;
+  figure.append(canvas, text);
+  container.appendChild(figure);
+}
+
+function sizeOf(info, variant) {
+  return Object.values(info.files).find((f) => f.variant === variant && f.batch === 1)?.bytes ?? 0;
 }
 
 function section(model, title, explain) {
@@ -113,12 +126,16 @@ function section(model, title, explain) {
   const el = document.createElement('section');
   el.id = `model-${model}`;
   const variants = [...new Set(Object.values(info.files).map((f) => f.variant))];
-  const options = variants.map((v) => {
-    const bytes = Object.values(info.files).find((f) => f.variant === v && f.batch === 1)?.bytes ?? 0;
-    return `<option value="${v}" ${v === info.default_variant ? 'selected' : ''}>${v} (${(bytes / 1e6).toFixed(1)} MB)</option>`;
-  }).join('');
+  const options = variants.map((v) =>
+    `<option value="${v}" ${v === info.default_variant ? 'selected' : ''}>${v} (${(sizeOf(info, v) / 1e6).toFixed(1)} MB)</option>`,
+  ).join('');
+  // one variant (the exporter writes the browser copies of one): said, not a menu of one
+  const chooser = variants.length > 1
+    ? `<label>variant <select class="variant">${options}</select></label>`
+    : `<small>${variants[0]} TFLite file (${(sizeOf(info, variants[0]) / 1e6).toFixed(1)} MB)</small>
+       <input type="hidden" class="variant" value="${variants[0]}">`;
   el.innerHTML = `<h2>${title}</h2><p><small>${explain}</small></p>
-    <label>variant <select class="variant">${options}</select></label>
+    ${chooser}
     <div class="controls"></div><div class="output"></div><div class="status"></div>`;
   document.getElementById('models').appendChild(el);
   return el;
@@ -196,6 +213,7 @@ function denoiserSection(model, digits) {
   const info = catalog[model];
   const sigma = info.config.noise === 'gaussian' ? info.config.noise_level : 0.3;
   const el = section(model, 'Denoising autoencoder', `A test digit with Gaussian noise (σ = ${sigma}) added here, cleaned by one call.`);
+  el.id = `model-${model}-denoiser`;  // the model's samples have a section of their own
   const button = document.createElement('button');
   button.textContent = 'denoise a noisy test digit';
   let next = 0;
@@ -206,7 +224,9 @@ function denoiserSection(model, digits) {
     const {outputs, ms} = await run(model, variant, 1, 'reconstruct', {images: {data: noisy, shape: [1, ...digits.shape]}});
     const output = el.querySelector('.output');
     output.innerHTML = '';
-    for (const image of [noisy, outputs.images.data, clean]) draw(output, image, digits.shape, 0);
+    for (const [image, caption] of [[noisy, 'noisy'], [outputs.images.data, 'denoised'], [clean, 'original']]) {
+      draw(output, image, digits.shape, 0, 3, caption);
+    }
     return {ms, variant};
   })(), 'reconstruct');
   el.querySelector('.controls').appendChild(button);

@@ -259,6 +259,25 @@ class ZooModel(keras.Model):
         return [name for name in mine if name in theirs
                 and [w.shape for w in mine[name].weights] == [w.shape for w in theirs[name].weights]]
 
+    def network_roles(self):
+        """network attribute → (parameters, what it is, whether the export stores it): why
+        ``count_params`` (every network held while training) exceeds what is shipped."""
+        averaged = {source: target for source, target, _ in self._averages}
+        average_of = {target: (source, decay) for source, target, decay in self._averages}
+        roles = {}
+        for name, network in self.networks().items():
+            if name in average_of:
+                source, decay = average_of[name]
+                role, stored = f"the weight average (EMA {decay:g}) of {source}: what inference uses", True
+            elif name in averaged:
+                role, stored = f"trained by gradient steps; its average {averaged[name]} is exported", False
+            elif name in self.training_only:
+                role, stored = "used in training only", False
+            else:
+                role, stored = "trained by gradient steps", True
+            roles[name] = (network.count_params(), role, stored)
+        return roles
+
     def start_from_averages(self):
         """Set every averaged network to its average (a model rebuilt from an export, which
         stores the averages only: fine-tuning goes on from the weights that were shipped)."""
