@@ -294,6 +294,8 @@ def test_no_documented_recipe_run_replaces_an_export_the_user_has(tmp_path):
     out = subprocess.run([sys.executable, recipe_path, "--preset", "tiny"], cwd=tmp_path, capture_output=True,
                          text=True, timeout=600, env=ENV)
     assert out.returncode == 0, out.stderr[-3000:]
+    # read as a log is (no terminal): zoo's lines only, no bars' colour codes, no one-piece bars
+    assert out.stderr == "" and "\x1b" not in out.stdout and not re.search(r"^1/1 ", out.stdout, re.M), out.stdout
     assert folder_digest(tmp_path / "exported") == mine
     assert folder_digest(os.path.join(REPO, "exported", "vae")) == shipped
     (run,) = os.listdir(tmp_path / "runs" / "vae")

@@ -127,7 +127,8 @@ class Pretrained:
             self._lite = tflite.File(folder.tflite_path(self.variant))
         else:
             self.model = keras_model(folder, version)
-            self.model.configure_optimizers(self.card["config"].get("learning_rate", 1e-3))
+            self.model.configure_optimizers(self.card["config"].get("learning_rate", 1e-3),
+                                            epochs=self.card.get("training", {}).get("epochs"))  # its stage plan
 
     def __repr__(self):
         return f"<zoo model {self.name} ({self.runtime}) from {self.folder.folder}>"

@@ -63,7 +63,7 @@ class DenoisingConfig(AutoencoderConfig):
 class Autoencoder(codes.CodeModel):
     Config = AutoencoderConfig
     zoo_name = "ae"
-    headline = ("fid", "reconstruction_mse", "psnr_denoised_gaussian")
+    headline = ("fid", "reconstruction_mse", "psnr_denoised_gaussian", "anomaly_auc")
     tracked = ("loss", "mse")
     run_defaults = {"epochs": 20, "batch_size": 64, "learning_rate": 1e-3}
     presets = {"default": {}, "tiny": {"latent_dim": 4, "filters": (4, 8), "hidden": 16, "max_components": 2,

@@ -132,6 +132,11 @@ class ZooModel(keras.Model):
     def from_config(cls, config):
         return cls(**config)
 
+    @classmethod
+    def headline_of(cls, metrics):
+        """The ``headline`` figures a card's ``metrics`` has, in order."""
+        return [k for k in cls.headline if k in metrics]
+
     def float32_copy(self):
         """The same model in float32, with these weights: what is exported, whatever
         precision trained it."""

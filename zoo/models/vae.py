@@ -89,7 +89,7 @@ def slerp(a, b, t):
 class VAE(codes.CodeModel):
     Config = VAEConfig
     zoo_name = "vae"
-    headline = ("fid", "test_elbo", "precision", "recall")
+    headline = ("fid", "test_elbo", "nll_iw", "anomaly_auc")
     tracked = ("loss", "reconstruction", "kl", "elbo")
     run_defaults = {"epochs": 30, "batch_size": 64, "learning_rate": 1e-3}
     presets = {"default": {}, "tiny": {"latent_dim": 4, "filters": (4, 8), "hidden": 16, "max_components": 2,

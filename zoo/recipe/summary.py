@@ -49,7 +49,7 @@ def summary(model_class, card, written, run_dir, preset=None):
         print("  the tiny preset checks that every stage runs in seconds: its model is not trained and its "
               "figures mean nothing")
     shipped, shipped_at = _shipped_card(name, card)
-    keys = [k for k in model_class.headline if k in card.get("metrics", {})]
+    keys = model_class.headline_of(card.get("metrics", {}))
     if keys:
         rows = [("", "this run", f"shipped ({_shown(shipped_at)})" if shipped else "")]
         rows += [(k, _figure(card, k), _figure(shipped, k) if shipped else "") for k in keys]
@@ -57,6 +57,12 @@ def summary(model_class, card, written, run_dir, preset=None):
         print()
         for key, mine, theirs in rows:
             print(f"  {key:<{width[0]}}  {mine:<{width[1]}}  {theirs}".rstrip())
+    t = card["training"]
+    speed = f"{t['images_per_second']:.0f} images/s" if t["images_per_second"] else "no training left"
+    print(f"\n  trained     {t['seconds']:.0f} s at {speed}, {t['strategy']} × {t['replicas']}, {t['mixed_precision']}")
+    score = card.get("evaluation", {}).get("anomaly_score")
+    if score:  # which score the anomaly_* figures measure, and that the anomaly class did not choose it
+        print(f"  anomaly score  {score['chosen']} (chosen on held-out normal images and proxy anomalies)")
     dropped = [(f"{'web/' if section == 'web' else ''}{file}", entry.get("reason", ""))
                for section in ("tflite", "web") for file, entry in card.get(section, {}).items()
                if isinstance(entry, dict) and entry.get("kept") is False]

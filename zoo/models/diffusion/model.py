@@ -13,6 +13,8 @@ Schedules and samplers live in ``zoo.schedules``; every sampler runs inside one 
 
 from __future__ import annotations
 
+import re
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -34,7 +36,7 @@ from zoo.models.diffusion.inpainting import RePaint
 class Diffusion(ZooModel, ConditionalGenerator, Inpainter):
     Config = DiffusionConfig
     zoo_name = "diffusion"
-    headline = ("fid", "classifier_accuracy", "cas", "student_4_steps_fid")
+    headline = ("fid", "classifier_accuracy", "cas")
     tracked = ("loss", "guide_loss", "student_loss")
     # full: for a GPU (untested); its guide as much narrower than the network as the CPU preset's
     # distill: the students of a trained cpu-preset model (recipes/distill.py); tiny: a command line
@@ -268,6 +270,12 @@ class Diffusion(ZooModel, ConditionalGenerator, Inpainter):
     def sampler_objects(self):
         """name → sampler: the exported guided DDIM first, then those the card measures beside it."""
         return samplers.of_config(self.config)
+
+    @classmethod
+    def headline_of(cls, metrics):
+        """And each distilled student's FID."""
+        return super().headline_of(metrics) + sorted((k for k in metrics if re.fullmatch(r"student_\d+_steps_fid", k)),
+                                                     key=lambda k: -int(k.split("_")[1]))
 
     def samplers(self):
         return tuple(self.sampler_objects())
