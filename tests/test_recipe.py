@@ -232,6 +232,8 @@ def test_the_summary_reports_what_was_made_where_and_what_next(capsys, tmp_path,
     card = {"model": "m", "version": 1, "data": {"name": "mnist5k"},
             "metrics": {"fid": 170.0, "fid_se": 4.0, "kid": 0.1, "precision": 0.5}, "reference": {"fid": 141.0},
             "signatures": {"sample": {}},
+            "training": {"seconds": 10.0, "images_per_second": 400.0, "strategy": "default", "replicas": 1,
+                         "mixed_precision": "float32"},
             "tflite": {"m.tflite": {"kept": True}, "m_float16.tflite": {"kept": False, "reason": "NaN samples"}},
             "web": {"m_b1.tflite": {"kept": True}, "m_int8_b10.tflite": {"kept": False, "reason": "differs by 0.3"}},
             "provenance": {"seconds": {"training": 10.0, "evaluation": 1.0, "export": 2.0, "total": 13.0}}}
@@ -239,7 +241,10 @@ def test_the_summary_reports_what_was_made_where_and_what_next(capsys, tmp_path,
     (shipped / "m").mkdir(parents=True)
     (shipped / "m" / "model_card.json").write_text(json.dumps({**card, "metrics": {"fid": 150.0, "fid_se": 3.0}}))
     monkeypatch.setattr(summary_module.pretrained, "SHIPPED_PLACES", (str(shipped),))
-    model_class = type("M", (), {"zoo_name": "m", "headline": ("fid", "precision", "recall")})
+    from zoo.models.base import ZooModel
+
+    model_class = type("M", (), {"zoo_name": "m", "headline": ("fid", "precision", "recall"),
+                                 "headline_of": classmethod(ZooModel.headline_of.__func__)})
     export = tmp_path / "runs" / "m" / "t" / "m"
     summary(model_class, card, {"saved_model": str(export / "serving" / "1")}, str(export.parent), "tiny")
     out = capsys.readouterr().out
@@ -255,6 +260,7 @@ def test_the_summary_reports_what_was_made_where_and_what_next(capsys, tmp_path,
     assert "not shipped: m_float16.tflite: NaN samples" in out and "not shipped: web/m_int8_b10.tflite" in out
     assert "m_b1.tflite: " not in out
     assert f"zoo info {export}" in out and f"next: zoo sample {export}" in out
+    assert "trained     10 s at 400 images/s, default × 1, float32" in out
 
 
 def test_the_time_left_is_told_after_the_second_epoch(capsys, monkeypatch):
