@@ -4,6 +4,7 @@
     zoo info NAME|DIR
     zoo evaluate NAME|DIR [--tflite VARIANT] [--version V]
     zoo web [EXPORTED_DIR]
+    zoo serve [NAME|DIR ...] [--host 127.0.0.1] [--port 8080]
 
 Bad paths, a folder that is not an export, labels out of range, an unknown variant or step
 count: one line each, exit status 2. Nothing heavy is imported before a command runs, so
@@ -177,6 +178,20 @@ def web(args):
     zoo_web.serve(args.dir or pretrained.shipped_folder() or "exported", port=args.port, open_browser=False)
 
 
+# serve ----------------------------------------------------------------------------------------
+def serve(args):
+    try:
+        from zoo.apps import serving
+    except ImportError as e:
+        raise ZooError(f"zoo serve needs KServe ({e.name} is missing): pip install -e \".[serve]\"") from None
+    if not 1 <= args.port <= 65535:
+        raise ZooError(f"--port must be in [1, 65535], got {args.port}")
+    if args.max_batch < 1 or args.max_body_mb < 1:
+        raise ZooError("--max-batch and --max-body-mb must be at least 1")
+    serving.serve(serving.folders_of(args.exports), host=args.host, port=args.port, max_batch=args.max_batch,
+                  max_body_mb=args.max_body_mb)
+
+
 def main(argv=None):
     p = FlagParser(prog="zoo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -204,9 +219,17 @@ def main(argv=None):
     w = sub.add_parser("web", help="serve the browser page (LiteRT.js) for an exported/ folder")
     w.add_argument("dir", nargs="?", help="a folder of exports (default: the shipped models)")
     w.add_argument("--port", type=int, default=8000)
+    v = sub.add_parser("serve", help="serve exports over TF Serving's REST API (KServe's model server)",
+                       formatter_class=HelpWithDefaults)
+    v.add_argument("exports", nargs="*", metavar="NAME|DIR", help="shipped names or export folders (default: every "
+                   "shipped model)")
+    v.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    v.add_argument("--port", type=int, default=8080)
+    v.add_argument("--max-batch", type=int, default=256, help="most examples (or num) one request may ask for")
+    v.add_argument("--max-body-mb", type=int, default=32, help="largest request body")
     args = p.parse_args(argv)
     try:
-        {"sample": sample, "info": info, "evaluate": evaluate, "web": web}[args.command](args)
+        {"sample": sample, "info": info, "evaluate": evaluate, "web": web, "serve": serve}[args.command](args)
     except ZooError as error:
         print(f"zoo: error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -19,11 +19,12 @@ import os
 
 import numpy as np
 
+from zoo.apps import remote
 from zoo.core.errors import ZooError
 from zoo.core.signature import Input
-from zoo.export.folder import ExportFolder, check_batches
+from zoo.export.folder import ExportFolder, check_batches, samplers_of
 
-RUNTIMES = ("savedmodel", "tflite", "keras")
+RUNTIMES = ("savedmodel", "tflite", "keras")  # and "rest", for a URL
 MAX_BATCH = 4096  # the ``num`` bound of the sample signatures; a call with more labels is refused too
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Where the shipped models are: in an installed wheel, zoo/shipped/ (setup.py copies exported/
@@ -66,9 +67,10 @@ def find(name_or_path):
 
 
 def load(name_or_path, runtime="savedmodel", variant=None, version=None):
-    """The model of a shipped name (``"cgan"``) or an export folder, as a ``Pretrained``.
-    ``variant``: a TFLite file (``float16`` or its file's ``fp16``), with ``runtime="tflite"``;
-    ``version``: a SavedModel version (the TFLite files are the latest version's)."""
+    """The model of a shipped name (``"cgan"``), an export folder or a TF Serving endpoint's URL
+    (``http://127.0.0.1:8080/v1/models/cgan``: ``zoo serve``, TF Serving, KServe), as a
+    ``Pretrained``. ``variant``: a TFLite file (``float16`` or its file's ``fp16``), with
+    ``runtime="tflite"``; ``version``: a SavedModel version (the TFLite files are the latest's)."""
     if runtime not in RUNTIMES:
         raise ZooError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
     if variant is not None and runtime != "tflite":
@@ -76,6 +78,10 @@ def load(name_or_path, runtime="savedmodel", variant=None, version=None):
                        "computes in float32)")
     if version is not None and runtime == "tflite":
         raise ZooError("version= chooses a SavedModel version; the TFLite files are the latest version's")
+    if remote.is_url(name_or_path):
+        if runtime != "savedmodel":
+            raise ZooError(f"a URL is served by its SavedModel: drop runtime={runtime!r}")
+        return Pretrained(None, "rest", "float32", version, url=name_or_path)
     return Pretrained(find(name_or_path), runtime, variant or "float32", version)
 
 
@@ -115,10 +121,15 @@ class Pretrained:
     """A loaded model. ``card``: its model card; ``model``: the Keras model (runtime keras),
     compiled with its card's learning rate, so that ``model.fit(images, labels)`` fine-tunes it."""
 
-    def __init__(self, folder, runtime="savedmodel", variant="float32", version=None):
-        self.folder, self.runtime, self.variant = folder, runtime, folder.variant_named(variant)
+    def __init__(self, folder, runtime="savedmodel", variant="float32", version=None, url=None):
+        self.folder, self.runtime = folder, runtime
+        self.model = self._serving = self._lite = self._remote = None
+        if runtime == "rest":
+            self._remote = remote.RemoteModel(url, version)
+            self.variant, self.card, self.name = "float32", self._remote.card, self._remote.card["model"]
+            return
+        self.variant = folder.variant_named(variant)
         self.name, self.card = folder.name, folder.version_card(version) if runtime != "tflite" else folder.card
-        self.model = self._serving = self._lite = None
         if runtime == "savedmodel":
             self._serving = folder.saved_model(version)
         elif runtime == "tflite":
@@ -131,7 +142,8 @@ class Pretrained:
                                             epochs=self.card.get("training", {}).get("epochs"))  # its stage plan
 
     def __repr__(self):
-        return f"<zoo model {self.name} ({self.runtime}) from {self.folder.folder}>"
+        where = self._remote.url if self._remote else self.folder.folder
+        return f"<zoo model {self.name} ({self.runtime}) from {where}>"
 
     # What it can do ------------------------------------------------------------------------
     def signatures(self):
@@ -150,7 +162,7 @@ class Pretrained:
     def steps(self):
         """Step count → the signature ``sample`` calls with ``steps=`` that count (empty for a
         model that draws in one call)."""
-        return self.folder.samplers(self.signatures(), "generate" if self.runtime == "tflite" else "sample")
+        return samplers_of(self.card, self.signatures(), "generate" if self.runtime == "tflite" else "sample")
 
     def _need(self, signature, method):
         have = self.signatures()
@@ -171,20 +183,24 @@ class Pretrained:
         check_batches(method, out, specs)
         return out
 
-    def _call(self, signature, values, outputs, batch=500):
-        """One signature over ``values`` in pieces of ``batch`` (SavedModel or TFLite): the
-        named outputs, each concatenated."""
-        n = len(next(v for v in values.values() if np.ndim(v)))
+    def _invoke(self, signature, values):
+        """One call of a signature on this runtime: output name → array."""
         if self._lite is not None:
-            parts = [self._lite(signature, **{k: v[i:i + batch] for k, v in values.items()})
-                     for i in range(0, n, batch)]
-        else:
-            import tensorflow as tf
+            return self._lite(signature, **values)
+        if self._remote is not None:
+            return self._remote(signature, values)
+        import tensorflow as tf
 
-            fn = self._serving.signatures[signature]
-            parts = [{k: v.numpy() for k, v in fn(**{k: tf.constant(v[i:i + batch] if np.ndim(v) else v)
-                                                      for k, v in values.items()}).items()}
-                     for i in range(0, n, batch)]
+        outputs = self._serving.signatures[signature](**{k: tf.constant(v) for k, v in values.items()})
+        return {k: v.numpy() for k, v in outputs.items()}
+
+    def _call(self, signature, values, outputs, batch=500):
+        """One signature over ``values`` in pieces of ``batch`` (a server's limit at most): the
+        named outputs, each concatenated."""
+        batch = min(batch, self._remote.max_batch) if self._remote else batch
+        n = len(next(v for v in values.values() if np.ndim(v)))
+        parts = [self._invoke(signature, {k: v[i:i + batch] if np.ndim(v) else v for k, v in values.items()})
+                 for i in range(0, n, batch)]
         return tuple(np.concatenate([np.asarray(part[o]) for part in parts]) for o in outputs)
 
     # The capabilities ----------------------------------------------------------------------
@@ -199,13 +215,9 @@ class Pretrained:
         seed = self._checked_seed(seed)
         if self.model is not None:
             return self._keras_sample(signature, steps, labels, n, seed)
-        if self.runtime == "savedmodel":
+        if self.runtime in ("savedmodel", "rest"):  # the signature draws from the seed
             values = {"seed": seed, **({"labels": labels} if conditional else {"num": np.int32(n)})}
-            checked = self._checked(signature, "sample", values)
-            import tensorflow as tf
-
-            return self._serving.signatures[signature](**{k: tf.constant(v) for k, v in checked.items()})[
-                "images"].numpy()
+            return self._invoke(signature, self._checked(signature, "sample", values))["images"]
         rng = np.random.default_rng(int(seed) & 0xFFFFFFFF)  # a negative seed too
         values = {i.name: i.draw(rng, n, labels if i.role == "labels" else None) for i in inputs}
         return self._call(signature, self._checked(signature, "sample", values), ["images"])[0]
@@ -324,6 +336,8 @@ class Pretrained:
         return (filled, chosen) if return_labels else filled
 
     def _null_label(self):
+        if "num_classes" not in self.card.get("data", {}):
+            raise ZooError(f"{self.name}'s endpoint does not say its classes: pass labels= to inpaint")
         return self.card["data"]["num_classes"]
 
 

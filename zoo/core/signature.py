@@ -120,7 +120,8 @@ class Input:
             if not limits.min <= worst <= limits.max:
                 return None, f"{where} must fit in {self.dtype} ([{limits.min}, {limits.max}]), got {worst}"
         want = ["N", *self.shape] if self.batched else []
-        if array.ndim != len(want) or tuple(array.shape[1:]) != tuple(self.shape):
+        fits = all(size == want_size or want_size == -1 for size, want_size in zip(array.shape[1:], self.shape))
+        if array.ndim != len(want) or not fits:  # -1: any size (a server's metadata may not say it)
             return None, f"{where} must have shape {want}, got {list(array.shape)}"
         if self.batched and not len(array):
             return None, f"{where} is empty: give at least one example"
@@ -130,7 +131,8 @@ class Input:
         high_bad = self.maximum is not None and array.size and array.max() > self.maximum
         value_bad = self.values is not None and not np.isin(array, self.values).all()
         if low_bad or high_bad or value_bad:
-            return None, f"{where} must be {self.bounds_text()}, got values in [{array.min()}, {array.max()}]"
+            got = f"{array}" if array.ndim == 0 else f"values in [{array.min()}, {array.max()}]"
+            return None, f"{where} must be {self.bounds_text()}, got {got}"
         return array.astype(self.dtype), None
 
     def draw(self, rng, batch, given=None):

@@ -22,6 +22,22 @@ def check_batches(signature, values, inputs):
         raise ZooError(f"{signature}: its inputs must hold one entry per example, got {said}")
 
 
+def samplers_of(card, signatures, base="sample"):
+    """Step count → the signature among ``signatures`` that draws with that many network steps:
+    ``base`` itself (``sample``, or TFLite's ``generate``: the config's ``sample_steps``),
+    ``<base>_dpm_solver`` (``dpm_solver_steps``), each distilled student's ``<base>_<n>_steps``.
+    Empty for a model that draws in one call."""
+    config, found = card.get("config", {}), {}
+    for name in signatures:
+        if name == base and config.get("sample_steps"):
+            found[config["sample_steps"]] = name
+        elif name == f"{base}_dpm_solver" and config.get("dpm_solver_steps"):
+            found.setdefault(config["dpm_solver_steps"], name)
+        elif re.fullmatch(rf"{base}_\d+_steps", name):
+            found.setdefault(int(name.split("_")[-2]), name)
+    return dict(sorted(found.items(), reverse=True))
+
+
 class ExportFolder:
     def __init__(self, folder):
         folder = os.path.abspath(folder)
@@ -77,19 +93,8 @@ class ExportFolder:
         return by_suffix.get(text, text)
 
     def samplers(self, signatures, base="sample"):
-        """Step count → the signature among ``signatures`` that draws with that many network
-        steps: ``base`` itself (``sample``, or TFLite's ``generate``: the config's
-        ``sample_steps``), ``<base>_dpm_solver`` (``dpm_solver_steps``), each distilled
-        student's ``<base>_<n>_steps``. Empty for a model that draws in one call."""
-        config, found = self.card.get("config", {}), {}
-        for name in signatures:
-            if name == base and config.get("sample_steps"):
-                found[config["sample_steps"]] = name
-            elif name == f"{base}_dpm_solver" and config.get("dpm_solver_steps"):
-                found.setdefault(config["dpm_solver_steps"], name)
-            elif re.fullmatch(rf"{base}_\d+_steps", name):
-                found.setdefault(int(name.split("_")[-2]), name)
-        return dict(sorted(found.items(), reverse=True))
+        """Step count → signature (``samplers_of`` this export's card)."""
+        return samplers_of(self.card, signatures, base)
 
     def tflite_path(self, variant="float32"):
         variants = self.variants()
