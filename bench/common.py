@@ -54,7 +54,6 @@ def restore_run(run=None, model="diffusion"):
 
     import tensorflow as tf
 
-    import zoo  # noqa: F401 - registers the models
     from zoo.core import data
     from zoo.recipe import run_config
     from zoo.training.trainer import Trainer

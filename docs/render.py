@@ -20,7 +20,7 @@ import re
 import sys
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PAGES = ["README.md", *sorted(os.path.relpath(p, REPOSITORY) for p in glob.glob(
+PAGES = ["README.md", "docs/serving.md", *sorted(os.path.relpath(p, REPOSITORY) for p in glob.glob(
     os.path.join(REPOSITORY, "docs", "models", "*.md")))]
 BLOCK = re.compile(r"(<!-- render: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /render -->)", re.S)
 MODELS = ("vae", "ae", "dae", "cgan", "diffusion")
@@ -202,6 +202,62 @@ def networks_diffusion():
     return "\n".join(rows)
 
 
+# A documented request's values: the small ones written out, a tensor as "<N × shape …>", which
+# tests/test_serving.py fills with values of that shape before sending the body.
+EXAMPLE_VALUES = {"labels": [3, 1, 4], "seed": 0, "count": 3, "timesteps": [500, 500, 500]}
+
+
+def placeholder(description, n=3):
+    shape = "×".join(str(d) for d in description["shape"][1:])
+    bounds = f" in [{number(description['minimum'])}, {number(description['maximum'])}]" if "maximum" in \
+        description and description["dtype"].startswith("float") else ""
+    values = f" of {{{', '.join(number(v) for v in description['values'])}}}" if "values" in description else ""
+    return f"<{n} × {shape} {description['dtype']}{bounds}{values}>" if shape else \
+        f"<{n} {description['dtype']}{bounds}{values}>"
+
+
+def serving_bodies():
+    """Every shipped model's signatures: a columnar request body and what it answers."""
+    rows = []
+    for name in MODELS:
+        c = card(name)
+        rows += [f"**{name}** (`POST /v1/models/{name}:predict`; serving_default: `{next(iter(c['signatures']))}`)", "",
+                 "| signature | request body | response: outputs |", "|---|---|---|"]
+        for signature, described in c["signatures"].items():
+            inputs = {k: EXAMPLE_VALUES.get(d.get("role"), EXAMPLE_VALUES.get(k)) for k, d in described["inputs"].items()}
+            inputs = {k: v if v is not None else placeholder(described["inputs"][k]) for k, v in inputs.items()}
+            body = json.dumps({"signature_name": signature, "inputs": inputs}, ensure_ascii=False)
+            out = ", ".join(f"{k} [{', '.join('3' if d == 'N' else str(d) for d in o['shape'])}] {o['dtype']}"
+                            for k, o in described["outputs"].items())
+            rows.append(f"| `{signature}` | `{body}` | {out} |")
+        rows.append("")
+    return "\n".join(rows[:-1])
+
+
+def serving_bench():
+    """zoo serve under load and faults (bench/results/serving.json)."""
+    b = bench("serving")
+    rows = [f"{b['clients']} concurrent clients for {b['seconds']:.0f} s on {b['cpus']} CPU cores (the clients on the "
+            "same machine):", "", "| requests | per second | p50 | p99 | errors | server memory halfway → after |",
+            "|---|---|---|---|---|---|"]
+    for what, r in b["load"].items():
+        rows.append(f"| {what.replace('_', ' ')} | {r['requests_per_second']:.0f} | {r['p50_ms']:.1f} ms | "
+                    f"{r['p99_ms']:.1f} ms | {r['errors']} | {r['memory_halfway_mb']:.0f} → "
+                    f"{r['memory_after_mb']:.0f} MB |")
+    t, k = b["one_http_sample_of_64_cgan_digits"], b["kill_9_under_load"]
+    rows += ["", f"Server memory {b['server_memory']['start_mb']:.0f} MB at the start, "
+                 f"{b['server_memory']['end_mb']:.0f} MB at the end. One HTTP `sample` of 64 cGAN digits "
+                 f"({t['response_bytes'] / 1e6:.1f} MB of JSON) takes {t['http_ms']:.1f} ms: the signature "
+                 f"{t['model_ms']:.1f} ms, the server's JSON encoding {t['server_json_encode_ms']:.1f} ms, the client's "
+                 f"decoding (Python's json) {t['client_json_decode_ms']:.1f} ms, the rest (HTTP, parsing, checks) "
+                 f"{t['rest_ms']:.1f} ms; decoded with orjson instead, {t['client_orjson_decode_ms']:.1f} ms. The JSON "
+                 f"is {t['response_bytes'] / t['float32_bytes']:.1f}× the size of the float32 images. Killed "
+                 f"(`kill -9`) under load, it was ready again "
+                 f"{k['restart_ready_s']:.1f} s after a restart (first start {b['first_start_ready_s']:.1f} s); the "
+                 f"exports {'unchanged' if k['exports_unchanged'] else 'CHANGED'}."]
+    return "\n".join(rows)
+
+
 def as_typed(command):
     """A card's command as a user types it: without the scratch folders ``recipes/ship.py``
     passed (``--out``, ``--runs-dir``), an ``--init-from`` export named as in exported/."""
@@ -320,7 +376,8 @@ def anomaly_protocol():
 
 RENDERERS = {"diffusion-vs-gan": diffusion_vs_gan, "anomaly-protocol": anomaly_protocol, "recipe-times": recipe_times,
              "bench-summary": bench_summary, "shipped-models": shipped_models, "samplers-diffusion": samplers_diffusion,
-             "networks-diffusion": networks_diffusion,
+             "networks-diffusion": networks_diffusion, "serving-bodies": serving_bodies,
+             "serving-bench": serving_bench,
              **{f"card-{n}": (lambda n=n: card_metrics(n)) for n in MODELS},
              **{f"files-{n}": (lambda n=n: files(n)) for n in MODELS}}
 

@@ -7,6 +7,7 @@ it is whole; a killed server restarts ready; zoo.load(URL) works as a local load
 import hashlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -108,7 +109,11 @@ def test_every_signature_answers_what_the_saved_model_computes_in_both_formats(s
 
 
 def test_status_versions_and_metadata_are_tf_servings(server):
-    url, _ = server
+    url, log = server
+    log.flush()
+    log.seek(0)
+    printed = re.search(r"curl -d '(.*)' (http://\S+)", log.read())  # the line zoo serve prints on start
+    assert printed and post(printed[2], printed[1].encode())[0] == 200
     ok = {"version": "2", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
     assert get(f"{url}/v1/models/diffusion") == (200, {"model_version_status": [ok], "name": "diffusion",
                                                         "ready": True})
@@ -232,3 +237,50 @@ def test_zoo_serve_refuses_what_it_cannot_serve_in_one_line(tmp_path):
                         ([os.path.join(REPO, "exported", "cgan"), "cgan"], "two exports are named cgan")):
         out = subprocess.run([ZOO, "serve", *args], capture_output=True, text=True, timeout=120)
         assert out.returncode == 2 and words in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def documented_bodies():
+    """(model, body text, the outputs it answers) of each row of docs/serving.md's table."""
+    text = open(os.path.join(REPO, "docs", "serving.md")).read()
+    model = None
+    for line in text.splitlines():
+        heading = re.match(r"\*\*(\w+)\*\* \(`POST /v1/models/\1:predict", line)
+        model = heading[1] if heading else model
+        row = re.match(r"\| `\w+` \| `(\{.*\})` \| (.*) \|$", line)
+        if row:
+            yield model, row[1], row[2]
+
+
+def filled(body, card):
+    """The body with each "<3 × …>" replaced by values of that input's description."""
+    request = json.loads(body)
+    inputs = {i.name: i for i in rest_format.inputs_of(card, request["signature_name"])}
+    rng = np.random.default_rng(0)
+    request["inputs"] = {k: inputs[k].example(rng, 3).tolist() if isinstance(v, str) and v.startswith("<3") else v
+                         for k, v in request["inputs"].items()}
+    return request
+
+
+def test_every_documented_body_gets_the_documented_response(server):
+    url, _ = server
+    rows = list(documented_bodies())
+    assert {m for m, _, _ in rows} == set(MODELS) and len(rows) >= 30
+    for model, body, outputs in rows:
+        status, answer = post(f"{url}/v1/models/{model}:predict", filled(body, pretrained.find(model).card))
+        assert status == 200, (model, body, answer)
+        got = answer["outputs"] if isinstance(answer["outputs"], dict) else {"": answer["outputs"]}
+        said = {k: [int(d) for d in v.split(", ") if d] for k, v in re.findall(r"(\w+) \[([\d, ]*)\]", outputs)}
+        shapes = {k: list(np.shape(v)) for k, v in got.items()}
+        assert sorted(shapes.values()) == sorted(said.values()), (model, body, shapes, said)
+
+
+def test_every_curl_line_of_the_docs_works_as_printed(server):
+    """README.md's and docs/serving.md's `curl -d '…' HOST:PORT/…` lines, sent to this server."""
+    url, _ = server
+    lines = [line for page in ("README.md", os.path.join("docs", "serving.md"))
+             for line in open(os.path.join(REPO, page)).read().splitlines() if line.startswith("curl -d '")]
+    assert len(lines) >= 2, lines
+    for line in lines:
+        body, target = re.fullmatch(r"curl -d '(.*)' (?:http://)?[\w.]+:\d+(/\S+)", line).groups()
+        status, answer = post(url + target, body.encode())
+        assert status == 200 and "outputs" in answer, (line, answer)

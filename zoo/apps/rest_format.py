@@ -104,8 +104,10 @@ def _rows(rows, signature, inputs):
 
 
 def response(outputs, layout):
-    """The response JSON of ``outputs`` (name → array) for a request of ``layout``."""
-    lists = {k: np.asarray(v).tolist() for k, v in outputs.items()}
+    """The response JSON of ``outputs`` (name → array) for a request of ``layout``, its values
+    still arrays: a serializer that writes NumPy (orjson) takes 2 ms for 64 cGAN digits where
+    ``tolist()`` alone took 49 (bench/serving.py)."""
+    lists = {k: np.ascontiguousarray(v) for k, v in outputs.items()}
     if layout == "columnar":
         return {"outputs": next(iter(lists.values())) if len(lists) == 1 else lists}
     if len(lists) == 1:

@@ -104,14 +104,15 @@ class ServedExport(kserve.Model):
             outputs = saved_model.signatures[signature](**{k: tf.constant(v) for k, v in values.items()})
         except tf.errors.InvalidArgumentError as e:  # the signature's own checks
             raise BadRequest(error_line(e)) from None
-        return rest_format.response({k: v.numpy() for k, v in outputs.items()}, layout)
+        return rest_format.response({k: v.numpy() for k, v in outputs.items()}, layout)  # arrays: _json writes them
 
     def predict(self, payload, headers=None):  # KServe's V2 route reaches here
         raise BadRequest("zoo serve answers TF Serving's V1 protocol: POST /v1/models/NAME:predict")
 
 
 def _json(body, status=200):
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+    return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status,
+                    media_type="application/json")
 
 
 def _parsed(body):
