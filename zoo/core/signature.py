@@ -111,6 +111,8 @@ class Input:
         if value is None:
             return None, f"{where} must be {kind}, got None"
         array = np.asarray(value)
+        if self.batched and array.ndim >= 1 and not len(array):  # [] is float64 to NumPy: say what is wrong
+            return None, f"{where} is empty: give at least one example"
         if array.dtype == bool or not np.issubdtype(array.dtype, np.number if self.is_float else np.integer):
             got = repr(value) if array.size == 1 else f"an array of {array.dtype}"
             return None, f"{where} must be {kind}, got {got}"
@@ -123,8 +125,6 @@ class Input:
         fits = all(size == want_size or want_size == -1 for size, want_size in zip(array.shape[1:], self.shape))
         if array.ndim != len(want) or not fits:  # -1: any size (a server's metadata may not say it)
             return None, f"{where} must have shape {want}, got {list(array.shape)}"
-        if self.batched and not len(array):
-            return None, f"{where} is empty: give at least one example"
         if self.is_float and not np.all(np.isfinite(array)):
             return None, f"{where} contains NaN or Inf"
         low_bad = self.minimum is not None and array.size and array.min() < self.minimum
