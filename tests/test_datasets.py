@@ -49,8 +49,8 @@ def test_every_recipe_runs_on_other_datasets(name, dataset, shape, tmp_path, mon
 def test_image_sizes_an_architecture_cannot_take_are_refused_before_training(shape, network, monkeypatch, capsys,
                                                                            tmp_path):
     info = data.DataInfo("odd", shape, 10, {"train": 64, "test": 16})
-    monkeypatch.setattr(data, "info", lambda name, data_dir=None: info)
-    monkeypatch.setattr(data, "arrays", lambda name, split, data_dir=None, limit=None: (
+    monkeypatch.setattr(data, "info", lambda name, data_dir=None, read_as=None: info)
+    monkeypatch.setattr(data, "arrays", lambda name, split, data_dir=None, limit=None, read_as=None: (
         np.zeros((64 if split == "train" else 16, *shape), np.float32), np.zeros(64 if split == "train" else 16,
                                                                                  np.int32)))
     line = fails(capsys, ["--out", str(tmp_path), "--runs-dir", str(tmp_path / "runs")], "vae")

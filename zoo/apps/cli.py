@@ -150,7 +150,8 @@ def evaluate(args):
     export = _export(args.dir)
     card = export.version_card(args.version) if args.tflite is None else export.card
     d = card["data"]
-    splits = data.splits(d["name"])
+    read_as = {k: v for k, v in d.get("read_as", {}).items() if k != "split_by"} or None  # a user's own images
+    splits = data.splits(d["name"], read_as=read_as)
     settings = EvaluationSettings(seed=card.get("evaluation", {}).get("seed", 0) if args.seed is None else args.seed,
                                    samples=args.samples)
     if args.tflite is not None:

@@ -11,19 +11,21 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import importlib.resources
+import json
+import os
 import socket
 
 import numpy as np
 import tensorflow as tf
 
-from zoo.core.errors import ZooError, error_line
+from zoo.core import own_data
+from zoo.core.errors import error_line
 
 BUILTIN = ("mnist5k",)
 MNIST5K_TEST_PER_CLASS = 100
 
 
-class DataError(ZooError):
-    pass
+DataError = own_data.DataError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +34,8 @@ class DataInfo:
     image_shape: tuple
     num_classes: int
     num_examples: dict  # split -> count
+    class_names: tuple = ()  # a user's folders' names (zoo.core.own_data); () for a dataset's ids
+    read_as: dict | None = None  # how a user's images were read: what reads them again the same way
 
     def as_dict(self, split, size=None):
         """The card's description of one split (``size``: the examples actually read)."""
@@ -41,6 +45,8 @@ class DataInfo:
             "size": self.num_examples.get(split) if size is None else size,
             "image_shape": list(self.image_shape),
             "num_classes": self.num_classes,
+            **({"class_names": list(self.class_names)} if self.class_names else {}),
+            **({"read_as": self.read_as} if self.read_as else {}),
         }
 
 
@@ -85,8 +91,8 @@ def _tfds_builder(name, data_dir):
         builder = tfds.builder(name, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError:
         raise DataError(
-            f"unknown dataset {name!r}: it is neither built in ({', '.join(BUILTIN)}) nor a "
-            "tensorflow-datasets name; try mnist, fashion_mnist, cifar10 or see "
+            f"unknown dataset {name!r}: it is neither built in ({', '.join(BUILTIN)}), a folder of images or an .npz "
+            "file, nor a tensorflow-datasets name; try mnist, fashion_mnist, cifar10 or see "
             "https://www.tensorflow.org/datasets/catalog"
         ) from None
     features = builder.info.features
@@ -124,7 +130,24 @@ def _tfds_builder(name, data_dir):
     return builder
 
 
-def info(name, data_dir=None) -> DataInfo:
+_OWN = {}
+
+
+def _own(name, read_as):
+    """A user's folder or .npz (``zoo.core.own_data``), read once per process and settings."""
+    key = (os.path.abspath(name), json.dumps(read_as or {}, sort_keys=True))
+    if key not in _OWN:
+        _OWN[key] = own_data.read(name, **{k: (tuple(v) if isinstance(v, list) else v)
+                                           for k, v in (read_as or {}).items()})
+    return _OWN[key]
+
+
+def info(name, data_dir=None, read_as=None) -> DataInfo:
+    """``read_as``: how to read a user's images (image_size, color_mode, test_fraction, seed)."""
+    if own_data.is_own(name):
+        own = _own(name, read_as)
+        return DataInfo(name, own.image_shape, own.num_classes, {"train": len(own.train[1]), "test": len(own.test[1])},
+                        own.class_names, {**(read_as or {}), "split_by": own.split_by})
     if name == "mnist5k":
         return DataInfo(
             "mnist5k", (28, 28, 1), 10, {s: len(mnist5k(s)[1]) for s in ("train", "test")}
@@ -142,11 +165,10 @@ def _to_unit_float(image, label):
     return tf.cast(image, tf.float32) / 255.0, tf.cast(label, tf.int32)
 
 
-def load(name, split, data_dir=None) -> tf.data.Dataset:
+def load(name, split, data_dir=None, read_as=None) -> tf.data.Dataset:
     """Unbatched ``(image, label)`` examples of one split."""
-    if name == "mnist5k":
-        images, labels = mnist5k(split)
-        return tf.data.Dataset.from_tensor_slices((images, labels))
+    if own_data.is_own(name) or name == "mnist5k":
+        return tf.data.Dataset.from_tensor_slices(arrays(name, split, data_dir, read_as=read_as))
     builder = _tfds_builder(name, data_dir)
     if builder.info.splits and split not in builder.info.splits:
         raise DataError(f"dataset {name!r} has splits {sorted(builder.info.splits)}, not {split!r}")
@@ -154,8 +176,14 @@ def load(name, split, data_dir=None) -> tf.data.Dataset:
     return ds.map(_to_unit_float, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def arrays(name, split, data_dir=None, limit=None):
+def arrays(name, split, data_dir=None, limit=None, read_as=None):
     """One split as NumPy arrays (for evaluation), at most ``limit`` examples."""
+    if own_data.is_own(name):
+        own = _own(name, read_as)
+        if split not in ("train", "test"):
+            raise DataError(f"{name} has splits 'train' and 'test', not {split!r}")
+        images, labels = own.train if split == "train" else own.test
+        return images[:limit].astype(np.float32) / 255.0, labels[:limit]
     if name == "mnist5k":
         images, labels = mnist5k(split)
         return images[:limit], labels[:limit]
@@ -218,6 +246,7 @@ class Splits:
         return tuple(self.test[0].shape[1:])
 
 
-def splits(name, data_dir=None):
+def splits(name, data_dir=None, read_as=None):
     """The test and the whole training split of a dataset as NumPy arrays (``Splits``)."""
-    return Splits(arrays(name, "test", data_dir), arrays(name, "train", data_dir), name)
+    return Splits(arrays(name, "test", data_dir, read_as=read_as), arrays(name, "train", data_dir, read_as=read_as),
+                  name)

@@ -35,6 +35,8 @@ def reconstruction(model, splits):
             out.reference[f"psnr_denoised_{kind}"] = float(np.mean(corruption.psnr(images, noisy)))  # doing nothing
     train_x, train_y = splits.train
     test_x, test_y = splits.test
+    if len(np.unique(train_y)) < 2:  # a user's unlabelled images: no classes to probe for
+        return out
     with stage("linear probe on the codes"):
         out.metrics.update(anomaly.linear_probe(model.encode_numpy(train_x), train_y, model.encode_numpy(test_x),
                                                 test_y, prefix="latent"))

@@ -31,10 +31,11 @@ def export_pictures(model, splits):
     out = {}
     if isinstance(model, (Generator, ConditionalGenerator)):
         out["samples.png"] = preview(model, images)
-    if isinstance(model, Reconstructor):
-        originals = mixed[:32]
+    if isinstance(model, Reconstructor):  # two rows of (originals, reconstructions), 16 each (fewer for a small split)
+        per_row = min(16, len(mixed) // 2)
+        originals = mixed[:2 * per_row]
         recon = model.reconstruct_numpy(originals)
-        pairs = np.concatenate([np.stack([originals[i:i + 16], recon[i:i + 16]]) for i in (0, 16)])
+        pairs = np.concatenate([np.stack([originals[i:i + per_row], recon[i:i + per_row]]) for i in (0, per_row)])
         out["reconstructions.png"] = grid(pairs.reshape(-1, *images.shape[1:]), rows=4)
     if isinstance(model, Denoiser):
         kind, level = model.training_corruption()

@@ -40,6 +40,7 @@ from zoo.evaluation.settings import EvaluationSettings
 from zoo.export import card as cards
 from zoo.export import exporter, quality
 from zoo.metrics import GenerativeMetricsCallback
+from zoo.models.capabilities import ConditionalGenerator
 from zoo.recipe.init_from import load_weights
 from zoo.recipe.run_config import (
     configs_from_flags,
@@ -153,12 +154,19 @@ def keep_what_is_there(folder):
 
 def load_data(run, model_class, args, config_names, config_extra):
     """(dataset info, the model config with the dataset's fields, the splits)."""
-    info = data.info(run.data, run.data_dir)
+    info = data.info(run.data, run.data_dir, run.read_as())
     fields = model_class.Config.defaults()
     from_data = {k: v for k, v in (("image_shape", tuple(info.image_shape)), ("num_classes", info.num_classes))
                  if k in fields}
     model_config = config.build(model_class.Config, args, config_names, **config_extra, **from_data)
-    splits = data.splits(run.data, run.data_dir)
+    splits = data.splits(run.data, run.data_dir, run.read_as())
+    if run.read_as() is not None:
+        labelled = f"{info.num_classes} classes ({', '.join(info.class_names)})" if info.class_names else \
+            "unlabelled: one class" + (f", so the {model_class.zoo_name} draws without a class of its own" if
+                                             isinstance(model_class, type) and issubclass(
+                                                 model_class, ConditionalGenerator) else "")
+        print(f"zoo: {run.data}: {info.num_examples['train']} training and {info.num_examples['test']} test images "
+              f"of {'×'.join(map(str, info.image_shape))}, {labelled}; test split: {info.read_as['split_by']}")
     return info, model_config, splits
 
 

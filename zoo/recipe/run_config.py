@@ -9,12 +9,13 @@ import os
 
 import keras
 
-from zoo.core import config, distribute
+from zoo.core import config, distribute, own_data
 from zoo.core.config import (
     Config,
     ConfigError,
     any_int,
     each,
+    in_range,
     non_negative_int,
     one_of,
     positive,
@@ -31,7 +32,16 @@ EXTRACTORS = ("auto", "zoo_mnist_classifier", "inception_v3", "none")
 class RunConfig(Config):
     """The settings every recipe shares (a model's ``run_defaults`` and presets set some defaults)."""
 
-    data: str = setting("mnist5k", "mnist5k (built in, offline) or any tensorflow-datasets image dataset name")
+    data: str = setting("mnist5k", "mnist5k (built in, offline), a folder of your images (class subfolders, or "
+                        "none: unlabelled; train/ and test/ when split), an .npz with images (and labels), or any "
+                        "tensorflow-datasets image dataset name")
+    image_size: tuple = setting((), "with a folder or .npz: resize every image to H W (default: their own size, "
+                                "when all agree)", each(positive_int, empty_ok=True), type=int)
+    color_mode: str | None = setting(None, "with a folder or .npz: grayscale or rgb (default: grayscale when every "
+                                     "image is)", one_of(*own_data.COLOR_MODES), type=str)
+    test_fraction: float = setting(0.2, "with a folder or .npz without train/ and test/: the fraction of each class "
+                                   "held out for testing, chosen by --seed", in_range(0, 1, low_open=True,
+                                                                                      high_open=True))
     data_dir: str | None = setting(None, "tensorflow-datasets data folder", type=str)
     epochs: int = setting(10, "passes over the training split", positive_int)
     batch_size: int = setting(64, "global batch size, split evenly over the replicas", positive_int)
@@ -79,6 +89,22 @@ class RunConfig(Config):
     def validate(self):
         if self.data_dir is not None and not os.path.isdir(self.data_dir):
             raise ConfigError("data_dir", self.data_dir, "must be an existing folder")
+        if len(self.image_size) not in (0, 2):
+            raise ConfigError("image_size", self.image_size, "must be two numbers, height and width")
+        own = own_data.is_own(self.data)
+        if not own and (self.image_size or self.color_mode):
+            raise ConfigError("image_size" if self.image_size else "color_mode", self.image_size or self.color_mode,
+                              "applies to --data with a folder of images or an .npz file only")
+        if own and not os.path.exists(self.data):
+            raise ConfigError("data", self.data, "must be an existing folder of images or .npz file (or mnist5k, or "
+                              "a tensorflow-datasets name)")
+
+    def read_as(self):
+        """How ``--data``'s own images are read (zoo.core.own_data), or None for a dataset."""
+        if not own_data.is_own(self.data):
+            return None
+        return {"image_size": list(self.image_size) or None, "color_mode": self.color_mode,
+                "test_fraction": self.test_fraction, "seed": self.seed}
 
 
 def _split_preset(model_class, preset):
