@@ -11,6 +11,7 @@ import pytest
 from conftest import REPO
 from PIL import Image
 
+from zoo import ZooError
 from zoo.core import data, own_data
 from zoo.core.own_data import DataError
 
@@ -85,9 +86,12 @@ def test_a_tensorflow_datasets_name_is_not_taken_for_a_path():
 
 
 @pytest.mark.slow
-def test_a_recipe_trains_on_a_folder_of_images_and_refuses_a_bad_one_in_one_line(tmp_path):
-    """`python recipes/vae.py --data DIR` as a user runs it: the card records the classes and
-    how the images were read; a folder with a broken file stops before training, exit 2."""
+def test_recipes_train_on_a_folder_with_its_own_classifier_and_refuse_a_bad_one_in_one_line(tmp_path):
+    """As a user runs it: a domain classifier on the folder (`recipes/classifier.py --data DIR`),
+    then the cGAN on the same folder measured in that classifier's features (the card names it
+    and its test accuracy) and sampled by class name; a folder with a broken file stops before
+    training, exit 2."""
+    from zoo.apps import cli, pretrained
     from zoo.core import data as zoo_data
 
     x, y = zoo_data.mnist5k("train")
@@ -96,17 +100,29 @@ def test_a_recipe_trains_on_a_folder_of_images_and_refuses_a_bad_one_in_one_line
         for i in np.flatnonzero(y == c)[:40]:
             Image.fromarray((x[i, :, :, 0] * 255).round().astype(np.uint8)).save(tmp_path / "digits" / f"digit{c}" /
                                                                                f"{i}.png")
-    recipe = os.path.join(REPO, "recipes", "vae.py")
-    out = subprocess.run([sys.executable, recipe, "--preset", "tiny", "--data", str(tmp_path / "digits"),
-                          "--out", str(tmp_path / "out"), "--runs-dir", str(tmp_path / "runs")],
-                         capture_output=True, text=True, timeout=600)
+
+    def recipe(name, *args, runs="runs"):
+        return subprocess.run([sys.executable, os.path.join(REPO, "recipes", f"{name}.py"), "--preset", "tiny",
+                               "--data", str(tmp_path / "digits"), "--runs-dir", str(tmp_path / runs), *args],
+                              capture_output=True, text=True, timeout=600)
+
+    out = recipe("classifier", "--out", str(tmp_path / "domain"), "--steps-per-epoch", "10")
+    assert out.returncode == 0, out.stderr[-3000:]
+    out = recipe("cgan", "--out", str(tmp_path / "out"), "--eval-extractor", str(tmp_path / "domain" / "classifier"))
     assert out.returncode == 0, out.stderr[-3000:]
     assert "64 training and 16 test images of 28×28×1, 2 classes (digit0, digit1)" in out.stdout
-    card = json.loads((tmp_path / "out" / "vae" / "model_card.json").read_text())
+    card = json.loads((tmp_path / "out" / "cgan" / "model_card.json").read_text())
     assert card["data"]["class_names"] == ["digit0", "digit1"] and card["data"]["read_as"]["test_fraction"] == 0.2
+    assert card["feature_extractor"] == str(tmp_path / "domain" / "classifier") and "fid" in card["metrics"]
+    assert 0 <= card["evaluation"]["feature_extractor_test_accuracy"] <= 1
+    cgan = pretrained.load(str(tmp_path / "out" / "cgan"))
+    assert cgan.sample(labels=["digit1", "digit0"]).shape == (2, 28, 28, 1)
+    with pytest.raises(ZooError, match="cgan has no class 'cat'; its class names are digit0, digit1"):
+        cgan.sample(labels=["cat"])
+    cli.main(["sample", str(tmp_path / "out" / "cgan"), "--labels", "digit1,digit0", "-o", str(tmp_path / "s.png")])
+    assert (tmp_path / "s.png").is_file()
     (tmp_path / "digits" / "digit1" / "broken.png").write_bytes(b"\x89PNG\r\n")
-    out = subprocess.run([sys.executable, recipe, "--preset", "tiny", "--data", str(tmp_path / "digits"),
-                          "--runs-dir", str(tmp_path / "runs2")], capture_output=True, text=True, timeout=600)
+    out = recipe("vae", runs="runs2")
     assert out.returncode == 2 and out.stderr.strip().splitlines() == [
         f"vae.py: error: --data: {tmp_path / 'digits' / 'digit1' / 'broken.png'} is not an image zoo can read "
         "(corrupt or truncated, or not PNG, JPEG, BMP, GIF): remove or replace it"]

@@ -22,15 +22,20 @@ from zoo.core.config import FlagParser, HelpWithDefaults
 from zoo.core.errors import ZooError
 
 
-def parse_labels(text):
-    """"0-9" → 0 … 9; "3,1,4" → 3, 1, 4; "0-2,7" → 0, 1, 2, 7."""
+def parse_labels(text, class_names=()):
+    """"0-9" → 0 … 9; "3,1,4" → 3, 1, 4; "0-2,7" → 0, 1, 2, 7; "cat,dog" → their ids (a model
+    trained on class folders)."""
     labels = []
     for part in text.split(","):
         span = re.fullmatch(r"\s*(\d+)-(\d+)\s*", part)
+        if part.strip() in class_names:
+            labels.append(list(class_names).index(part.strip()))
+            continue
         try:
             labels.extend(range(int(span[1]), int(span[2]) + 1) if span else [int(part)])
         except ValueError:
-            raise ZooError(f"--labels must be class ids like 0-9 or 3,1,4, got {text!r}") from None
+            said = f" or class names ({', '.join(class_names)})" if class_names else ""
+            raise ZooError(f"--labels must be class ids like 0-9 or 3,1,4{said}, got {text!r}") from None
     if not labels:
         raise ZooError(f"--labels must name at least one class, got {text!r}")
     return labels
@@ -66,7 +71,8 @@ def sample(args):
     if args.num is not None and not 1 <= args.num <= pretrained.MAX_BATCH:
         raise ZooError(f"--num must be in [1, {pretrained.MAX_BATCH}], got {args.num}")
     if conditional:
-        labels = parse_labels(args.labels or "0-9")
+        names = model.card.get("data", {}).get("class_names", ())
+        labels = parse_labels(args.labels or f"0-{model.card['data']['num_classes'] - 1}", names)
         labels = np.resize(labels, args.num or len(labels)).tolist()
         try:
             out = model.sample(labels=labels, seed=args.seed, steps=args.steps)
@@ -152,8 +158,10 @@ def evaluate(args):
     d = card["data"]
     read_as = {k: v for k, v in d.get("read_as", {}).items() if k != "split_by"} or None  # a user's own images
     splits = data.splits(d["name"], read_as=read_as)
-    settings = EvaluationSettings(seed=card.get("evaluation", {}).get("seed", 0) if args.seed is None else args.seed,
-                                   samples=args.samples)
+    used = card.get("feature_extractor")  # a user's domain classifier (a folder) is used again
+    settings = EvaluationSettings(extractor=used if used and os.path.isdir(used) else "auto",
+                                  seed=card.get("evaluation", {}).get("seed", 0) if args.seed is None else args.seed,
+                                  samples=args.samples)
     if args.tflite is not None:
         model = pretrained.keras_model(export)
         how = card["tflite"][export.variants()["float32"]].get("quality_settings", {})

@@ -240,7 +240,7 @@ class Pretrained:
                 raise ZooError(f"{self.name} draws one image per label: pass labels=[...]")
             if num is not None:
                 raise ZooError(f"sample: pass labels= or num=, not both ({self.name} draws one image per label)")
-            labels = np.atleast_1d(np.asarray(labels))
+            labels = self.label_ids(np.atleast_1d(np.asarray(labels)))
             if labels.ndim != 1 or not 1 <= len(labels) <= MAX_BATCH:
                 raise ZooError(f"sample: labels must be a list of 1 to {MAX_BATCH} class ids, got "
                                f"{len(labels) if labels.ndim == 1 else f'shape {list(labels.shape)}'}")
@@ -251,6 +251,18 @@ class Pretrained:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_BATCH:
             raise ZooError(f"sample: num must be an integer in [1, {MAX_BATCH}], got {num!r}")
         return int(n), None
+
+    def label_ids(self, labels):
+        """Class names (a model trained on your folders: its card's ``class_names``) → ids;
+        ids pass through."""
+        if labels.dtype.kind not in "UO":
+            return labels
+        names = self.card.get("data", {}).get("class_names") or []
+        unknown = sorted({str(x) for x in labels.ravel()} - set(names))
+        if unknown:
+            have = ", ".join(names) if names else f"none: its classes are ids 0–{self.card['data']['num_classes'] - 1}"
+            raise ZooError(f"{self.name} has no class {', '.join(map(repr, unknown))}; its class names are {have}")
+        return np.vectorize(names.index, otypes=[np.int32])(labels)
 
     @staticmethod
     def _checked_seed(seed):

@@ -53,6 +53,9 @@ def evaluate_model(model, splits, settings=None):
     extractor, skipped = resolve_extractor(settings, splits)
     if isinstance(model, (Generator, ConditionalGenerator)):
         out.info["feature_extractor"] = extractor
+        accuracy = getattr(extractors.get(extractor), "accuracy", None) if extractor else None
+        if accuracy is not None:  # a user's domain classifier: how far its features can be trusted
+            out.info["feature_extractor_test_accuracy"] = accuracy
         if skipped:
             print(f"zoo: skipping the feature metrics: {skipped}")
             out.info["feature_metrics_skipped"] = skipped

@@ -176,9 +176,31 @@ class InceptionV3Extractor(Extractor):
         self._probabilities = lambda x: run(x)[1]
 
 
+class ExportedClassifierExtractor(Extractor):
+    """A classifier export (``python recipes/classifier.py --data DIR``: a folder with its card and
+    SavedModel) as the extractor of a user's domain: its ``classify`` signature's pooled features
+    and probabilities, what the zoo's own digit classifier gives for MNIST."""
+
+    def __init__(self, folder):
+        with open(os.path.join(folder, "model_card.json")) as f:
+            card = json.load(f)
+        if card.get("model") != "classifier" or "classify" not in card.get("signatures", {}):
+            raise ZooError(f"--eval-extractor {folder} is a {card.get('model')} export, not a classifier's: make one "
+                           "with python recipes/classifier.py --data DIR")
+        serving = os.path.join(folder, "serving")
+        version = max((v for v in os.listdir(serving) if v.isdigit()), key=int)
+        self.classify = tf.saved_model.load(os.path.join(serving, version)).signatures["classify"]
+        self.name, self.accuracy = os.path.abspath(folder), card.get("metrics", {}).get("accuracy")
+        self.image_shape = tuple(card["data"]["image_shape"])
+        self._features = lambda x: self.classify(images=x)["features"]
+        self._probabilities = lambda x: self.classify(images=x)["probabilities"]
+
+
 def get(name_or_extractor):
     if isinstance(name_or_extractor, Extractor):
         return name_or_extractor
+    if isinstance(name_or_extractor, str) and os.path.isfile(os.path.join(name_or_extractor, "model_card.json")):
+        return ExportedClassifierExtractor(name_or_extractor)
     if name_or_extractor in ("zoo_mnist_classifier", "classifier", None):
         return zoo_classifier()
     if name_or_extractor in CLASSIFIERS:
@@ -186,4 +208,4 @@ def get(name_or_extractor):
     if name_or_extractor == "inception_v3":
         return InceptionV3Extractor()
     raise ZooError(f"unknown feature extractor {name_or_extractor!r}; use zoo_mnist_classifier, "
-                   "second_mnist_classifier or inception_v3")
+                   "second_mnist_classifier, inception_v3 or a classifier export folder")

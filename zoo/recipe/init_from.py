@@ -34,6 +34,12 @@ def load_weights(model, path):
                           f"({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
     if type(source) is not type(model):
         raise ConfigError("--init-from", path, f"holds a {type(source).__name__}, not a {type(model).__name__}")
+    shapes = [tuple(getattr(m.config, "image_shape", ())) for m in (source, model)]
+    if shapes[0] != shapes[1]:
+        said = ["×".join(map(str, s)) for s in shapes]
+        raise ConfigError("--init-from", path, f"holds a model of {said[0]} images and this run's data is {said[1]}: a "
+                          "model cannot change its image size (resize with --image-size H W and --color-mode, or "
+                          "train from scratch)", say_value=False)
     mine, theirs = model.get_weights(), source.get_weights()
     if [w.shape for w in mine] == [w.shape for w in theirs]:
         model.set_weights(theirs)

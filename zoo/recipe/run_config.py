@@ -26,6 +26,10 @@ from zoo.core.errors import ZooError
 
 PRECISIONS = ("off", "float16", "bfloat16")
 EXTRACTORS = ("auto", "zoo_mnist_classifier", "inception_v3", "none")
+# or a classifier export folder: the domain classifier `python recipes/classifier.py --data DIR` makes
+EXTRACTOR = config.Check(f"must be one of {', '.join(EXTRACTORS)} or a classifier export folder (python "
+                         "recipes/classifier.py --data DIR makes one)",
+                         lambda v: v in EXTRACTORS or os.path.isfile(os.path.join(v, "model_card.json")))
 
 
 @dataclasses.dataclass
@@ -73,8 +77,9 @@ class RunConfig(Config):
                                     type=str)
     verbose: int = setting(1, "progress output: 0 none, 1 progress bars, 2 a line per epoch", one_of(0, 1, 2))
     eval_extractor: str = setting("auto", "network behind FID/KID/IS/precision/recall; auto: the zoo classifier for "
-                                  "MNIST digits, InceptionV3 otherwise; none: skip the feature metrics",
-                                  one_of(*EXTRACTORS))
+                                  "MNIST digits, InceptionV3 otherwise; a classifier export folder for your own "
+                                  "images (recipes/classifier.py --data DIR); none: skip the feature metrics",
+                                  EXTRACTOR)
     eval_every: int = setting(0, "also compute the feature metrics every N epochs during training (0: off)",
                               non_negative_int)
     eval_samples: int | None = setting(None, "generated samples for the evaluation, and at most as many test "
