@@ -20,7 +20,7 @@ import re
 import sys
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PAGES = ["README.md", "docs/serving.md", *sorted(os.path.relpath(p, REPOSITORY) for p in glob.glob(
+PAGES = ["README.md", "docs/serving.md", "docs/own-data.md", *sorted(os.path.relpath(p, REPOSITORY) for p in glob.glob(
     os.path.join(REPOSITORY, "docs", "models", "*.md")))]
 BLOCK = re.compile(r"(<!-- render: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /render -->)", re.S)
 MODELS = ("vae", "ae", "dae", "cgan", "diffusion")
@@ -258,6 +258,35 @@ def serving_bench():
     return "\n".join(rows)
 
 
+def own_data_bench():
+    """A user's folders at scale (bench/results/own_data.json)."""
+    b = bench("own_data")
+    d, t, m = b["decode"], b["throughput"], b["memory"]
+    small = m["the_same_on_3000_images"]
+    rows = ["| | |", "|---|---|"]
+    for what, r in d.items():
+        n, shape = r["images"], "×".join(map(str, r["image_shape"]))
+        rows.append(f"| decoding {n:,} PNGs of {shape} | {n / r['images_per_second_best']:.1f} s "
+                    f"({r['images_per_second_best']:,} images/s) |")
+    for what, label in (("folder_uint8_arrays", "the same digits from a folder (uint8)"),
+                        ("previous_tf_constant_gather", "mnist5k through a tf.constant and tf.gather (before)")):
+        rows.append(f"| VAE training, {label} | {t[what]['best_ratio_to_mnist5k']:.2f}× mnist5k's "
+                    f"{t['mnist5k_float32_arrays']['best']:,} images/s (best of {len(t[what]['images_per_second'])}) |")
+    rows += [f"| {m['images']:,} images of {'×'.join(map(str, m['image_shape']))}: read | {m['read_seconds']:.0f} s, "
+             f"{m['uint8_array_mb']:,} MB of uint8 |",
+             f"| their peak memory, read, trained and resumed | {m['peak_after_training_and_resume_mb']:,} MB "
+             f"({small['peak_after_training_and_resume_mb']:,} MB for the same run on {small['images']:,} images) |",
+             f"| resumed weights equal the uninterrupted run's | "
+             f"{'yes, bit for bit' if m['resumed_weights_equal_uninterrupted'] else 'NO'} |",
+             f"| a tf.constant of {m['tf_constant']['array_mb']:,} MB (not used) | "
+             f"{m['tf_constant']['rss_added_by_tf_constant_mb']:,} MB more |"]
+    recipe, recipe_small = m.get("tiny_recipe_with_evaluation"), small.get("tiny_recipe_with_evaluation")
+    if recipe and recipe_small:
+        rows.append(f"| the tiny VAE recipe on them, evaluation and export included | {recipe['peak_mb']:,} MB peak in "
+                    f"{recipe['seconds']} s ({recipe_small['peak_mb']:,} MB on {small['images']:,} images) |")
+    return "\n".join(rows) + f"\n\nOn {b['cpus']} CPU cores; TensorFlow and Keras alone take {m['peak_after_imports_mb']:,} MB."
+
+
 def as_typed(command):
     """A card's command as a user types it: without the scratch folders ``recipes/ship.py``
     passed (``--out``, ``--runs-dir``), an ``--init-from`` export named as in exported/."""
@@ -377,7 +406,7 @@ def anomaly_protocol():
 RENDERERS = {"diffusion-vs-gan": diffusion_vs_gan, "anomaly-protocol": anomaly_protocol, "recipe-times": recipe_times,
              "bench-summary": bench_summary, "shipped-models": shipped_models, "samplers-diffusion": samplers_diffusion,
              "networks-diffusion": networks_diffusion, "serving-bodies": serving_bodies,
-             "serving-bench": serving_bench,
+             "serving-bench": serving_bench, "own-data-bench": own_data_bench,
              **{f"card-{n}": (lambda n=n: card_metrics(n)) for n in MODELS},
              **{f"files-{n}": (lambda n=n: files(n)) for n in MODELS}}
 

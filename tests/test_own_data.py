@@ -62,7 +62,7 @@ def test_unlabelled_folders_train_and_test_folders_and_npz_files(tmp_path):
 @pytest.mark.parametrize("make, words", [
     (lambda p: os.makedirs(p), "no images (PNG, JPEG, BMP, GIF) and no class folders"),
     (lambda p: (write_images(p / "a", 3), (p / "a" / "bad.png").write_bytes(b"not an image")), "bad.png is not an image"),
-    (lambda p: (write_images(p / "a", 3), write_images(p / "b", 3, size=(9, 9))), "the images have 2 sizes"),
+    (lambda p: (write_images(p / "a", 3), write_images(p / "b", 3, size=(9, 9))), "the images have more than one size"),
     (lambda p: (write_images(p / "a", 3), write_images(p / "b", 1)), "class folder 'b' holds 1 image(s)"),
     (lambda p: np.savez(str(p) + ".npz", x=np.zeros(3)), "it needs an array named images"),
     (lambda p: np.savez(str(p) + ".npz", images=np.zeros((4, 8, 8, 1), np.uint8), labels=np.zeros(3, int)),
@@ -127,3 +127,159 @@ def test_recipes_train_on_a_folder_with_its_own_classifier_and_refuse_a_bad_one_
         f"vae.py: error: --data: {tmp_path / 'digits' / 'digit1' / 'broken.png'} is not an image zoo can read "
         "(corrupt or truncated, or not PNG, JPEG, BMP, GIF): remove or replace it"]
     assert not (tmp_path / "runs2" / "vae").exists()  # refused before training: no run folder
+
+
+def store_as_tfds(data_dir, name, images, labels=None, splits=("train",)):
+    """A dataset as a user makes one with tfds.dataset_builders.store_as_tfds_dataset (no
+    supervised_keys; a train split alone, usually)."""
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    features = {"image": tfds.features.Image(shape=images.shape[1:])}
+    examples = {"image": images}
+    if labels is not None:
+        features["label"] = tfds.features.ClassLabel(names=[f"c{i}" for i in range(labels.max() + 1)])
+        examples["label"] = labels
+    tfds.dataset_builders.store_as_tfds_dataset(
+        name=name, version="1.0.0", features=tfds.features.FeaturesDict(features), data_dir=str(data_dir),
+        split_datasets={s: tf.data.Dataset.from_tensor_slices(examples) for s in splits})
+
+
+def test_tensorflow_datasets_made_by_store_as_tfds_dataset_labelled_or_not(tmp_path):
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (30, 8, 8, 3), dtype=np.uint8), np.arange(30) % 3
+    store_as_tfds(tmp_path, "mine", images, labels)
+    info = data.info("mine", str(tmp_path), {"test_fraction": 0.2, "seed": 1})
+    assert (info.num_classes, info.class_names, info.num_examples) == (3, ("c0", "c1", "c2"), {"train": 24, "test": 6})
+    assert info.read_as["split_by"] == "0.2 of each class held out (seed 1)"
+    splits = data.splits("mine", str(tmp_path), {"test_fraction": 0.2, "seed": 1})
+    x, y = splits.stored_test
+    assert x.dtype == np.uint8 and sorted(y.tolist()) == [0, 0, 1, 1, 2, 2]
+    assert all(any(np.array_equal(a, b) for b in images[labels == c]) for a, c in zip(x, y))  # the pixels as stored
+    store_as_tfds(tmp_path, "mine_unlabelled", images, splits=("train", "test"))
+    info = data.info("mine_unlabelled", str(tmp_path))
+    assert (info.num_classes, info.num_examples, info.read_as) == (1, {"train": 30, "test": 30}, None)
+    assert set(data.splits("mine_unlabelled", str(tmp_path)).train[1]) == {0}
+
+
+def test_evaluation_reads_a_fixed_subset_of_a_large_split_and_training_the_uint8_images(tmp_path):
+    """100,000 images are held as uint8 for training; evaluation reads 10,000 of them as floats."""
+    index = np.arange(12_000)
+    images = np.stack([index // 256, index % 256, index % 256, index % 256], -1).astype(np.uint8).reshape(-1, 2, 2, 1)
+    splits = data.Splits((images[:50], np.zeros(50, np.int32)), (images, (index % 7).astype(np.int32)))
+    x, y = splits.train
+    read = (np.round(x[:, 0, 0, 0] * 255) * 256 + np.round(x[:, 0, 1, 0] * 255)).astype(int)
+    assert x.dtype == np.float32 and len(read) == data.EVALUATION_LIMIT == 10_000
+    assert np.all(np.diff(read) > 0) and np.array_equal(y, read % 7)  # distinct examples, in order, labels kept
+    assert np.array_equal(splits.train[0], x) and len(splits.test[1]) == 50
+    batch = next(iter(data.training_batches(images, np.zeros(12_000, np.int32), 4, seed=0, first_epoch=0, epochs=1)))
+    assert batch[0].dtype == "float32" and float(batch[0].numpy().max()) <= 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe, shape, classes, message", [
+    ("cgan", (8, 8), 101, "--data {npz} has 101 classes and the cgan draws at most 100 (each class needs samples of "
+                          "its own to be measured): merge classes into at most that many folders, or train the vae, "
+                          "ae or dae"),
+    ("vae", (30, 30), 2, "images of 30×30 cannot be used: the conv encoder halves them 2 times, so height and width "
+                         "must be multiples of 4 (e.g. 24×24, 28×28, 32×32, 36×36): resize your images with "
+                         "--image-size H W, or pick another dataset"),
+])
+def test_data_a_model_cannot_take_is_refused_in_one_line_before_training(tmp_path, recipe, shape, classes, message):
+    np.savez(tmp_path / "mine.npz", images=np.zeros((4 * classes, *shape, 1), np.uint8),
+             labels=np.arange(4 * classes) % classes)
+    out = subprocess.run([sys.executable, os.path.join(REPO, "recipes", f"{recipe}.py"), "--preset", "tiny",
+                          "--data", str(tmp_path / "mine.npz"), "--runs-dir", str(tmp_path / "runs")],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [
+        f"{recipe}.py: error: " + message.format(npz=tmp_path / "mine.npz")]
+    assert not (tmp_path / "runs" / recipe).exists()
+
+
+@pytest.fixture(scope="module")
+def tinted(tmp_path_factory):
+    """Digits 0-2 tinted by class on 32×32×3, in class folders (40 each) and, unlabelled, in one folder."""
+    root = tmp_path_factory.mktemp("tinted")
+    x, y = data.mnist5k("train")
+    tints = np.array([[1, 0.2, 0.2], [0.2, 1, 0.2], [0.2, 0.2, 1]], np.float32)
+    for c in range(3):
+        for i in np.flatnonzero(y == c)[:40]:
+            image = Image.fromarray((np.pad(x[i], ((2, 2), (2, 2), (0, 0))) * tints[c] * 255).round().astype(np.uint8))
+            for folder in (root / "labelled" / f"tint{c}", root / "unlabelled"):
+                os.makedirs(folder, exist_ok=True)
+                image.save(folder / f"{i}.png")
+    return root
+
+
+def tiny_run(recipe, data_path, out, *args):
+    return subprocess.run([sys.executable, os.path.join(REPO, "recipes", f"{recipe}.py"), "--preset", "tiny",
+                           "--data", str(data_path), "--out", str(out), "--runs-dir", str(out / "runs"), *args],
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe, folder", [("vae", "labelled"), ("ae", "labelled"), ("dae", "unlabelled"),
+                                            ("cgan", "labelled"), ("diffusion", "unlabelled")])
+def test_every_recipe_trains_on_a_folder_of_colour_images(tinted, tmp_path, recipe, folder):
+    """Each recipe's tiny preset from a folder of 32×32×3 images; the generators' exports draw
+    colour images, and unlabelled images make a one-class export that says what that means."""
+    from zoo.apps import pretrained
+
+    out = tiny_run(recipe, tinted / folder, tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    name = recipe
+    card = json.loads((tmp_path / name / "model_card.json").read_text())
+    assert card["data"]["image_shape"] == [32, 32, 3]
+    assert card["data"]["num_classes"] == (3 if folder == "labelled" else 1)
+    loaded = pretrained.load(str(tmp_path / name))
+    if recipe == "cgan":
+        assert card["data"]["class_names"] == ["tint0", "tint1", "tint2"]
+        assert loaded.sample(labels=["tint2", "tint0"]).shape == (2, 32, 32, 3)
+    if recipe == "diffusion":
+        assert "96 training and 24 test images of 32×32×3, unlabelled: one class, so the diffusion draws without a " \
+               "class of its own; its guidance is autoguidance (a guide network), which needs no labels" in out.stdout
+        assert card["data"]["classes"].startswith("unlabelled: one class")
+        assert loaded.sample(num=2).shape == (2, 32, 32, 3)
+    if recipe in ("vae", "ae", "dae"):
+        assert loaded.reconstruct(np.zeros((2, 32, 32, 3), np.float32)).shape == (2, 32, 32, 3)
+
+
+@pytest.mark.slow
+def test_a_dataset_stored_with_tensorflow_datasets_trains_a_recipe(tmp_path):
+    x, y = data.mnist5k("train")
+    keep = np.concatenate([np.flatnonzero(y == c)[:50] for c in range(3)])
+    store_as_tfds(tmp_path / "tfds", "my_digits", (x[keep] * 255).round().astype(np.uint8), y[keep])
+    out = tiny_run("vae", "my_digits", tmp_path, "--data-dir", str(tmp_path / "tfds"), "--test-fraction", "0.1")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "zoo: my_digits: 135 training and 15 test images of 28×28×1, 3 classes (c0, c1, c2); test split: 0.1 of " \
+           "each class held out (seed 0)" in out.stdout
+    card = json.loads((tmp_path / "vae" / "model_card.json").read_text())
+    assert card["data"]["read_as"] == {"test_fraction": 0.1, "seed": 0, "split_by": "0.1 of each class held out "
+                                                                                    "(seed 0)"}
+    assert card["data"]["size"] == 135 and card["data"]["evaluated_on"]["size"] == 15
+
+
+@pytest.mark.slow
+def test_the_mnist5k_digits_through_a_folder_train_the_same_model_as_through_mnist5k(tmp_path):
+    """The same data through two doors: the 5,000 digits written as PNGs into train/ and test/
+    class folders (in mnist5k's order) train the VAE to the same card as --data mnist5k, same
+    seed: PNG keeps the uint8 pixels and uint8 / 255 is mnist5k's float32, bit for bit."""
+    for split in ("train", "test"):
+        x, y = data.mnist5k(split)
+        for c in range(10):
+            os.makedirs(tmp_path / "digits" / split / str(c))
+        for i, (image, label) in enumerate(zip(x, y)):
+            Image.fromarray((image[:, :, 0] * 255).round().astype(np.uint8)).save(
+                tmp_path / "digits" / split / str(label) / f"{i:04d}.png")
+    cards = {}
+    for door in ("mnist5k", str(tmp_path / "digits")):
+        out = tiny_run("vae", door, tmp_path / door.replace("/", "_"), "--eval-extractor", "zoo_mnist_classifier")
+        assert out.returncode == 0, out.stderr[-3000:]
+        cards[door] = json.loads((tmp_path / door.replace("/", "_") / "vae" / "model_card.json").read_text())
+    folder, builtin = cards[str(tmp_path / "digits")], cards["mnist5k"]
+    assert folder["data"]["read_as"]["split_by"] == "folders train/ and test/" and folder["data"]["size"] == 4000
+    # class balance is read by the digit classifier, which zoo applies to mnist5k and mnist alone
+    assert all("class_" in k for k in builtin["metrics"] if k not in folder["metrics"])
+    assert "fid" in folder["metrics"] and set(folder["metrics"]) < set(builtin["metrics"])
+    for name, value in folder["metrics"].items():
+        assert value == pytest.approx(builtin["metrics"][name], rel=1e-6, abs=1e-9), name

@@ -235,6 +235,9 @@ class Pretrained:
 
     def _how_many(self, conditional, labels, num):
         """(the number of images, the labels as an array) of a ``sample`` call."""
+        if conditional and labels is None and num is not None and self.card.get("data", {}).get("num_classes") == 1:
+            labels = np.zeros(self._count(num), np.int32)  # trained on unlabelled images: its one class
+            num = None
         if conditional:
             if labels is None:
                 raise ZooError(f"{self.name} draws one image per label: pass labels=[...]")
@@ -247,10 +250,13 @@ class Pretrained:
             return len(labels), labels
         if labels is not None:
             raise ZooError(f"{self.name} draws without labels: drop labels= (num= says how many)")
-        n = 16 if num is None else num
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_BATCH:
+        return self._count(16 if num is None else num), None
+
+    @staticmethod
+    def _count(num):
+        if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or not 1 <= num <= MAX_BATCH:
             raise ZooError(f"sample: num must be an integer in [1, {MAX_BATCH}], got {num!r}")
-        return int(n), None
+        return int(num)
 
     def label_ids(self, labels):
         """Class names (a model trained on your folders: its card's ``class_names``) → ids;

@@ -18,7 +18,8 @@ def check_downsampling(image_shape, times, network="this network"):
         fits = ", ".join(f"{k * factor}×{k * factor}" for k in range(max(1, height // factor - 1), height // factor + 3))
         raise ZooError(
             f"images of {height}×{width} cannot be used: {network} halves them {times} times, so height and "
-            f"width must be multiples of {factor} (e.g. {fits}); resize the dataset or pick another one"
+            f"width must be multiples of {factor} (e.g. {fits}): resize your images with --image-size H W, or "
+            "pick another dataset"
         )
     return height // factor, width // factor
 

@@ -9,6 +9,7 @@ tensorflow-datasets. Training reads the split into memory and orders each epoch 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gzip
 import importlib.resources
 import json
@@ -96,10 +97,10 @@ def _tfds_builder(name, data_dir):
             "https://www.tensorflow.org/datasets/catalog"
         ) from None
     features = builder.info.features
-    if "image" not in features or "label" not in features:
+    if "image" not in features:
         raise DataError(
             f"dataset {name!r} has features {sorted(features.keys())}; zoo needs an image "
-            "dataset with 'image' and 'label'"
+            "dataset with 'image' (and 'label' for classes)"
         )
     shape = features["image"].shape
     if len(shape) != 3 or any(d is None for d in shape):
@@ -153,10 +154,16 @@ def info(name, data_dir=None, read_as=None) -> DataInfo:
             "mnist5k", (28, 28, 1), 10, {s: len(mnist5k(s)[1]) for s in ("train", "test")}
         )
     builder = _tfds_builder(name, data_dir)
+    if _without_test(builder):
+        held = _tfds_held_out(name, data_dir, read_as)
+        return DataInfo(name, held.image_shape, held.num_classes,
+                        {"train": len(held.train[1]), "test": len(held.test[1])}, held.class_names,
+                        {**(read_as or {}), "split_by": held.split_by})
+    label = builder.info.features["label"] if "label" in builder.info.features else None
     return DataInfo(
         name,
         tuple(builder.info.features["image"].shape),
-        builder.info.features["label"].num_classes,
+        label.num_classes if label is not None else 1,
         {s: builder.info.splits[s].num_examples for s in builder.info.splits},
     )
 
@@ -165,33 +172,84 @@ def _to_unit_float(image, label):
     return tf.cast(image, tf.float32) / 255.0, tf.cast(label, tf.int32)
 
 
+def unit_float(images):
+    """float32 images in [0, 1] of images held as uint8 (or the float32 ones as they are); the
+    same values as ``tf.cast(x, tf.float32) / 255`` (one correctly rounded division)."""
+    return images if images.dtype != np.uint8 else images.astype(np.float32) / np.float32(255)
+
+
 def load(name, split, data_dir=None, read_as=None) -> tf.data.Dataset:
-    """Unbatched ``(image, label)`` examples of one split."""
+    """Unbatched ``(image, label)`` examples of one split, images float32 in [0, 1]."""
     if own_data.is_own(name) or name == "mnist5k":
         return tf.data.Dataset.from_tensor_slices(arrays(name, split, data_dir, read_as=read_as))
+    return _tfds_split(name, split, data_dir).map(_to_unit_float, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _tfds_split(name, split, data_dir):
+    """(uint8 image, int32 label) examples of a tensorflow-datasets split; label 0 for a dataset
+    without labels (``supervised_keys`` are not needed: store_as_tfds_dataset sets none)."""
     builder = _tfds_builder(name, data_dir)
     if builder.info.splits and split not in builder.info.splits:
         raise DataError(f"dataset {name!r} has splits {sorted(builder.info.splits)}, not {split!r}")
-    ds = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
-    return ds.map(_to_unit_float, num_parallel_calls=tf.data.AUTOTUNE)
+    labelled = "label" in builder.info.features
+    return builder.as_dataset(split=split, shuffle_files=False).map(
+        lambda e: (e["image"], tf.cast(e["label"], tf.int32) if labelled else tf.constant(0, tf.int32)))
 
 
-def arrays(name, split, data_dir=None, limit=None, read_as=None):
-    """One split as NumPy arrays (for evaluation), at most ``limit`` examples."""
+def _tfds_arrays(name, split, data_dir):
+    images, labels = zip(*_tfds_split(name, split, data_dir).batch(1024).as_numpy_iterator())
+    return np.concatenate(images), np.concatenate(labels)
+
+
+_HELD_OUT = {}
+
+
+def _without_test(builder):
+    """A dataset whose splits are known and hold no test split (one made by store_as_tfds_dataset,
+    often): zoo holds the test split out of train."""
+    return bool(builder.info.splits) and "test" not in builder.info.splits
+
+
+def _tfds_held_out(name, data_dir, read_as):
+    """A tensorflow-datasets dataset without a test split: ``test_fraction`` of each class of its
+    train split held out by the seed, as for a user's folder (``own_data.held_out``)."""
+    read_as = {"test_fraction": 0.2, "seed": 0, **(read_as or {})}
+    key = (name, data_dir, read_as["test_fraction"], read_as["seed"])
+    if key not in _HELD_OUT:
+        builder = _tfds_builder(name, data_dir)
+        if "train" not in builder.info.splits:
+            raise DataError(f"dataset {name!r} has splits {sorted(builder.info.splits)}; zoo needs 'train' (and "
+                            "'test', or it holds out --test-fraction of 'train')")
+        images, labels = _tfds_arrays(name, "train", data_dir)
+        own_data.check_counts(f"{name} (train)", labels)
+        train, test, how = own_data.held_out(labels, read_as["test_fraction"], read_as["seed"])
+        label = builder.info.features["label"] if "label" in builder.info.features else None
+        _HELD_OUT[key] = own_data.OwnData((images[train], labels[train]), (images[test], labels[test]),
+                                          tuple(label.names) if label is not None else (), how)
+    return _HELD_OUT[key]
+
+
+def stored(name, split, data_dir=None, read_as=None):
+    """One split as training holds it in memory: (images, int32 labels), the images uint8 (a
+    quarter of float32's size) for a user's images and a tensorflow-datasets dataset, float32
+    in [0, 1] for mnist5k (the values its shipped models were trained on)."""
     if own_data.is_own(name):
         own = _own(name, read_as)
         if split not in ("train", "test"):
             raise DataError(f"{name} has splits 'train' and 'test', not {split!r}")
-        images, labels = own.train if split == "train" else own.test
-        return images[:limit].astype(np.float32) / 255.0, labels[:limit]
+        return own.train if split == "train" else own.test
     if name == "mnist5k":
-        images, labels = mnist5k(split)
-        return images[:limit], labels[:limit]
-    ds = load(name, split, data_dir)
-    if limit is not None:
-        ds = ds.take(limit)
-    images, labels = zip(*ds.batch(1024).as_numpy_iterator())
-    return np.concatenate(images), np.concatenate(labels)
+        return mnist5k(split)
+    if split in ("train", "test") and _without_test(_tfds_builder(name, data_dir)):
+        held = _tfds_held_out(name, data_dir, read_as)
+        return held.train if split == "train" else held.test
+    return _tfds_arrays(name, split, data_dir)
+
+
+def arrays(name, split, data_dir=None, limit=None, read_as=None):
+    """One split as NumPy arrays, images float32 in [0, 1], at most ``limit`` examples."""
+    images, labels = stored(name, split, data_dir, read_as)
+    return unit_float(images[:limit]), labels[:limit]
 
 
 def training_batches(images, labels, batch_size, *, seed, first_epoch, epochs, steps_per_epoch=None):
@@ -206,7 +264,6 @@ def training_batches(images, labels, batch_size, *, seed, first_epoch, epochs, s
     if n < batch_size:
         raise DataError(f"the training split has {n} examples, fewer than one global batch of {batch_size}; "
                         "lower --batch-size")
-    images, labels = tf.constant(images), tf.constant(labels, tf.int32)
 
     def epoch_order(epoch):
         key = tf.stack([tf.constant(seed, tf.int64), epoch])
@@ -216,9 +273,29 @@ def training_batches(images, labels, batch_size, *, seed, first_epoch, epochs, s
         return order if steps_per_epoch is None else order.take(steps_per_epoch)
 
     batches = tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch_order)
-    batches = batches.map(lambda index: (tf.gather(images, index), tf.gather(labels, index)),
-                          num_parallel_calls=tf.data.AUTOTUNE)
-    return batches.prefetch(tf.data.AUTOTUNE)
+    return batches.map(gather(images, labels, batch_size), num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def gather(images, labels, batch_size=None):
+    """index batch → (float32 images in [0, 1], int32 labels), taken from the NumPy arrays where
+    they lie: a tf.constant of them would copy them twice over (2.4 GB more for 1.2 GB of
+    uint8, bench/results/own_data.json)."""
+    images, labels = np.asarray(images), np.asarray(labels, np.int32)
+
+    def take(index):
+        x, y = tf.numpy_function(lambda i: (images[i], labels[i]), [index], (tf.as_dtype(images.dtype), tf.int32),
+                                 stateful=False)
+        x.set_shape([batch_size, *images.shape[1:]])  # batch_size: every batch full (drop_remainder)
+        y.set_shape([batch_size])
+        return (tf.cast(x, tf.float32) / 255.0 if images.dtype == np.uint8 else x), y
+
+    return take
+
+
+def held_out_batches(images, labels, batch_size):
+    """The test split in order, in batches of ``batch_size`` (the last one partial)."""
+    order = tf.data.Dataset.range(len(labels)).batch(batch_size)
+    return order.map(gather(images, labels), num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def pipeline(ds, batch_size, *, shuffle=False, seed=0, drop_remainder=False, cache=True, repeat=False):
@@ -232,21 +309,41 @@ def pipeline(ds, batch_size, *, shuffle=False, seed=0, drop_remainder=False, cac
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
 
+EVALUATION_LIMIT = 10_000  # examples of each split that evaluation reads: FID's usual 10,000
+
+
 @dataclasses.dataclass
 class Splits:
-    """What evaluation sees: the test split, the whole training split (probes, CAS,
-    detection thresholds, the real-data reference) and the dataset's name."""
+    """What evaluation sees: the test split, the training split (probes, CAS, detection
+    thresholds, the real-data reference) and the dataset's name. Built from the splits as they
+    are held (``stored``: uint8 for a user's images); ``test`` and ``train`` are float32 in
+    [0, 1], made when first asked for, at most ``EVALUATION_LIMIT`` examples each (a fixed
+    seeded subset, so that the real-data references stay cached across runs)."""
 
-    test: tuple  # (images, labels) NumPy
-    train: tuple
+    stored_test: tuple
+    stored_train: tuple
     data_name: str = "mnist5k"
+
+    @functools.cached_property
+    def test(self):
+        return _evaluated(*self.stored_test)
+
+    @functools.cached_property
+    def train(self):
+        return _evaluated(*self.stored_train)
 
     @property
     def image_shape(self):
-        return tuple(self.test[0].shape[1:])
+        return tuple(self.stored_test[0].shape[1:])
+
+
+def _evaluated(images, labels):
+    if len(labels) > EVALUATION_LIMIT:
+        keep = np.sort(np.random.default_rng(0).choice(len(labels), EVALUATION_LIMIT, replace=False))
+        images, labels = images[keep], labels[keep]
+    return unit_float(images), labels
 
 
 def splits(name, data_dir=None, read_as=None):
-    """The test and the whole training split of a dataset as NumPy arrays (``Splits``)."""
-    return Splits(arrays(name, "test", data_dir, read_as=read_as), arrays(name, "train", data_dir, read_as=read_as),
-                  name)
+    """The test and the training split of a dataset as they are held (``Splits``)."""
+    return Splits(stored(name, "test", data_dir, read_as), stored(name, "train", data_dir, read_as), name)

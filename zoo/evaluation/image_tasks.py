@@ -81,7 +81,7 @@ def inpainting_metrics(model, splits, digits=INPAINT_DIGITS, seed=0, masks=corru
     for kind in masks:
         mask = corruption.inpainting_mask(kind, len(images), images.shape[1:], seed)
         hidden = (1 - mask).sum(axis=(1, 2, 3))
-        with stage(f"inpainting {len(images)} test digits, {kind.replace('_', ' ')} hidden, without and with the label"):
+        with stage(f"inpainting {len(images)} test images, {kind.replace('_', ' ')} hidden, without and with the label"):
             fills = model.inpaint_with_and_without_label_numpy(images, mask, labels, seed)
         for filled, suffix in zip(fills, ("", "_labelled")):
             error = ((filled - images) ** 2 * (1 - mask)).sum(axis=(1, 2, 3)) / np.maximum(hidden, 1)

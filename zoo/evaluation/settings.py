@@ -26,7 +26,10 @@ def resolve_extractor(settings, splits):
     try:
         extractors.get(name)
     except ZooError as e:
-        return None, str(e)
+        if settings.extractor != "auto":
+            return None, str(e)
+        return None, f"{e}; or, offline, measure in a classifier of your own labelled images: python " \
+            "recipes/classifier.py --data DIR --out X, then --eval-extractor X/classifier (docs/own-data.md)"
     return name, None
 
 

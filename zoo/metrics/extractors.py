@@ -70,9 +70,9 @@ class Extractor:
 class ClassifierExtractor(Extractor):
     """A ``nets.classifier`` network: its pooled convolutional features, softmax probabilities."""
 
-    def __init__(self, network, name="zoo_mnist_classifier"):
+    def __init__(self, network, name="zoo_mnist_classifier", accuracy=None):
         self.network = network
-        self.name = name
+        self.name, self.accuracy = name, accuracy  # its test accuracy: how far its features can be trusted
         self._features = tf.function(lambda x: network(x, training=False)["features"])
         self._probabilities = tf.function(lambda x: tf.nn.softmax(network(x, training=False)["logits"]))
         self._maps = None
@@ -126,12 +126,13 @@ def shipped_classifier(name="zoo_mnist_classifier"):
             raise ZooError(f"the {name} weights are missing ({weights}); run `python recipes/classifier.py --ship` "
                            "to make them")
         with open(card_path) as f:
-            c = json.load(f)["config"]
+            shipped = json.load(f)
+        c = shipped["config"]
         with distribute.float32_policy():  # a measuring instrument: float32 even inside a bfloat16 run
             network = nets.classifier(tuple(c["image_shape"]), c["num_classes"], tuple(c["filters"]), c["hidden"],
                                       name=name)
         network.load_weights(weights)
-        _CLASSIFIER_EXTRACTORS[name] = ClassifierExtractor(network, name)
+        _CLASSIFIER_EXTRACTORS[name] = ClassifierExtractor(network, name, (shipped.get("metrics") or {}).get("accuracy"))
     return _CLASSIFIER_EXTRACTORS[name]
 
 

@@ -58,9 +58,20 @@ class Generator(Sampling):
 class ConditionalGenerator(Sampling):
     """Draws images of requested classes; ``config.num_classes`` says how many there are."""
 
+    # Intra-FID estimates a covariance for each class from the samples evaluation draws (1,000
+    # by default: 10 a class at 100 classes, fewer is noise), and the samples picture has a row
+    # of each class.
+    max_classes = 100
+
     def sample_numpy(self, labels, seed=0):
         """One image per label, float32 NHWC in [0, 1], deterministic for a seed (NumPy)."""
         raise NotImplementedError
+
+    @classmethod
+    def with_one_class(cls, config):
+        """What training on unlabelled images (one class) means for this model: said before
+        training and kept in the card."""
+        return f"unlabelled: one class, so the {cls.zoo_name} draws without a class of its own"
 
 
 class Reconstructor(Capability):

@@ -246,6 +246,7 @@ class VAE(codes.CodeModel):
                 "settings": {**getattr(self, "fitted", {}), "iw_samples": IW_SAMPLES, "elbo_samples": IW_SAMPLES}}
 
     def extra_pictures(self, images, labels):
-        mean = self.encode_numpy(images[np.random.default_rng(0).permutation(len(images))[:16]])
+        pairs = min(8, len(images) // 2)  # a row per pair of test images: 8, fewer in a small split
+        mean = self.encode_numpy(images[np.random.default_rng(0).permutation(len(images))[:2 * pairs]])
         path = slerp(mean[0::2], mean[1::2], np.linspace(0, 1, 10)).reshape(-1, self.config.latent_dim)
-        return {"interpolation.png": grid(self.decode_numpy(path.astype(np.float32)), rows=8)}
+        return {"interpolation.png": grid(self.decode_numpy(path.astype(np.float32)), rows=pairs)}

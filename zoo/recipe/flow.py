@@ -155,19 +155,28 @@ def keep_what_is_there(folder):
 def load_data(run, model_class, args, config_names, config_extra):
     """(dataset info, the model config with the dataset's fields, the splits)."""
     info = data.info(run.data, run.data_dir, run.read_as())
+    if issubclass(model_class, ConditionalGenerator) and info.num_classes > model_class.max_classes:
+        raise data.DataError(f"--data {run.data} has {info.num_classes} classes and the {model_class.zoo_name} draws "
+                             f"at most {model_class.max_classes} (each class needs samples of its own to be measured): "
+                             "merge classes into at most that many folders, or train the vae, ae or dae")
     fields = model_class.Config.defaults()
     from_data = {k: v for k, v in (("image_shape", tuple(info.image_shape)), ("num_classes", info.num_classes))
                  if k in fields}
     model_config = config.build(model_class.Config, args, config_names, **config_extra, **from_data)
     splits = data.splits(run.data, run.data_dir, run.read_as())
-    if run.read_as() is not None:
+    if info.read_as is not None:
         labelled = f"{info.num_classes} classes ({', '.join(info.class_names)})" if info.class_names else \
-            "unlabelled: one class" + (f", so the {model_class.zoo_name} draws without a class of its own" if
-                                             isinstance(model_class, type) and issubclass(
-                                                 model_class, ConditionalGenerator) else "")
+            one_class(model_class, model_config) or "unlabelled: one class"
         print(f"zoo: {run.data}: {info.num_examples['train']} training and {info.num_examples['test']} test images "
               f"of {'×'.join(map(str, info.image_shape))}, {labelled}; test split: {info.read_as['split_by']}")
     return info, model_config, splits
+
+
+def one_class(model_class, model_config):
+    """What unlabelled data means for a model that draws by class (else None)."""
+    if model_config.to_dict().get("num_classes") == 1 and issubclass(model_class, ConditionalGenerator):
+        return model_class.with_one_class(model_config)
+    return None
 
 
 def build_model(run, model_class, model_config, s, train_labels):
@@ -183,25 +192,26 @@ def build_model(run, model_class, model_config, s, train_labels):
 
 def train(run, model, s, splits, fit, steps_per_epoch, run_dir):
     """``zoo.trainer.Trainer`` from the last checkpoint; (trainer, final losses, test losses)."""
-    name, (test_x, test_y), (fit_x, fit_y) = model.zoo_name, splits.test, fit
+    name, (fit_x, fit_y) = model.zoo_name, fit
     trainer = Trainer(model, s.strategy, checkpoint_dir=os.path.join(run_dir, "checkpoints"), jit_compile=s.jit,
                       steps_per_execution=run.steps_per_execution)
     initial_epoch = trainer.restore()
     if initial_epoch:
         print(f"zoo: resuming {run_dir} from epoch {initial_epoch} of {run.epochs}")
-    callbacks = standard_callbacks(run_dir, s.chief, lambda: pictures.preview(model, test_x), model.preview_every)
+    callbacks = standard_callbacks(run_dir, s.chief, lambda: pictures.preview(
+        model, data.unit_float(splits.stored_test[0][:16])), model.preview_every)
     callbacks += model.training_callbacks()
     draw = measure.sampler(model)
     if run.eval_every > 0 and draw is not None and run.eval_extractor != "none":
         extractor = None if run.eval_extractor == "auto" else run.eval_extractor
-        callbacks.insert(0, GenerativeMetricsCallback(draw, test_x, test_y, every=run.eval_every, extractor=extractor,
+        callbacks.insert(0, GenerativeMetricsCallback(draw, *splits.test, every=run.eval_every, extractor=extractor,
                                                       seed=run.seed, num_samples=run.eval_samples))
     print(f"zoo: training {name} on {run.data} ({len(fit_y)} images, global batch {s.global_batch}, "
           f"{s.strategy.num_replicas_in_sync} replica(s), {s.policy}, XLA {'on' if s.jit else 'off'}, "
           f"{run.steps_per_execution} steps per call); run folder {run_dir}")
     batches = data.training_batches(fit_x, fit_y, s.global_batch, seed=run.seed, first_epoch=initial_epoch,
                                     epochs=run.epochs, steps_per_epoch=steps_per_epoch)
-    test = data.pipeline(tf.data.Dataset.from_tensor_slices((test_x, test_y)), s.global_batch)
+    test = data.held_out_batches(*splits.stored_test, s.global_batch)
     history = trainer.fit(batches, epochs=run.epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks,
                           validation_data=test, validation_every=model.validation_every,
                           initial_epoch=initial_epoch, verbose=s.verbose)
@@ -266,7 +276,7 @@ def _train_stages(model_class, args, started):
     run, config_names, config_extra = configs_from_flags(model_class, args)
     s = setup(run, model_class)  # 2
     info, model_config, splits = load_data(run, model_class, args, config_names, config_extra)  # 3
-    train_x, train_y = splits.train
+    train_x, train_y = splits.stored_train  # as held: uint8 for a user's images
     model, steps_per_epoch, started_from = build_model(run, model_class, model_config, s, train_y)  # 4
     keep = model.select_training_examples(train_y)
     fit = (train_x, train_y) if keep is None else (train_x[keep], train_y[keep])
@@ -291,13 +301,14 @@ def _float32_model(t):
 def _card(t, argv, chosen, measured, evaluation_seconds):
     """Stage 10: the card of the run, before the export adds what it wrote."""
     run, s = t.run, t.setup
+    classes = one_class(type(t.model), t.model_config)
     training = cards.training_section(run, t.model, t.trainer, distribute.strategy_name(s.strategy),
                                       s.strategy.num_replicas_in_sync, s.policy, s.jit, t.resumed, t.run_dir,
                                       t.final_losses)
     return {
         "provenance": cards.provenance(argv, run, s.policy, {
             "training": t.trainer.total_seconds, "start_up": t.start_up, "evaluation": evaluation_seconds}),
-        "data": {**t.info.as_dict("train", len(t.fit[1])),
+        "data": {**t.info.as_dict("train", len(t.fit[1])), **({"classes": classes} if classes else {}),
                  "evaluated_on": t.info.as_dict("test", len(t.splits.test[1]))},
         "config": cards.config_section(t.model_config, run, s.global_batch),
         "training": {**training, **({"started_from": t.started_from} if t.started_from else {})},
@@ -313,5 +324,5 @@ def _export(t, model, card, grids, eval_settings):
     variants = tuple(v for v in t.run.tflite_variants if v != "none")
     judge = quality.TFLiteQuality(model, t.splits, eval_settings) if variants else None
     return exporter.export(model, t.out, card=card, pictures=grids, variants=("float32", *variants),
-                           quality=judge, calibration_images=t.fit[0][:1000],
+                           quality=judge, calibration_images=data.unit_float(t.fit[0][:1000]),
                            web_batches=model.web_batches if t.run.web else ())

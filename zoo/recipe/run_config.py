@@ -9,7 +9,7 @@ import os
 
 import keras
 
-from zoo.core import config, distribute, own_data
+from zoo.core import config, data, distribute, own_data
 from zoo.core.config import (
     Config,
     ConfigError,
@@ -43,7 +43,8 @@ class RunConfig(Config):
                                 "when all agree)", each(positive_int, empty_ok=True), type=int)
     color_mode: str | None = setting(None, "with a folder or .npz: grayscale or rgb (default: grayscale when every "
                                      "image is)", one_of(*own_data.COLOR_MODES), type=str)
-    test_fraction: float = setting(0.2, "with a folder or .npz without train/ and test/: the fraction of each class "
+    test_fraction: float = setting(0.2, "data without a test split (a folder or .npz without train/ and test/, a "
+                                   "tensorflow-datasets dataset with train alone): the fraction of each class "
                                    "held out for testing, chosen by --seed", in_range(0, 1, low_open=True,
                                                                                       high_open=True))
     data_dir: str | None = setting(None, "tensorflow-datasets data folder", type=str)
@@ -105,9 +106,12 @@ class RunConfig(Config):
                               "a tensorflow-datasets name)")
 
     def read_as(self):
-        """How ``--data``'s own images are read (zoo.core.own_data), or None for a dataset."""
-        if not own_data.is_own(self.data):
+        """How ``--data``'s own images are read (zoo.core.own_data); for a tensorflow-datasets
+        name, how a test split is held out if it has none; None for mnist5k."""
+        if self.data in data.BUILTIN:
             return None
+        if not own_data.is_own(self.data):
+            return {"test_fraction": self.test_fraction, "seed": self.seed}
         return {"image_size": list(self.image_size) or None, "color_mode": self.color_mode,
                 "test_fraction": self.test_fraction, "seed": self.seed}
 

@@ -108,6 +108,10 @@ class DiffusionConfig(Config):
             raise ConfigError("guidance_interval", low_high, "must be two fractions of T, low < high")
         if len(self.attention) != len(self.channels):
             raise ConfigError("attention", self.attention, f"needs one flag per level of channels {self.channels}")
+        if self.num_classes == 1 and not self.guide_channels and self.guidance != 1:
+            raise ConfigError("guidance", self.guidance, "is classifier-free guidance (no --guide-channels), which "
+                              "needs classes, and the data is unlabelled (one class): pass --guidance 1 (off), or "
+                              "keep the default guide network (autoguidance needs no labels)")
         if self.guide_channels and len(self.guide_channels) != len(self.channels):
             raise ConfigError("guide_channels", self.guide_channels,
                               f"needs one width per level of channels {self.channels} (or none)")

@@ -199,6 +199,12 @@ class Diffusion(ZooModel, ConditionalGenerator, Inpainter):
     def eps(self, network, x_t, t, labels):
         return self.as_eps(x_t, t, self.network_output(network, x_t, t, labels))
 
+    @classmethod
+    def with_one_class(cls, config):
+        guidance = ("its guidance is autoguidance (a guide network), which needs no labels" if config.guide_channels
+                    else "classifier-free guidance, which needs classes, is off (--guidance 1)")
+        return f"{super().with_one_class(config)}; {guidance}"
+
     def guided_prediction(self, labels, guidance=None, per_example=False):
         """x_t, t → the averaged network's guided output, at timesteps inside
         ``guidance_interval`` (a sampler step has one t for the whole batch); elsewhere the
