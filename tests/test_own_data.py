@@ -218,11 +218,11 @@ def tiny_run(recipe, data_path, out, *args):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("recipe, folder", [("vae", "labelled"), ("ae", "labelled"), ("dae", "unlabelled"),
-                                            ("cgan", "labelled"), ("diffusion", "unlabelled")])
-def test_every_recipe_trains_on_a_folder_of_colour_images(tinted, tmp_path, recipe, folder):
-    """Each recipe's tiny preset from a folder of 32×32×3 images; the generators' exports draw
-    colour images, and unlabelled images make a one-class export that says what that means."""
+@pytest.mark.parametrize("recipe, folder", [("dae", "unlabelled"), ("cgan", "labelled"), ("diffusion", "unlabelled")])
+def test_recipes_train_on_a_folder_of_colour_images(tinted, tmp_path, recipe, folder):
+    """Tiny presets from a folder of 32×32×3 images (every recipe meets 32×32×3 in
+    test_datasets.py, and the VAE a folder below): the generators' exports draw colour images,
+    and unlabelled images make a one-class export that says what that means."""
     from zoo.apps import pretrained
 
     out = tiny_run(recipe, tinted / folder, tmp_path)
@@ -240,7 +240,7 @@ def test_every_recipe_trains_on_a_folder_of_colour_images(tinted, tmp_path, reci
                "class of its own; its guidance is autoguidance (a guide network), which needs no labels" in out.stdout
         assert card["data"]["classes"].startswith("unlabelled: one class")
         assert loaded.sample(num=2).shape == (2, 32, 32, 3)
-    if recipe in ("vae", "ae", "dae"):
+    if recipe == "dae":
         assert loaded.reconstruct(np.zeros((2, 32, 32, 3), np.float32)).shape == (2, 32, 32, 3)
 
 
