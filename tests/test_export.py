@@ -54,6 +54,9 @@ def test_recipe_writes_the_contract_layout_and_summary(exported):
     assert made["command"].startswith("python recipes/vae.py --epochs 1") and made["seed"] == 0
     assert made["precision"] in ("float32", "mixed_bfloat16") and made["machine"]["cores"] == os.cpu_count()
     assert set(made["seconds"]) == {"training", "start_up", "evaluation", "export", "total"}
+    stages = dict(made["evaluation_stages"])  # where the evaluation's time went, stage by stage
+    assert any(title.startswith("sampling 200 images") for title in stages) and "VAE measurements" in stages
+    assert all(0 <= seconds <= made["seconds"]["evaluation"] for seconds in stages.values())
     for key in ("epochs", "steps", "seconds", "images_per_second", "strategy", "replicas", "final_losses"):
         assert key in card["training"]
     assert card["training"]["steps"] == 4000 // 64

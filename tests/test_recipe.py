@@ -281,6 +281,27 @@ def test_the_time_left_is_told_after_the_second_epoch(capsys, monkeypatch):
     assert lines == ["zoo: 30 s per epoch: about 25 min of training left (50 epochs), then evaluation and export"]
 
 
+def test_each_stage_is_timed_once_in_the_order_it_finished(monkeypatch):
+    """What the card's provenance.evaluation_stages holds: a stage inside another comes first,
+    a stage finished twice counts once, and stages outside the block are not recorded."""
+    from zoo.core import progress
+
+    monkeypatch.setitem(progress.VERBOSE, "level", 0)
+    clock = iter([0.0, 1.0, 3.5, 10.0, 20.0, 21.0, 22.0, 23.0])
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
+    with progress.recorded() as stages:
+        with progress.stage("outer"):  # starts at 0
+            inner = progress.Stage("inner", 4)  # starts at 1
+            inner.finish()  # 3.5
+            inner.finish()
+        # outer ends at 10
+        with progress.stage("next"):  # 20 → 21
+            pass
+    with progress.stage("after"):
+        pass
+    assert stages == [["inner", 2.5], ["outer", 10.0], ["next", 1.0]]
+
+
 @pytest.mark.parametrize("name", (*RECIPES, "distill"))
 def test_every_recipes_help_lists_its_flags(name, capsys):
     """``--help`` as a user types it (argparse formats every help text: a stray % once crashed

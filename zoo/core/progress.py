@@ -13,6 +13,7 @@ import time
 import keras
 
 VERBOSE = {"level": 1}  # the recipe sets it from --verbose; 0 silences every stage
+_RECORDS = []  # the lists ``recorded`` blocks are filling
 
 
 def set_verbosity(level):
@@ -33,7 +34,7 @@ class Stage:
 
     def __init__(self, title, total, unit="step"):
         self.total, self.done, self.started = max(int(total), 1), 0, time.perf_counter()
-        self.bar = None
+        self.title, self.seconds, self.bar = title, None, None
         if VERBOSE["level"]:
             print(f"zoo: {title}", flush=True)
         if VERBOSE["level"] and self.total > 1:
@@ -47,7 +48,23 @@ class Stage:
     def finish(self):
         if self.done < self.total:
             self.advance(self.total - self.done)
-        return time.perf_counter() - self.started
+        if self.seconds is None:
+            self.seconds = time.perf_counter() - self.started
+            for times in _RECORDS:
+                times.append([self.title, round(self.seconds, 1)])
+        return self.seconds
+
+
+@contextlib.contextmanager
+def recorded():
+    """[title, seconds] of every stage finished inside the block, in order of finishing (a
+    stage inside another comes first): where a run's time went."""
+    times = []
+    _RECORDS.append(times)
+    try:
+        yield times
+    finally:
+        _RECORDS.remove(times)
 
 
 @contextlib.contextmanager

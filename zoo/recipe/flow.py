@@ -250,10 +250,11 @@ def _flow(model_class, args, argv):
     try:
         model, eval_settings = _float32_model(t)
         model.after_training(*t.splits.train)  # 7 fit what gradients do not (the model knows what it held out)
-        chosen = choices.make(model, t.splits, eval_settings)  # 8 choose, before measuring
-        measured = measure.evaluate_model(model, t.splits, eval_settings)  # 9 measure
-        grids = pictures.export_pictures(model, t.splits)
-        card = _card(t, argv, chosen, measured, time.perf_counter() - t.trained_at)  # 10
+        with progress.recorded() as stages:
+            chosen = choices.make(model, t.splits, eval_settings)  # 8 choose, before measuring
+            measured = measure.evaluate_model(model, t.splits, eval_settings)  # 9 measure
+            grids = pictures.export_pictures(model, t.splits)
+        card = _card(t, argv, chosen, measured, time.perf_counter() - t.trained_at, stages)  # 10
         written, card = _export(t, model, card, grids, eval_settings)  # 11
     except KeyboardInterrupt:
         raise
@@ -298,16 +299,18 @@ def _float32_model(t):
     return model, EvaluationSettings(t.run.eval_extractor, t.run.eval_samples, seed=t.run.seed)
 
 
-def _card(t, argv, chosen, measured, evaluation_seconds):
-    """Stage 10: the card of the run, before the export adds what it wrote."""
+def _card(t, argv, chosen, measured, evaluation_seconds, stages):
+    """Stage 10: the card of the run, before the export adds what it wrote; ``stages``: the
+    evaluation's, [title, seconds] each."""
     run, s = t.run, t.setup
     classes = one_class(type(t.model), t.model_config)
     training = cards.training_section(run, t.model, t.trainer, distribute.strategy_name(s.strategy),
                                       s.strategy.num_replicas_in_sync, s.policy, s.jit, t.resumed, t.run_dir,
                                       t.final_losses)
     return {
-        "provenance": cards.provenance(argv, run, s.policy, {
+        "provenance": {**cards.provenance(argv, run, s.policy, {
             "training": t.trainer.total_seconds, "start_up": t.start_up, "evaluation": evaluation_seconds}),
+            "evaluation_stages": stages},
         "data": {**t.info.as_dict("train", len(t.fit[1])), **({"classes": classes} if classes else {}),
                  "evaluated_on": t.info.as_dict("test", len(t.splits.test[1]))},
         "config": cards.config_section(t.model_config, run, s.global_batch),
