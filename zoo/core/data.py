@@ -159,7 +159,7 @@ def info(name, data_dir=None, read_as=None) -> DataInfo:
         return DataInfo(name, held.image_shape, held.num_classes,
                         {"train": len(held.train[1]), "test": len(held.test[1])}, held.class_names,
                         {**(read_as or {}), "split_by": held.split_by})
-    label = builder.info.features["label"] if "label" in builder.info.features else None
+    label = _label_feature(builder)
     return DataInfo(
         name,
         tuple(builder.info.features["image"].shape),
@@ -191,9 +191,14 @@ def _tfds_split(name, split, data_dir):
     builder = _tfds_builder(name, data_dir)
     if builder.info.splits and split not in builder.info.splits:
         raise DataError(f"dataset {name!r} has splits {sorted(builder.info.splits)}, not {split!r}")
-    labelled = "label" in builder.info.features
+    labelled = _label_feature(builder) is not None
     return builder.as_dataset(split=split, shuffle_files=False).map(
         lambda e: (e["image"], tf.cast(e["label"], tf.int32) if labelled else tf.constant(0, tf.int32)))
+
+
+def _label_feature(builder):
+    """A dataset's ``label`` feature, or None: unlabelled, one class."""
+    return builder.info.features["label"] if "label" in builder.info.features else None
 
 
 def _tfds_arrays(name, split, data_dir):
@@ -212,7 +217,7 @@ def _without_test(builder):
 
 def _tfds_held_out(name, data_dir, read_as):
     """A tensorflow-datasets dataset without a test split: ``test_fraction`` of each class of its
-    train split held out by the seed, as for a user's folder (``own_data.held_out``)."""
+    train split held out by the seed, as for a user's .npz (``own_data.with_test_held_out``)."""
     read_as = {"test_fraction": 0.2, "seed": 0, **(read_as or {})}
     key = (name, data_dir, read_as["test_fraction"], read_as["seed"])
     if key not in _HELD_OUT:
@@ -220,12 +225,10 @@ def _tfds_held_out(name, data_dir, read_as):
         if "train" not in builder.info.splits:
             raise DataError(f"dataset {name!r} has splits {sorted(builder.info.splits)}; zoo needs 'train' (and "
                             "'test', or it holds out --test-fraction of 'train')")
-        images, labels = _tfds_arrays(name, "train", data_dir)
-        own_data.check_counts(f"{name} (train)", labels)
-        train, test, how = own_data.held_out(labels, read_as["test_fraction"], read_as["seed"])
-        label = builder.info.features["label"] if "label" in builder.info.features else None
-        _HELD_OUT[key] = own_data.OwnData((images[train], labels[train]), (images[test], labels[test]),
-                                          tuple(label.names) if label is not None else (), how)
+        label = _label_feature(builder)
+        _HELD_OUT[key] = own_data.with_test_held_out(f"{name} (train)", *_tfds_arrays(name, "train", data_dir),
+                                                     tuple(label.names) if label is not None else (),
+                                                     read_as["test_fraction"], read_as["seed"])
     return _HELD_OUT[key]
 
 
@@ -287,7 +290,7 @@ def gather(images, labels, batch_size=None):
                                  stateful=False)
         x.set_shape([batch_size, *images.shape[1:]])  # batch_size: every batch full (drop_remainder)
         y.set_shape([batch_size])
-        return (tf.cast(x, tf.float32) / 255.0 if images.dtype == np.uint8 else x), y
+        return _to_unit_float(x, y) if images.dtype == np.uint8 else (x, y)
 
     return take
 

@@ -129,7 +129,7 @@ def _color(images, color_mode, chunk=4096):
     return images
 
 
-def held_out(labels, fraction, seed):
+def _held_out(labels, fraction, seed):
     """(train indices, test indices, how) with ``fraction`` of each class held out, chosen by ``seed``."""
     rng = np.random.default_rng(seed)
     test = np.zeros(len(labels), bool)
@@ -139,11 +139,19 @@ def held_out(labels, fraction, seed):
     return np.flatnonzero(~test), np.flatnonzero(test), f"{fraction:g} of each class held out (seed {seed})"
 
 
-def check_counts(path, labels):
+def _check_counts(path, labels):
     counts = np.bincount(labels)
     if counts.min(initial=len(labels)) < 2 or len(labels) < 2:
         raise DataError(f"--data {path}: every class needs at least 2 images (one to train on, one to test); "
                         f"class {int(np.argmin(counts))} has {counts.min()}")
+
+
+def with_test_held_out(path, images, labels, names, fraction, seed):
+    """The ``OwnData`` of images that come without a test split (an .npz, a tensorflow-datasets
+    train split alone): ``fraction`` of each class held out by ``seed``."""
+    _check_counts(path, labels)
+    train, test, how = _held_out(labels, fraction, seed)
+    return OwnData((images[train], labels[train]), (images[test], labels[test]), names, how)
 
 
 def _from_folder(folder, image_size, color_mode):
@@ -156,8 +164,8 @@ def _split_folder(path, image_size, color_mode, test_fraction, seed):
     """A folder without train/ and test/: the held-out files are chosen from the listing and
     decoded after the training files, so that both splits are views of one array."""
     files, labels, names = _listing(path)
-    check_counts(path, labels)
-    train, test, how = held_out(labels, test_fraction, seed)
+    _check_counts(path, labels)
+    train, test, how = _held_out(labels, test_fraction, seed)
     order = np.concatenate([train, test])
     images = _color(_decoded([files[i] for i in order], image_size, 3), color_mode)
     n = len(train)
@@ -219,10 +227,7 @@ def read(path, image_size=None, color_mode=None, test_fraction=0.2, seed=0):
     if os.path.isfile(path):
         if not path.endswith(".npz"):
             raise DataError(f"--data {path} is a file but not an .npz file: give a folder of images or an .npz")
-        images, labels, names = _from_npz(path, image_size, color_mode)
-        check_counts(path, labels)
-        train, test, how = held_out(labels, test_fraction, seed)
-        return OwnData((images[train], labels[train]), (images[test], labels[test]), names, how)
+        return with_test_held_out(path, *_from_npz(path, image_size, color_mode), test_fraction, seed)
     if all(os.path.isdir(os.path.join(path, s)) for s in ("train", "test")):
         train, test = (_from_folder(os.path.join(path, s), image_size, color_mode) for s in ("train", "test"))
         if train[2] != test[2] or train[0].shape[1:] != test[0].shape[1:]:
