@@ -249,7 +249,9 @@ def test_a_dataset_stored_with_tensorflow_datasets_trains_a_recipe(tmp_path):
     x, y = data.mnist5k("train")
     keep = np.concatenate([np.flatnonzero(y == c)[:50] for c in range(3)])
     store_as_tfds(tmp_path / "tfds", "my_digits", (x[keep] * 255).round().astype(np.uint8), y[keep])
-    out = tiny_run("vae", "my_digits", tmp_path, "--data-dir", str(tmp_path / "tfds"), "--test-fraction", "0.1")
+    # with a variant the float32 file's quality is measured too, on a test split of 15 images
+    out = tiny_run("vae", "my_digits", tmp_path, "--data-dir", str(tmp_path / "tfds"), "--test-fraction", "0.1",
+                   "--tflite-variants", "float16")
     assert out.returncode == 0, out.stderr[-3000:]
     assert "zoo: my_digits: 135 training and 15 test images of 28×28×1, 3 classes (c0, c1, c2); test split: 0.1 of " \
            "each class held out (seed 0)" in out.stdout
@@ -257,6 +259,7 @@ def test_a_dataset_stored_with_tensorflow_datasets_trains_a_recipe(tmp_path):
     assert card["data"]["read_as"] == {"test_fraction": 0.1, "seed": 0, "split_by": "0.1 of each class held out "
                                                                                     "(seed 0)"}
     assert card["data"]["size"] == 135 and card["data"]["evaluated_on"]["size"] == 15
+    assert 0 <= card["tflite"]["vae.tflite"]["quality"]["anomaly_auc_proxy"] <= 1
 
 
 @pytest.mark.slow
