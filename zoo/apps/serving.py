@@ -33,6 +33,7 @@ import kserve
 import orjson
 from fastapi import Request
 from fastapi.responses import Response
+from starlette.requests import ClientDisconnect
 from kserve import model_server
 
 from zoo.apps import rest_format
@@ -159,6 +160,9 @@ class Routes:
             model = self.model(name)
             answer = await asyncio.to_thread(model.answer, payload, version)
             return _json(answer)
+        except ClientDisconnect:  # a client's doing, not the server's: one log line, and no one to answer
+            LOG.info("zoo serve: %s %s: the client left before its body was in", request.method, request.url.path)
+            return _json({"error": "the client left before its body was in"}, 400)
         except (BadRequest, NotFound, TooLarge) as e:
             status = 400 if isinstance(e, BadRequest) else 404 if isinstance(e, NotFound) else 413
             LOG.info("zoo serve: %s %s → %d: %s", request.method, request.url.path, status, e)
