@@ -33,8 +33,8 @@ import kserve
 import orjson
 from fastapi import Request
 from fastapi.responses import Response
-from starlette.requests import ClientDisconnect
 from kserve import model_server
+from starlette.requests import ClientDisconnect
 
 from zoo.apps import rest_format
 from zoo.apps.rest_format import BadRequest

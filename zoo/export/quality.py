@@ -25,6 +25,12 @@ def _finite(outputs, signature):
     return outputs
 
 
+# A generator's file is run two images per call: a dynamic-batch file's first call at a larger
+# batch is slow (every loop tensor kept, tflite.interpreter), and diffusion's quality stage took
+# 114 s at batch 100; the images are the same at every batch (bench/results/tflite_batch.json).
+GENERATE_BATCH = 2
+
+
 class TFLiteQuality:
     """The figures a model's TFLite files are judged by, from its capabilities, measured by
     running the file's signatures (inputs built from their declared roles):
@@ -61,7 +67,7 @@ class TFLiteQuality:
             prefix = "" if name == "generate" else f"{name}_"
             n = self.samples
             labels = test_y[stratified(test_y, n, 0)] if conditional else None
-            fake = _finite(lite.batched(name, "images", self._inputs(name, n, labels), batch=100), name)
+            fake = _finite(lite.batched(name, "images", self._inputs(name, n, labels), batch=GENERATE_BATCH), name)
             classifier = digit_classifier(splits)
             if conditional and classifier is not None:
                 out[f"{prefix}classifier_accuracy"] = float(np.mean(classifier.probabilities(fake).argmax(1) == labels))
