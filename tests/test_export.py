@@ -57,6 +57,9 @@ def test_recipe_writes_the_contract_layout_and_summary(exported):
     stages = dict(made["evaluation_stages"])  # where the evaluation's time went, stage by stage
     assert any(title.startswith("sampling 200 images") for title in stages) and "VAE measurements" in stages
     assert all(0 <= seconds <= made["seconds"]["evaluation"] for seconds in stages.values())
+    exported = dict(made["export_stages"])  # and the export's
+    assert any(title.startswith("writing the SavedModel") for title in exported)
+    assert all(0 <= seconds <= made["seconds"]["export"] for seconds in exported.values())
     for key in ("epochs", "steps", "seconds", "images_per_second", "strategy", "replicas", "final_losses"):
         assert key in card["training"]
     assert card["training"]["steps"] == 4000 // 64

@@ -41,7 +41,7 @@ import tensorflow as tf
 
 from zoo.core import images as zoo_images
 from zoo.core.errors import ZooError, error_line
-from zoo.core.progress import stage
+from zoo.core.progress import recorded, stage
 from zoo.core.version import VERSION
 from zoo.export import tflite
 from zoo.export.saved_model import (
@@ -134,6 +134,7 @@ class ExportContext:
     serving: object = None  # the SavedModel, loaded
     lite_source: str = ""  # the SavedModel the TFLite files convert from
     kept: list = dataclasses.field(default_factory=lambda: ["float32"])  # kept TFLite variants, float32 first
+    stages: list = dataclasses.field(default_factory=list)  # [title, seconds] of each finished stage
 
     def path(self, name):
         return os.path.join(self.tmp, name)
@@ -302,8 +303,9 @@ def export(model, out, *, card, pictures=None, **options):
     ctx.card.setdefault("web", {})
     os.makedirs(ctx.tmp)
     try:
-        for step in (TFLITE_STEPS if ctx.lite_signatures else SAVED_MODEL_ONLY) + (write_pictures,):
-            step(ctx)
+        with recorded() as ctx.stages:
+            for step in (TFLITE_STEPS if ctx.lite_signatures else SAVED_MODEL_ONLY) + (write_pictures,):
+                step(ctx)
         return move_into_place(ctx, time.perf_counter() - started)
     finally:
         for conversion in ctx.conversions.values():
@@ -319,6 +321,7 @@ def finished_card(ctx, version, seconds):
         timings = provenance.setdefault("seconds", {})
         timings["export"] = round(seconds, 1)
         timings["total"] = round(sum(v for k, v in timings.items() if k != "total"), 1)
+        provenance["export_stages"] = ctx.stages  # where the export's time went, as evaluation_stages
     lite_names = {s.name for s in ctx.lite_signatures}
     head = {"model": ctx.name, "version": version,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
