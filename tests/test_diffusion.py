@@ -251,14 +251,21 @@ def test_the_signatures_share_one_trace_of_each_network(tmp_path):
 
 @pytest.mark.slow
 def test_pictures_and_preview(trained):
-    from zoo.evaluation import pictures
+    from zoo.evaluation import image_tasks, pictures
 
     model, _ = trained
     x, y = data.mnist5k("test")
-    grids = pictures.export_pictures(model, data.Splits((x[:50], y[:50]), (x[:50], y[:50])))
-    assert set(grids) == {"samples.png", "denoising_steps.png", "inpainting.png"}
+    splits = data.Splits((x[:50], y[:50]), (x[:50], y[:50]))
+    grids = pictures.export_pictures(model, splits)
+    assert set(grids) == {"samples.png", "denoising_steps.png"}
     assert grids["denoising_steps.png"].shape[:2] == (32, 2 + (1 + model.config.sample_steps) * 30)
     assert grids["samples.png"].shape[:2] == (2 + 10 * 30, 2 + 8 * 30)
+    # inpainting.png comes with the measurement, drawn from the very fills it scored
+    measured = image_tasks.inpainting_metrics(model, splits, digits=4, masks=("lower_half",))
+    p = measured.metrics["inpainting_accuracy_lower_half"]
+    assert measured.metrics["inpainting_accuracy_lower_half_se"] == pytest.approx(np.sqrt(p * (1 - p) / 4))
+    assert measured.info["inpainting"] == {"digits": 4, "seed": 0, "masks": ["lower_half"]}
+    assert measured.pictures["inpainting.png"].shape[:2] == (2 + 3 * 30, 2 + 4 * 30)  # input, fill, original
 
 
 def test_the_diffusion_classifier_picks_the_label_that_explains_the_kept_pixels():

@@ -7,7 +7,7 @@
 | Reconstructor | reconstruction error, denoising PSNR, linear probe on the codes | reconstructions.png |
 | Denoiser | — | denoising.png |
 | AnomalyScorer (trained without a class) | ROC-AUC, AP, rates at a 5% FPR threshold | — |
-| Inpainter | classifier accuracy of fills | inpainting.png |
+| Inpainter | classifier accuracy of fills (± binomial se), PSNR of the filled pixels | inpainting.png (of the measured fills) |
 
 plus the model's own ``measure`` and ``extra_pictures``. Every number that has a real-data
 floor is reported beside it (``reference``): the same metrics of real held-out images at the

@@ -1,5 +1,5 @@
-"""The pictures an export folder holds (samples, reconstructions, denoising, inpainting, the
-model's own) and the small grid drawn during training."""
+"""The pictures an export folder holds (samples, reconstructions, denoising, the model's own;
+inpainting comes with its measurement) and the small grid drawn during training."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import tensorflow as tf
 from zoo.blocks import corruption
 from zoo.core import distribute
 from zoo.core.images import grid
-from zoo.models.capabilities import ConditionalGenerator, Denoiser, Generator, Inpainter, Reconstructor
+from zoo.core.progress import stage
+from zoo.models.capabilities import ConditionalGenerator, Denoiser, Generator, Reconstructor
 
 
 def preview(model, images):
@@ -25,12 +26,14 @@ def preview(model, images):
 
 
 def export_pictures(model, splits):
-    """name → image grid for the export folder."""
+    """name → image grid for the export folder (an inpainter's inpainting.png comes with its
+    measurement: ``image_tasks.inpainting_metrics``)."""
     images, labels = splits.test
     mixed = images[np.random.default_rng(0).permutation(len(images))]
     out = {}
     if isinstance(model, (Generator, ConditionalGenerator)):
-        out["samples.png"] = preview(model, images)
+        with stage("samples.png"):
+            out["samples.png"] = preview(model, images)
     if isinstance(model, Reconstructor):  # two rows of (originals, reconstructions), 16 each (fewer for a small split)
         per_row = min(16, len(mixed) // 2)
         originals = mixed[:2 * per_row]
@@ -41,12 +44,6 @@ def export_pictures(model, splits):
         kind, level = model.training_corruption()
         noisy = corruption.corrupt(tf.constant(mixed[:16]), kind, level, distribute.Draws([0, 0]), 4).numpy()
         out["denoising.png"] = grid(np.concatenate([noisy, model.reconstruct_numpy(noisy), mixed[:16]]), rows=3)
-    if isinstance(model, Inpainter):  # for each mask: masked input, fill without the label, original
-        chosen = images[np.random.default_rng(1).permutation(len(labels))[:10]]
-        rows = []
-        for kind in corruption.MASKS:
-            mask = corruption.inpainting_mask(kind, len(chosen), chosen.shape[1:], 1)
-            rows += [chosen * mask + 0.5 * (1 - mask), model.inpaint_numpy(chosen, mask), chosen]
-        out["inpainting.png"] = grid(np.concatenate(rows), rows=len(rows))
-    out.update(model.extra_pictures(images, labels))
+    with stage(f"{type(model).__name__} pictures"):
+        out.update(model.extra_pictures(images, labels))
     return out

@@ -43,14 +43,17 @@ def digit_classifier(splits):
 @dataclasses.dataclass
 class Measured:
     """What an evaluation returns: the card's ``metrics``, their real-data floors
-    (``reference``) and how they were made (``info``, the card's ``evaluation``)."""
+    (``reference``), how they were made (``info``, the card's ``evaluation``) and the pictures
+    of what was measured (``pictures``: name → grid, for the export folder)."""
 
     metrics: dict = dataclasses.field(default_factory=dict)
     reference: dict = dataclasses.field(default_factory=dict)
     info: dict = dataclasses.field(default_factory=dict)
+    pictures: dict = dataclasses.field(default_factory=dict)
 
     def add(self, other):
         self.metrics.update(other.metrics)
         self.reference.update(other.reference)
         self.info.update(other.info)
+        self.pictures.update(other.pictures)
         return self

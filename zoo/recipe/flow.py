@@ -253,7 +253,7 @@ def _flow(model_class, args, argv):
         with progress.recorded() as stages:
             chosen = choices.make(model, t.splits, eval_settings)  # 8 choose, before measuring
             measured = measure.evaluate_model(model, t.splits, eval_settings)  # 9 measure
-            grids = pictures.export_pictures(model, t.splits)
+            grids = {**pictures.export_pictures(model, t.splits), **measured.pictures}
         card = _card(t, argv, chosen, measured, time.perf_counter() - t.trained_at, stages)  # 10
         written, card = _export(t, model, card, grids, eval_settings)  # 11
     except KeyboardInterrupt:
