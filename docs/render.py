@@ -304,23 +304,28 @@ def as_typed(command):
 
 
 def recipe_times():
-    """Each shipped model's run, stage by stage, from its card's provenance."""
-    rows = ["| command | training | evaluation | export | end to end | precision |", "|---|---|---|---|---|---|"]
-    machines = set()
-    for name in MODELS:
-        made = card(name)["provenance"]
-        t = made["seconds"]
-        machines.add(f"{made['machine']['cpu']}, {made['machine']['cores']} cores, "
-                     f"{', '.join(made['machine']['cpu_flags'])}")
-        rows.append(f"| `{as_typed(made['command'])}` | {t['training']:.0f} s | {t['evaluation']:.0f} s | {t['export']:.0f} s "
-                    f"| {t['total'] / 60:.1f} min | {made['precision']} |")
-    teacher = card("diffusion")["training"].get("started_from", {})
-    if teacher.get("training_seconds"):
-        rows.append("")
-        rows.append(f"The diffusion row is its students' distillation; the teacher it started from trained "
-                    f"{teacher['training_seconds']:.0f} s. Machine: {'; '.join(sorted(machines))}. Without "
-                    "bfloat16 instructions (AVX512_BF16 or AMX) the cGAN and diffusion train in float32, "
-                    "about 1.3× slower.")
+    """The five default runs, stage by stage, against their budgets (bench/default_runs.py), and
+    the shipped students' distillation from its card."""
+    d = bench("default_runs")
+    rows = ["| command | start-up | training | evaluation | export | end to end (budget) |", "|---|---|---|---|---|---|"]
+    for name in (m for m in MODELS if m in d["runs"]):
+        r, t = d["runs"][name], d["runs"][name]["seconds"]
+        rows.append(f"| `python recipes/{name}.py` | {t['start_up']:.0f} s | {t['training']:.0f} s | "
+                    f"{t['evaluation']:.0f} s ({r['evaluation_share']:.0%}) | {t['export']:.0f} s | "
+                    f"{r['wall_seconds'] / 60:.1f} min ({r['budget_seconds'] / 60:g} min"
+                    f"{'' if r['within_budget'] else ': over'}) |")
+    made = card("diffusion")["provenance"]
+    t = made["seconds"]
+    rows.append(f"| `{as_typed(made['command'])}` | {t['start_up']:.0f} s | {t['training']:.0f} s | "
+                f"{t['evaluation']:.0f} s | {t['export']:.0f} s | {t['total'] / 60:.1f} min |")
+    cpu = d["cpu"]
+    rows.append("")
+    rows.append(f"Default flags, the built-in data, an empty cache (bench/default_runs.py; every stage's steps are "
+                f"in bench/results/default_runs.json); machine: {cpu['cpu']}, {cpu['cores']} cores, "
+                f"{', '.join(cpu['cpu_flags'])}. The last row, the shipped students' distillation, is from their card. "
+                "Start-up is a run's time outside its training steps: setting up, tracing, the held-out "
+                "losses, previews, checkpoints. Without bfloat16 instructions (AVX512_BF16 or AMX) the cGAN and diffusion "
+                "train in float32, about 1.3× slower.")
     return "\n".join(rows)
 
 
