@@ -188,6 +188,26 @@ def test_clip_score_with_small_encoders(rng):
         metrics.CLIPScorer.from_keras_hub("clip_vit_base_patch32")
 
 
+def test_the_cards_cas_comes_with_its_binomial_standard_error(mnist, tmp_path, monkeypatch):
+    """A recipe's CAS: the figure, its standard error over the test images (what the card
+    says it is), and the real-data reference at the same sample count."""
+    import types
+
+    from zoo.evaluation import measure, settings
+
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path))
+    (train_x, train_y), (test_x, test_y) = mnist
+    order = np.random.default_rng(1).permutation(len(train_x))[:1000]
+    splits = data.Splits((test_x[:200], test_y[:200]), (train_x[order], train_y[order]))
+    model = types.SimpleNamespace(config=types.SimpleNamespace(num_classes=10))
+    # three epochs on 500 "generated" digits: seconds
+    out = measure._cas(model, splits, settings.EvaluationSettings(), train_x[order[:500]], train_y[order[:500]], 3)
+    p = out.metrics["cas"]
+    assert 0.5 < p < 1 and out.metrics["cas_se"] == pytest.approx(np.sqrt(p * (1 - p) / 200))
+    assert out.info["cas"] == {"samples": 500, "epochs": 3, "standard_error": "binomial over the 200 test images"}
+    assert 0.5 < out.reference["cas"] < 1
+
+
 @pytest.mark.slow
 def test_cas_trains_on_generated_pairs_and_tests_on_real(mnist):
     (train_x, train_y), (test_x, test_y) = mnist
