@@ -7,7 +7,7 @@
 | Reconstructor | reconstruction error, denoising PSNR, linear probe on the codes | reconstructions.png |
 | Denoiser | — | denoising.png |
 | AnomalyScorer (trained without a class) | ROC-AUC, AP, rates at a 5% FPR threshold | — |
-| Inpainter | classifier accuracy of fills (± binomial se), PSNR of the filled pixels | inpainting.png (of the measured fills) |
+| Inpainter | classifier accuracy of fills (± se), PSNR of the filled pixels | inpainting.png (the fills measured) |
 
 plus the model's own ``measure`` and ``extra_pictures``. Every number that has a real-data
 floor is reported beside it (``reference``): the same metrics of real held-out images at the
@@ -33,11 +33,9 @@ from zoo.evaluation.settings import EvaluationSettings, Measured, digit_classifi
 from zoo.metrics import cas, extractors, feature_metrics
 from zoo.models.capabilities import AnomalyScorer, ConditionalGenerator, Generator, Inpainter, Reconstructor
 
-# CAS trains its classifier on the feature metrics' samples, for as many steps as CAS_EPOCHS
-# over as many images as the training split (mnist5k: 1,000 samples, 40 epochs). On 4,000
-# samples it cost 80 s more of sampling in the default diffusion run; the figure moved by
-# −0.011, against a classifier-seed standard deviation of 0.011 on 4,000 samples and 0.002 on
-# 1,000 (3 seeds each, bench/results/cas_samples.json; the shipped teacher: −0.014, 0.005 → 0.002).
+# CAS trains on the feature metrics' samples, as many steps as CAS_EPOCHS over the training split's size
+# (mnist5k: 1,000 samples, 40 epochs): 4,000 samples cost the diffusion run 80 s more and gave CAS 0.011–0.014
+# more, its classifier-seed sd 0.005–0.011 there, 0.002 here (bench/results/cas_samples*.json).
 CAS_EPOCHS = 10
 # what the card shows of a sampler that is not in use
 SAMPLER_METRICS = ("fid", "fid_se", "fid_infinity", "kid", "precision", "precision_se", "recall", "recall_se",
