@@ -1,7 +1,7 @@
 """Where a recipe's evaluation spends its time, stage by stage: a trained run folder's model
-restored from its last checkpoint and evaluated as its recipe does (``choices.make``,
-``measure.evaluate_model``, the export's pictures), each stage's seconds recorded
-(``progress.recorded``: sampling per sampler, feature metrics, the second classifier, CAS, its
+restored from its last checkpoint and evaluated as its recipe does
+(``measure.evaluate_for_export``: choices, measurements, the export's pictures), each stage's
+seconds recorded (``progress.recorded``: sampling per sampler, feature metrics, the second classifier, CAS, its
 real-data reference, inpainting, the model's own measurements). JSON.
 
     python bench/evaluation_stages.py [--run runs/diffusion/<time>] [--model diffusion] [--fresh-cache]
@@ -30,7 +30,7 @@ def main():
     import keras
 
     from zoo.core import data, progress
-    from zoo.evaluation import choices, measure, pictures
+    from zoo.evaluation import measure
     from zoo.evaluation.settings import EvaluationSettings
     from zoo.export.card import machine
 
@@ -40,11 +40,8 @@ def main():
     splits = data.splits(run["data"], run.get("data_dir"))
     settings = EvaluationSettings(run.get("eval_extractor", "auto"), run.get("eval_samples"), seed=run["seed"])
     started = time.perf_counter()
-    with progress.recorded() as stages:
-        model.after_training(*splits.train)
-        choices.make(model, splits, settings)
-        measure.evaluate_model(model, splits, settings)
-        pictures.export_pictures(model, splits)
+    model.after_training(*splits.train)
+    _, _, _, stages = measure.evaluate_for_export(model, splits, settings)
     total = time.perf_counter() - started
     report("evaluation_stages", {"run": folder, "epoch": epoch, "cpu": machine(), "platform": platform.platform(),
                                  "fresh_cache": args.fresh_cache, "seconds": round(total, 1),

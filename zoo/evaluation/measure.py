@@ -26,7 +26,8 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.core.errors import ZooError
-from zoo.core.progress import Stage, stage
+from zoo.core.progress import Stage, recorded, stage
+from zoo.evaluation import choices, pictures
 from zoo.evaluation.image_tasks import anomaly_metrics, inpainting, reconstruction
 from zoo.evaluation.references import cached, data_key, matching_indices, real_reference, stratified
 from zoo.evaluation.settings import EvaluationSettings, Measured, digit_classifier, resolve_extractor
@@ -80,6 +81,17 @@ def evaluate_model(model, splits, settings=None):
     out.info.update(own.pop("settings", {}))
     out.metrics.update(own)
     return out
+
+
+def evaluate_for_export(model, splits, settings):
+    """What a recipe makes of a trained model, each stage timed: (the choices made before
+    measuring, ``Measured``, the export's pictures — those of the measurements included —, and
+    [title, seconds] of every stage)."""
+    with recorded() as stages:
+        chosen = choices.make(model, splits, settings)
+        measured = evaluate_model(model, splits, settings)
+        grids = {**pictures.export_pictures(model, splits), **measured.pictures}
+    return chosen, measured, grids, stages
 
 
 def sample_metrics(model, splits, settings=None):

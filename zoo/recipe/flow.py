@@ -35,7 +35,7 @@ import tensorflow as tf
 from zoo.core import config, data, distribute, progress
 from zoo.core.config import ConfigError
 from zoo.core.errors import ZooError, error_line
-from zoo.evaluation import choices, measure, pictures
+from zoo.evaluation import measure, pictures
 from zoo.evaluation.settings import EvaluationSettings
 from zoo.export import card as cards
 from zoo.export import exporter, quality
@@ -250,10 +250,8 @@ def _flow(model_class, args, argv):
     try:
         model, eval_settings = _float32_model(t)
         model.after_training(*t.splits.train)  # 7 fit what gradients do not (the model knows what it held out)
-        with progress.recorded() as stages:
-            chosen = choices.make(model, t.splits, eval_settings)  # 8 choose, before measuring
-            measured = measure.evaluate_model(model, t.splits, eval_settings)  # 9 measure
-            grids = {**pictures.export_pictures(model, t.splits), **measured.pictures}
+        # 8 choose, before measuring; 9 measure
+        chosen, measured, grids, stages = measure.evaluate_for_export(model, t.splits, eval_settings)
         card = _card(t, argv, chosen, measured, time.perf_counter() - t.trained_at, stages)  # 10
         written, card = _export(t, model, card, grids, eval_settings)  # 11
     except KeyboardInterrupt:
