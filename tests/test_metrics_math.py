@@ -29,6 +29,19 @@ def test_fid_rank_deficient_covariances(rng):
     assert np.isfinite(got) and got == pytest.approx(fid_reference(a, b), rel=1e-5)
 
 
+def test_resampled_fid_matches_sqrtm_formula_on_bootstrap_draws_and_subsets(rng):
+    # Fewer samples than dimensions, as a bootstrap over 1,000 digits in 1,024 features.
+    a = rng.normal(size=(40, 48))
+    b = rng.normal(0.4, 1.3, size=(30, 48)) @ rng.normal(size=(48, 48)) * 0.3 + 50  # far from 0: centring matters
+    resampled = M.ResampledFrechet(a, b)
+    draw = rng.integers(0, 30, 30)  # with repeats
+    assert len(np.unique(draw)) < 30
+    for index in (draw, rng.choice(30, 12, replace=False), np.arange(30)):
+        assert resampled(index) == pytest.approx(fid_reference(a, b[index]), rel=1e-6)
+    with pytest.raises(ZooError, match="resample of 1 rows has no covariance"):
+        resampled(np.array([3]))
+
+
 def test_fid_known_cases(rng):
     a = rng.normal(size=(500, 16))
     assert M.frechet_distance(a, a) == pytest.approx(0, abs=1e-8)
@@ -86,6 +99,18 @@ def test_kid_matches_unbiased_mmd(rng):
     assert abs(mean) < 0.05
     with pytest.raises(ZooError, match="has 300 samples; KID with subset_size=1000"):
         M.kernel_distance(a, b)
+
+
+def test_kid_subsets_from_kernels_made_once_or_per_subset(rng, monkeypatch):
+    a, b = rng.normal(size=(120, 16)), rng.normal(0.2, 1, size=(90, 16))
+    draw = np.random.default_rng(7)
+    subsets = [(draw.choice(120, 40, replace=False), draw.choice(90, 40, replace=False)) for _ in range(6)]
+    expected = [kid_reference(a[i], b[j]) for i, j in subsets]
+    once = M.kernel_distance(a, b, subsets=6, subset_size=40, seed=7)
+    monkeypatch.setattr(M, "KERNELS_ONCE", 50)  # larger sets: each subset's kernels on their own
+    apart = M.kernel_distance(a, b, subsets=6, subset_size=40, seed=7)
+    for got in (once, apart):
+        assert got == pytest.approx((np.mean(expected), np.std(expected)), rel=1e-10)
 
 
 def brute_force(real, fake, k_pr=3, k_dc=5):
