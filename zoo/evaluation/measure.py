@@ -2,8 +2,8 @@
 
 | capability | measured | pictures |
 |---|---|---|
-| Generator | feature metrics of ``sample_numpy`` (± se), class balance | samples.png |
-| ConditionalGenerator | conditional feature metrics (± se), CAS | samples.png (a row per class) |
+| Generator | feature metrics of ``sample_numpy`` (± se), class balance | samples.png (the first measured) |
+| ConditionalGenerator | conditional feature metrics (± se), CAS | samples.png (a row per class, as above) |
 | Reconstructor | reconstruction error, denoising PSNR, linear probe on the codes | reconstructions.png |
 | Denoiser | — | denoising.png |
 | AnomalyScorer (trained without a class) | ROC-AUC, AP, rates at a 5% FPR threshold | — |
@@ -90,7 +90,7 @@ def evaluate_for_export(model, splits, settings):
     with recorded() as stages:
         chosen = choices.make(model, splits, settings)
         measured = evaluate_model(model, splits, settings)
-        grids = {**pictures.export_pictures(model, splits), **measured.pictures}
+        grids = {**pictures.export_pictures(model, splits, measured.pictures), **measured.pictures}
     return chosen, measured, grids, stages
 
 
@@ -168,6 +168,10 @@ def _independent(fake, labels, splits, settings, extractor, conditional):
                     {"independent_feature_extractor": SECOND_EXTRACTOR})
 
 
+def _samples_picture(picture):
+    return {} if picture is None else {"samples.png": picture}
+
+
 def _draw_in_stages(title, total, draw, batch):
     """``draw(start, count)`` in pieces, with a progress bar."""
     bar = Stage(title, total, unit="image")
@@ -205,6 +209,8 @@ def _unconditional(model, splits, settings, extractor):
         with model.sampling_with(name):
             fake = _draw_in_stages(f"sampling {n} images ({name})", n,
                                    lambda start, count: model.sample_numpy(count, settings.seed + start), 250)
+        if not prefix:
+            out.pictures.update(_samples_picture(pictures.samples_grid(fake)))
         measured = Measured(class_balance(fake, splits))
         if extractor:
             counts = splits.test[1][stratified(splits.test[1], n, settings.seed)]
@@ -230,6 +236,8 @@ def _conditional(model, splits, settings, extractor, with_cas=True):
                                    f"{' and CAS' if with_cas and not prefix else ''})", n,
                                    lambda start, count: model.sample_numpy(
                                        labels[start:start + count], settings.seed + start), 250)
+        if not prefix:  # samples.png: the first samples measured of each class (3 s of drawing spared)
+            out.pictures.update(_samples_picture(pictures.samples_grid(fake, labels, model.config.num_classes)))
         if extractor:
             measured = _score(fake, labels, splits, settings, extractor, True)
             out.metrics.update({prefix + k: v for k, v in measured.metrics.items()
@@ -250,7 +258,7 @@ def _cas(model, splits, settings, fake, labels, epochs):
     with stage(f"CAS: a classifier trained on {len(fake)} generated images ({epochs} epochs)"):
         measured = cas.train_and_test(fake, labels, test_x, test_y, model.config.num_classes, epochs,
                                       seed=settings.seed)
-    key = data_key(splits, epochs=epochs, seed=settings.seed, n=len(fake))
+    key = data_key(splits, epochs=epochs, seed=settings.seed, n=len(fake), loop=cas.LOOP)
 
     def real_cas():
         index = matching_indices(train_y, labels, settings.seed)

@@ -1,5 +1,6 @@
 """The pictures an export folder holds (samples, reconstructions, denoising, the model's own;
-inpainting comes with its measurement) and the small grid drawn during training."""
+inpainting and, where enough were measured, samples come with their measurement) and the small
+grid drawn during training."""
 
 from __future__ import annotations
 
@@ -12,26 +13,40 @@ from zoo.core.images import grid
 from zoo.core.progress import stage
 from zoo.models.capabilities import ConditionalGenerator, Denoiser, Generator, Reconstructor
 
+PER_CLASS = 8  # samples.png: a row of 8 samples per class, or 8 rows of 8
+
+
+def samples_grid(samples, labels=None, num_classes=None):
+    """samples.png from drawn samples: a row of the first ``PER_CLASS`` of each class (``labels``
+    given), else the first ``PER_CLASS``² in rows; None when there are fewer."""
+    if labels is None:
+        n = PER_CLASS * PER_CLASS
+        return grid(samples[:n], rows=PER_CLASS) if len(samples) >= n else None
+    rows = [np.flatnonzero(labels == c)[:PER_CLASS] for c in range(num_classes)]
+    if min(len(r) for r in rows) < PER_CLASS:
+        return None
+    return grid(samples[np.concatenate(rows)], rows=num_classes)
+
 
 def preview(model, images):
     """A small grid drawn during training: samples of a generator, else reconstructions."""
     if isinstance(model, ConditionalGenerator):
-        c = model.config.num_classes
-        return grid(model.sample_numpy(np.repeat(np.arange(c), 8), 0), rows=c)
+        labels = np.repeat(np.arange(model.config.num_classes), PER_CLASS)
+        return samples_grid(model.sample_numpy(labels, 0), labels, model.config.num_classes)
     if isinstance(model, Generator):
-        return grid(model.sample_numpy(64, 0), rows=8)
+        return samples_grid(model.sample_numpy(PER_CLASS * PER_CLASS, 0))
     if isinstance(model, Reconstructor):
         return grid(np.concatenate([images[:16], model.reconstruct_numpy(images[:16])]), rows=2)
     return None
 
 
-def export_pictures(model, splits):
-    """name → image grid for the export folder (an inpainter's inpainting.png comes with its
-    measurement: ``image_tasks.inpainting_metrics``)."""
+def export_pictures(model, splits, measured=()):
+    """name → image grid for the export folder, but those of the measurement (``measured``: its
+    names; inpainting.png, and samples.png drawn from the samples measured)."""
     images, labels = splits.test
     mixed = images[np.random.default_rng(0).permutation(len(images))]
     out = {}
-    if isinstance(model, (Generator, ConditionalGenerator)):
+    if isinstance(model, (Generator, ConditionalGenerator)) and "samples.png" not in measured:
         with stage("samples.png"):
             out["samples.png"] = preview(model, images)
     if isinstance(model, Reconstructor):  # two rows of (originals, reconstructions), 16 each (fewer for a small split)
