@@ -3,6 +3,8 @@
 - FID of 30 bootstrap replicates and of FID∞'s 25 subsets, 1,000 samples × 1,024 features (the
   zoo classifier's, on the default run's sample count): ``frechet_distance`` on each resample
   against ``ResampledFrechet``'s one n × n matrix.
+- Precision, recall, density and coverage of the 30 replicates: ``neighbourhood_metrics`` on each
+  against ``ResampledNeighbourhoods``' lookups.
 - KID's 100 subsets of 500: each subset's kernels against the kernels made once.
 - The CAS classifier, 40 epochs over 1,000 images: Keras ``fit`` against the loop
   ``zoo.metrics.cas`` runs (each epoch's batches drawn first, ``train_on_batch``), the test
@@ -40,6 +42,21 @@ def fid_routes(real, fake, draws, subsets):
         return [fid(i) for i in draws + subsets]
 
     return {"frechet_distance_per_resample": lambda: clocked(each), "resampled_frechet": lambda: clocked(resampled)}
+
+
+def neighbourhood_routes(real, fake, draws):
+    real32, fake32 = real.astype(np.float32), fake.astype(np.float32)
+    radii = (*core.knn_radii(real32, 3, 5), core.knn_radii(fake32, 3))
+
+    def each():
+        return [core.neighbourhood_metrics(real32, fake32[i], radii=(radii[0], radii[1], radii[2][i])) for i in draws]
+
+    def lookups():
+        found = core.ResampledNeighbourhoods(real32, fake32, radii)
+        return [found(i) for i in draws]
+
+    return {"neighbourhood_metrics_per_resample": lambda: clocked(each),
+            "resampled_neighbourhoods": lambda: clocked(lookups)}
 
 
 def kid_routes(real, fake):
@@ -105,6 +122,8 @@ def main():
         "fid_bootstrap_and_subsets": {"resamples": len(draws) + len(subsets), **summary(fid),
                                       "largest_relative_difference": float(np.max(np.abs(values[0] - values[1])
                                                                                   / values[0]))},
+        "precision_recall_density_coverage_30_replicates": summary(
+            in_rotation(neighbourhood_routes(real, fake, draws), args.repeats)),
         "kid_100_subsets_of_500": summary(in_rotation(kid_routes(real, fake), args.repeats)),
         f"cas_{args.cas_epochs}_epochs_1000_images": summary(in_rotation(cas_routes(args.cas_epochs), args.repeats)),
     }

@@ -136,6 +136,24 @@ def test_neighbourhood_metrics_match_brute_force(rng):
     assert M.density_coverage(real, fake) == {"density": got["density"], "coverage": got["coverage"]}
 
 
+def test_resampled_neighbourhoods_match_brute_force_with_each_point_keeping_its_ball(rng):
+    real = rng.normal(size=(300, 12))
+    fake = rng.normal(0.3, 1.1, size=(1100, 12))  # more than one block of 1024
+    r_real3, r_real5 = (np.sort(cdist(real, real), axis=1)[:, k] for k in (3, 5))
+    r_fake3 = np.sort(cdist(fake, fake), axis=1)[:, 3]
+    lookups = M.ResampledNeighbourhoods(real, fake, (r_real3 ** 2, r_real5 ** 2, r_fake3 ** 2))
+    index = rng.integers(0, 1100, 1100)  # a bootstrap draw: repeats keep the ball of their point
+    drf = cdist(real, fake[index])
+    expected = {"precision": np.mean((drf <= r_real3[:, None]).any(axis=0)),
+                "recall": np.mean((drf <= r_fake3[index][None, :]).any(axis=1)),
+                "density": (drf <= r_real5[:, None]).sum() / (5 * len(index)),
+                "coverage": np.mean(drf.min(axis=1) <= r_real5)}
+    assert lookups(index) == pytest.approx(expected, rel=1e-9)
+    radii = tuple(np.float32(r ** 2) for r in (r_real3, r_real5, r_fake3[index]))
+    # neighbourhood_metrics sums its density counts in float32
+    assert lookups(index) == pytest.approx(M.neighbourhood_metrics(real, fake[index], radii=radii), rel=1e-6)
+
+
 def test_identical_sets_are_perfect(rng):
     x = rng.normal(size=(300, 8))
     assert M.precision_recall(x, x) == {"precision": 1.0, "recall": 1.0}

@@ -24,11 +24,12 @@ FID_INFINITY_SIZES = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)  # subset siz
 FID_INFINITY_REPEATS = 3  # subsets per size
 
 
-def _point_metrics(real, fake, probabilities, fake_labels, real_labels, num_classes, metrics, radii, fid=None):
-    """The metrics (all but KID) of one set of generated features (``fid``: its FID, when known)."""
-    out = {}
+def _point_metrics(real, fake, probabilities, fake_labels, real_labels, num_classes, metrics, radii, known=None):
+    """The metrics (all but KID) of one set of generated features (``known``: those already found)."""
+    out = dict(known or {})
+    metrics = [m for m in metrics if m not in out]
     if "fid" in metrics:
-        out["fid"] = core.frechet_distance(real, fake) if fid is None else fid
+        out["fid"] = core.frechet_distance(real, fake)
     if "inception_score" in metrics:
         # IS splits assume i.i.d. samples; class-ordered samples (conditional models generate
         # class by class) would give one class per split and a score near 1.
@@ -127,13 +128,18 @@ def evaluate_samples(fake_images, real_images, *, extractor=None, metrics=UNCOND
         # Conditional samples were drawn for chosen labels: resample within each class, so the
         # class counts stay what they were (and intra-FID keeps its samples per class).
         by_class = [np.flatnonzero(fake_labels == c) for c in np.unique(fake_labels)] if conditional else None
+        neighbourhoods = (core.ResampledNeighbourhoods(real, fake, radii) if radii is not None
+                          and len(real) * len(fake) <= core.ResampledNeighbourhoods.LOOKUP_LIMIT else None)
         for _ in range(bootstrap):
             i = (np.concatenate([rng.choice(members, len(members)) for members in by_class]) if by_class
                  else rng.integers(0, len(fake), len(fake)))
+            known = {} if resampled is None else {"fid": resampled(i)}
+            if neighbourhoods is not None:
+                known.update({k: v for k, v in neighbourhoods(i).items() if k in metrics})
             replicates.append(_point_metrics(
                 real, fake[i], None if probabilities is None else probabilities[i],
                 None if fake_labels is None else fake_labels[i], real_labels, num_classes, metrics,
-                None if radii is None else (radii[0], radii[1], radii[2][i]), None if resampled is None else resampled(i)))
+                None if radii is None else (radii[0], radii[1], radii[2][i]), known))
         for key, value in list(out.items()):
             if isinstance(value, float) and key in replicates[0] and not key.endswith("_std"):
                 out[f"{key}_se"] = float(np.std([r[key] for r in replicates], ddof=1))
