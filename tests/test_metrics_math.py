@@ -198,3 +198,32 @@ def test_clip_score_and_reconstruction_errors(rng):
 def test_bad_input(rng, call, message):
     with pytest.raises(ZooError, match=message):
         call(rng)
+
+
+def test_bootstrap_replicates_equal_the_metrics_of_each_resample_computed_whole(rng):
+    """evaluate_samples reads a resample's FID, intra-FID and neighbourhood metrics from what it
+    found once for all resamples; each replicate equals the metrics of its rows computed from scratch."""
+    import tensorflow as tf
+
+    from zoo.metrics import extractors, feature_metrics
+
+    class Flat(extractors.Extractor):
+        name = "flat"
+        _features = staticmethod(lambda x: tf.reshape(x, [tf.shape(x)[0], -1]))
+        _probabilities = staticmethod(lambda x: tf.nn.softmax(10 * tf.reshape(x, [tf.shape(x)[0], -1])[:, :3]))
+
+    real_y, fake_y = np.arange(60) % 3, np.arange(45) % 3  # 15 samples a class, fewer than the 64 features
+    real_x = rng.uniform(0, 1, (60, 8, 8, 1)).astype(np.float32)
+    fake_x = np.clip(real_x[:45] + rng.normal(0, 0.2, (45, 8, 8, 1)), 0, 1).astype(np.float32)
+    got = feature_metrics.evaluate_samples(fake_x, real_x, extractor=Flat(), metrics=feature_metrics.CONDITIONAL,
+                                           fake_labels=fake_y, real_labels=real_y, bootstrap=4, seed=3)
+    real, fake = real_x.reshape(60, -1).astype(np.float64), fake_x.reshape(45, -1).astype(np.float64)
+    draw, by_class, replicates = np.random.default_rng(3), [np.flatnonzero(fake_y == c) for c in range(3)], []
+    radii = (*M.knn_radii(real.astype(np.float32), 3, 5), M.knn_radii(fake.astype(np.float32), 3))
+    for _ in range(4):  # the bootstrap's draws: within each class
+        i = np.concatenate([draw.choice(members, len(members)) for members in by_class])
+        replicates.append({"fid": M.frechet_distance(real, fake[i]),
+                           "intra_fid": M.intra_frechet_distance(real, real_y, fake[i], fake_y[i], 3)["mean"],
+                           **M.neighbourhood_metrics(real, fake[i], radii=(radii[0], radii[1], radii[2][i]))})
+    for key in ("fid", "intra_fid", "precision", "recall", "density", "coverage"):
+        assert got[f"{key}_se"] == pytest.approx(np.std([r[key] for r in replicates], ddof=1), rel=1e-6), key

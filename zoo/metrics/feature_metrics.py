@@ -47,6 +47,40 @@ def _point_metrics(real, fake, probabilities, fake_labels, real_labels, num_clas
     return out
 
 
+def _replicates(real, fake, probabilities, fake_labels, real_labels, num_classes, metrics, radii, resampled, count,
+                seed):
+    """``count`` bootstrap replicates of the metrics. A resample's FID, intra-FID and neighbourhood
+    metrics are read from what was found once for all resamples (``resampled``: its FIDs;
+    ``core.ResampledNeighbourhoods``; a ``core.ResampledFrechet`` per class); the rest is computed
+    on the resampled rows."""
+    rng = np.random.default_rng(seed)
+    # Conditional samples were drawn for chosen labels: resample within each class, so the
+    # class counts stay what they were (and intra-FID keeps its samples per class).
+    by_class = [np.flatnonzero(fake_labels == c) for c in np.unique(fake_labels)] if num_classes else None
+    neighbourhoods = (core.ResampledNeighbourhoods(real, fake, radii) if radii is not None
+                      and len(real) * len(fake) <= core.ResampledNeighbourhoods.LOOKUP_LIMIT else None)
+    per_class = None
+    if "intra_fid" in metrics and max(len(m) for m in by_class) < fake.shape[1]:
+        per_class = [core.ResampledFrechet(real[real_labels == c], fake[members])
+                     for c, members in zip(np.unique(fake_labels), by_class)]
+    out = []
+    for _ in range(count):
+        draws = ([rng.choice(members, len(members)) for members in by_class] if by_class
+                 else [rng.integers(0, len(fake), len(fake))])
+        i = np.concatenate(draws)
+        known = {} if resampled is None else {"fid": resampled(i)}
+        if neighbourhoods is not None:
+            known.update({k: v for k, v in neighbourhoods(i).items() if k in metrics})
+        if per_class is not None:
+            known["intra_fid"] = float(np.mean([fid(np.searchsorted(members, drawn))
+                                                for fid, members, drawn in zip(per_class, by_class, draws)]))
+        out.append(_point_metrics(
+            real, fake[i], None if probabilities is None else probabilities[i],
+            None if fake_labels is None else fake_labels[i], real_labels, num_classes, metrics,
+            None if radii is None else (radii[0], radii[1], radii[2][i]), known))
+    return out
+
+
 def resampled_fid(real, fake):
     """index → FID of ``real`` against ``fake[index]``: ``core.ResampledFrechet`` where the
     samples are fewer than the features' width (its n × n matrix stays small), else FID itself."""
@@ -123,23 +157,8 @@ def evaluate_samples(fake_images, real_images, *, extractor=None, metrics=UNCOND
         resampled = resampled_fid(real, fake)
         out["fid_infinity"] = fid_infinity(real, fake, seed, resampled)
     if bootstrap:
-        rng = np.random.default_rng(seed)
-        replicates = []
-        # Conditional samples were drawn for chosen labels: resample within each class, so the
-        # class counts stay what they were (and intra-FID keeps its samples per class).
-        by_class = [np.flatnonzero(fake_labels == c) for c in np.unique(fake_labels)] if conditional else None
-        neighbourhoods = (core.ResampledNeighbourhoods(real, fake, radii) if radii is not None
-                          and len(real) * len(fake) <= core.ResampledNeighbourhoods.LOOKUP_LIMIT else None)
-        for _ in range(bootstrap):
-            i = (np.concatenate([rng.choice(members, len(members)) for members in by_class]) if by_class
-                 else rng.integers(0, len(fake), len(fake)))
-            known = {} if resampled is None else {"fid": resampled(i)}
-            if neighbourhoods is not None:
-                known.update({k: v for k, v in neighbourhoods(i).items() if k in metrics})
-            replicates.append(_point_metrics(
-                real, fake[i], None if probabilities is None else probabilities[i],
-                None if fake_labels is None else fake_labels[i], real_labels, num_classes, metrics,
-                None if radii is None else (radii[0], radii[1], radii[2][i]), known))
+        replicates = _replicates(real, fake, probabilities, fake_labels, real_labels, num_classes, metrics, radii,
+                                 resampled, bootstrap, seed)
         for key, value in list(out.items()):
             if isinstance(value, float) and key in replicates[0] and not key.endswith("_std"):
                 out[f"{key}_se"] = float(np.std([r[key] for r in replicates], ddof=1))
