@@ -138,7 +138,6 @@ def evaluate_samples(fake_images, real_images, *, extractor=None, metrics=UNCOND
     """
     extractor, fake_images, real_images, fake_labels, real_labels, num_classes = _checked(
         extractor, metrics, fake_images, real_images, fake_labels, real_labels)
-    conditional = num_classes is not None
     fake, real = extractor.features(fake_images), extractor.features(real_images)
     probabilities = None
     if {"inception_score", "classifier_accuracy"} & set(metrics):
