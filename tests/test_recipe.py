@@ -230,7 +230,8 @@ def test_the_summary_reports_what_was_made_where_and_what_next(capsys, tmp_path,
     the shipped model's (same data), the files the export tried and did not keep, and the next
     command; the tiny preset says its figures mean nothing. The full table stays in the card."""
     card = {"model": "m", "version": 1, "data": {"name": "mnist5k"},
-            "metrics": {"fid": 170.0, "fid_se": 4.0, "kid": 0.1, "precision": 0.5}, "reference": {"fid": 141.0},
+            "metrics": {"fid": 170.0, "fid_se": 4.0, "kid": 0.1, "precision": 0.5, "cas": 0.93},
+            "reference": {"fid": 141.0}, "evaluation": {"cas": {"samples": 1000, "epochs": 40}},
             "signatures": {"sample": {}},
             "training": {"seconds": 10.0, "images_per_second": 400.0, "strategy": "default", "replicas": 1,
                          "mixed_precision": "float32"},
@@ -239,11 +240,12 @@ def test_the_summary_reports_what_was_made_where_and_what_next(capsys, tmp_path,
             "provenance": {"seconds": {"training": 10.0, "evaluation": 1.0, "export": 2.0, "total": 13.0}}}
     shipped = tmp_path / "shipped"
     (shipped / "m").mkdir(parents=True)
-    (shipped / "m" / "model_card.json").write_text(json.dumps({**card, "metrics": {"fid": 150.0, "fid_se": 3.0}}))
+    (shipped / "m" / "model_card.json").write_text(json.dumps({
+        **card, "metrics": {"fid": 150.0, "fid_se": 3.0, "cas": 0.94}, "evaluation": {"cas": {"samples": 4000, "epochs": 10}}}))
     monkeypatch.setattr(summary_module.pretrained, "SHIPPED_PLACES", (str(shipped),))
     from zoo.models.base import ZooModel
 
-    model_class = type("M", (), {"zoo_name": "m", "headline": ("fid", "precision", "recall"),
+    model_class = type("M", (), {"zoo_name": "m", "headline": ("fid", "precision", "recall", "cas"),
                                  "headline_of": classmethod(ZooModel.headline_of.__func__)})
     export = tmp_path / "runs" / "m" / "t" / "m"
     summary(model_class, card, {"saved_model": str(export / "serving" / "1")}, str(export.parent), "tiny")
@@ -254,7 +256,9 @@ def test_the_summary_reports_what_was_made_where_and_what_next(capsys, tmp_path,
     assert any(line.split()[:3] == ["run", "folder", str(export.parent)] for line in lines)
     assert "the tiny preset" in out and "figures mean nothing" in out
     fid = next(line for line in lines if line.strip().startswith("fid"))
-    assert "170 ± 4 (real 141)" in fid and "150 ± 3" in fid  # this run, then the shipped model
+    assert "170 ± 4 (real 141)" in fid and "150 ± 3" in fid and "measured on" not in fid  # this run, then shipped
+    cas = next(line for line in lines if line.strip().startswith("cas"))  # shipped: measured otherwise, and says so
+    assert "0.93" in cas and "0.94 [measured on 4,000 samples, 10 epochs]" in cas
     assert any(line.strip().startswith("precision") and "0.5" in line for line in lines)
     assert "kid" not in out and "recall" not in out  # not a headline figure / not measured
     assert "not shipped: m_float16.tflite: NaN samples" in out and "not shipped: web/m_int8_b10.tflite" in out

@@ -24,6 +24,17 @@ def _figure(card, key):
     return text + (f" (real {cards.number(reference[key])})" if key in reference else "")
 
 
+def _measured_otherwise(card, shipped, key):
+    """How the shipped model's ``key`` was measured, where it was measured otherwise than this run's
+    (its CAS on 4,000 samples for 10 epochs, this run's on 1,000 for 40): the two are not comparable."""
+    mine, theirs = (c.get("evaluation", {}).get(key) for c in (card, shipped))
+    if not isinstance(mine, dict) or not isinstance(theirs, dict):
+        return ""
+    differ = [f"{value:,} {what}" for what, value in theirs.items() if what in ("samples", "epochs", "digits")
+              and mine.get(what) != value]
+    return f" [measured on {', '.join(differ)}]" if differ else ""
+
+
 def _shipped_card(name, card):
     """The shipped model's card, when it was trained on the same data (else nothing to compare)."""
     folder = pretrained.shipped_folder()
@@ -52,7 +63,8 @@ def summary(model_class, card, written, run_dir, preset=None):
     keys = model_class.headline_of(card.get("metrics", {}))
     if keys:
         rows = [("", "this run", f"shipped ({_shown(shipped_at)})" if shipped else "")]
-        rows += [(k, _figure(card, k), _figure(shipped, k) if shipped else "") for k in keys]
+        rows += [(k, _figure(card, k), _figure(shipped, k) + _measured_otherwise(card, shipped, k) if shipped else "")
+                 for k in keys]
         width = [max(len(r[i]) for r in rows) for i in range(2)]
         print()
         for key, mine, theirs in rows:
