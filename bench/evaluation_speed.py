@@ -19,7 +19,7 @@ import time
 import numpy as np
 from common import in_rotation, report
 
-from zoo.metrics import core
+from zoo.metrics import core, resampling
 
 
 def features(n, dim, seed, shift=0.0):
@@ -38,7 +38,7 @@ def fid_routes(real, fake, draws, subsets):
         return [core.frechet_distance(real, fake[i]) for i in draws + subsets]
 
     def resampled():
-        fid = core.ResampledFrechet(real, fake)
+        fid = resampling.ResampledFrechet(real, fake)
         return [fid(i) for i in draws + subsets]
 
     return {"frechet_distance_per_resample": lambda: clocked(each), "resampled_frechet": lambda: clocked(resampled)}
@@ -52,7 +52,7 @@ def neighbourhood_routes(real, fake, draws):
         return [core.neighbourhood_metrics(real32, fake32[i], radii=(radii[0], radii[1], radii[2][i])) for i in draws]
 
     def lookups():
-        found = core.ResampledNeighbourhoods(real32, fake32, radii)
+        found = resampling.ResampledNeighbourhoods(real32, fake32, radii)
         return [found(i) for i in draws]
 
     return {"neighbourhood_metrics_per_resample": lambda: clocked(each),

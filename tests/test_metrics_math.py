@@ -7,6 +7,7 @@ from scipy.spatial.distance import cdist
 
 from zoo import ZooError
 from zoo.metrics import core as M
+from zoo.metrics import resampling
 
 
 def fid_reference(a, b):
@@ -33,7 +34,7 @@ def test_resampled_fid_matches_sqrtm_formula_on_bootstrap_draws_and_subsets(rng)
     # Fewer samples than dimensions, as a bootstrap over 1,000 digits in 1,024 features.
     a = rng.normal(size=(40, 48))
     b = rng.normal(0.4, 1.3, size=(30, 48)) @ rng.normal(size=(48, 48)) * 0.3 + 50  # far from 0: centring matters
-    resampled = M.ResampledFrechet(a, b)
+    resampled = resampling.ResampledFrechet(a, b)
     draw = rng.integers(0, 30, 30)  # with repeats
     assert len(np.unique(draw)) < 30
     for index in (draw, rng.choice(30, 12, replace=False), np.arange(30)):
@@ -141,7 +142,7 @@ def test_resampled_neighbourhoods_match_brute_force_with_each_point_keeping_its_
     fake = rng.normal(0.3, 1.1, size=(1100, 12))  # more than one block of 1024
     r_real3, r_real5 = (np.sort(cdist(real, real), axis=1)[:, k] for k in (3, 5))
     r_fake3 = np.sort(cdist(fake, fake), axis=1)[:, 3]
-    lookups = M.ResampledNeighbourhoods(real, fake, (r_real3 ** 2, r_real5 ** 2, r_fake3 ** 2))
+    lookups = resampling.ResampledNeighbourhoods(real, fake, (r_real3 ** 2, r_real5 ** 2, r_fake3 ** 2))
     index = rng.integers(0, 1100, 1100)  # a bootstrap draw: repeats keep the ball of their point
     drf = cdist(real, fake[index])
     expected = {"precision": np.mean((drf <= r_real3[:, None]).any(axis=0)),

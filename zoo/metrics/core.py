@@ -126,50 +126,6 @@ def frechet_distance(features_a, features_b):
     return frechet_distance_from_stats(*GaussianStats().update(a).mean_cov(), *GaussianStats().update(b).mean_cov())
 
 
-class ResampledFrechet:
-    """FID of fixed features ``a`` against resamples of ``b`` (rows picked by index, repeats
-    allowed): a bootstrap's replicates and FID∞'s subsets, dozens per evaluation.
-
-    With A = a − ā and B = b − b̄ centred, one n_b × n_b matrix K = B Aᵀ A Bᵀ is made once. A
-    resample of u distinct rows, row j taken w_j times (n in all), has Σ_b = X_bᵀ W X_b/(n − 1),
-    X_b its rows less their mean; the non-zero eigenvalues of Σa Σb are those of the u × u matrix
-    W^½ X_b AᵀA X_bᵀ W^½/((n_a − 1)(n − 1)), and X_b AᵀA X_bᵀ is K's u × u block centred with
-    the weights: one small symmetric eigenvalue solve per resample, no product with the features
-    (1,000 × 1,024: 30 replicates and 24 subsets 2.5 → 0.8 s, bench/results/evaluation_speed.json).
-    Only for n_b < width, where ``frechet_distance`` itself works from the samples."""
-
-    def __init__(self, features_a, features_b):
-        a, b = as_features(features_a, "features_a"), as_features(features_b, "features_b")
-        same_width(a, b)
-        need_samples(a, 2, "features_a", "a covariance")
-        self.mean_a = a.mean(axis=0)
-        centred_a = a - self.mean_a
-        self.scale_a = len(a) - 1
-        self.trace_a = float(np.sum(centred_a * centred_a)) / self.scale_a
-        self.shift = b.mean(axis=0)
-        self.b0 = b - self.shift  # any shift of b cancels in B; this one keeps K's entries small
-        cross = centred_a @ self.b0.T  # [n_a, n_b]
-        self.gram = cross.T @ cross
-        self.squares = np.einsum("ij,ij->i", self.b0, self.b0)
-
-    def __call__(self, index):
-        counts = np.bincount(np.asarray(index), minlength=len(self.b0))
-        rows = np.flatnonzero(counts)
-        w, n = counts[rows].astype(np.float64), len(index)
-        if n < 2:
-            raise ZooError(f"a resample of {n} rows has no covariance; it needs at least 2")
-        mean_b0 = w @ self.b0[rows] / n
-        trace_b = (w @ self.squares[rows] - n * mean_b0 @ mean_b0) / (n - 1)
-        block = self.gram[np.ix_(rows, rows)]
-        k = block @ w / n
-        centred = block - k[:, None] - k[None, :] + (w @ k) / n
-        root_w = np.sqrt(w)
-        eig = np.linalg.eigvalsh(centred * root_w[:, None] * root_w[None, :] / (self.scale_a * (n - 1)))
-        diff = self.mean_a - (self.shift + mean_b0)
-        value = diff @ diff + self.trace_a + trace_b - 2 * np.sum(np.sqrt(np.clip(eig, 0, None)))
-        return float(max(value, 0.0))
-
-
 def intra_frechet_distance(real_features, real_labels, fake_features, fake_labels, num_classes):
     """Intra-FID: FID within each class (real class c vs samples conditioned on c)."""
     real, fake = as_features(real_features, "real_features"), as_features(fake_features, "fake_features")
@@ -254,7 +210,7 @@ def kernel_distance(features_a, features_b, subsets=100, subset_size=1000, seed=
 BLOCK = 1024
 
 
-def _squared_distances(x_block, y, y_sq):
+def squared_distances(x_block, y, y_sq):
     x_sq = tf.reduce_sum(tf.square(x_block), axis=1, keepdims=True)
     d = x_sq + y_sq[None, :] - 2.0 * tf.matmul(x_block, y, transpose_b=True)
     return tf.maximum(d, 0.0)
@@ -264,7 +220,7 @@ def _squared_distances(x_block, y, y_sq):
 def _nearest_block(x_block, y, y_sq, k):
     """The k smallest squared distances from each row of x_block to y, ascending (the row
     itself, at distance 0, is the first)."""
-    d = _squared_distances(x_block, y, y_sq)
+    d = squared_distances(x_block, y, y_sq)
     return -tf.math.top_k(-d, k=k).values
 
 
@@ -283,7 +239,7 @@ def knn_radii(x, *ks):
 
 @tf.function(reduce_retracing=True)
 def _cross_block(fake_block, real, real_sq, real_r3, real_r5, fake_r3_block):
-    d = _squared_distances(fake_block, real, real_sq)  # [block, n_real]
+    d = squared_distances(fake_block, real, real_sq)  # [block, n_real]
     in_real_ball = d <= real_r3[None, :]
     return (
         tf.reduce_any(in_real_ball, axis=1),  # precision: fake inside some real ball
@@ -325,47 +281,6 @@ def neighbourhood_metrics(real_features, fake_features, k_pr=3, k_dc=5, radii=No
         "density": float(np.sum(np.concatenate(density)) / (k_dc * len(fake))),
         "coverage": float(np.mean(coverage_margin <= 0)),
     }
-
-
-@tf.function(reduce_retracing=True)
-def _balls_block(fake_block, real, real_sq, real_r3, real_r5, fake_r3_block):
-    d = _squared_distances(fake_block, real, real_sq)  # [block, n_real]
-    return (tf.reduce_any(d <= real_r3[None, :], axis=1), tf.reduce_sum(tf.cast(d <= real_r5[None, :], tf.int32), axis=1),
-            d <= fake_r3_block[:, None], d <= real_r5[None, :])
-
-
-class ResampledNeighbourhoods:
-    """``neighbourhood_metrics`` of resamples of the generated features (rows by index, repeats
-    allowed), the real features and every ball fixed: which generated point lies in which real
-    point's balls and which real point in which generated point's ball, found once (two
-    n_fake × n_real boolean matrices); a resample is then a few lookups (30 replicates of
-    1,000 × 1,024 features 0.34 → 0.04 s, bench/results/evaluation_speed.json). For up to
-    ``LOOKUP_LIMIT`` pairs; the bootstrap computes larger ones replicate by replicate."""
-
-    LOOKUP_LIMIT = 4096 ** 2
-
-    def __init__(self, real_features, fake_features, radii, k_dc=5):
-        real = as_features(real_features, "real_features", np.float32)
-        fake = as_features(fake_features, "fake_features", np.float32)
-        same_width(real, fake, ("real_features", "fake_features"))
-        real_r3, real_r5, fake_r3 = (tf.constant(np.asarray(r, np.float32)) for r in radii)
-        rt = tf.constant(real)
-        real_sq = tf.reduce_sum(tf.square(rt), axis=1)
-        parts = [[v.numpy() for v in _balls_block(tf.constant(fake[i:i + BLOCK]), rt, real_sq, real_r3, real_r5,
-                                                  fake_r3[i:i + BLOCK])] for i in range(0, len(fake), BLOCK)]
-        self.in_real_ball, self.density_counts, self.real_in_ball, self.in_real_r5 = (
-            np.concatenate(p) for p in zip(*parts))
-        self.k_dc = k_dc
-
-    def __call__(self, index):
-        index = np.asarray(index)
-        drawn = np.unique(index)
-        return {
-            "precision": float(np.mean(self.in_real_ball[index])),
-            "recall": float(np.mean(self.real_in_ball[drawn].any(axis=0))),
-            "density": float(np.sum(self.density_counts[index]) / (self.k_dc * len(index))),
-            "coverage": float(np.mean(self.in_real_r5[drawn].any(axis=0))),
-        }
 
 
 def precision_recall(real_features, fake_features, k=3):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from zoo.core.errors import ZooError
-from zoo.metrics import core, extractors
+from zoo.metrics import core, extractors, resampling
 
 UNCONDITIONAL = ("fid", "kid", "inception_score", "precision", "recall", "density", "coverage")
 CONDITIONAL = UNCONDITIONAL + ("intra_fid", "classifier_accuracy")
@@ -51,17 +51,17 @@ def _replicates(real, fake, probabilities, fake_labels, real_labels, num_classes
                 seed):
     """``count`` bootstrap replicates of the metrics. A resample's FID, intra-FID and neighbourhood
     metrics are read from what was found once for all resamples (``resampled``: its FIDs;
-    ``core.ResampledNeighbourhoods``; a ``core.ResampledFrechet`` per class); the rest is computed
-    on the resampled rows."""
+    ``resampling.ResampledNeighbourhoods``; a ``resampling.ResampledFrechet`` per class); the rest
+    is computed on the resampled rows."""
     rng = np.random.default_rng(seed)
     # Conditional samples were drawn for chosen labels: resample within each class, so the
     # class counts stay what they were (and intra-FID keeps its samples per class).
     by_class = [np.flatnonzero(fake_labels == c) for c in np.unique(fake_labels)] if num_classes else None
-    neighbourhoods = (core.ResampledNeighbourhoods(real, fake, radii) if radii is not None
-                      and len(real) * len(fake) <= core.ResampledNeighbourhoods.LOOKUP_LIMIT else None)
+    neighbourhoods = (resampling.ResampledNeighbourhoods(real, fake, radii) if radii is not None
+                      and len(real) * len(fake) <= resampling.ResampledNeighbourhoods.LOOKUP_LIMIT else None)
     per_class = None
     if "intra_fid" in metrics and max(len(m) for m in by_class) < fake.shape[1]:
-        per_class = [core.ResampledFrechet(real[real_labels == c], fake[members])
+        per_class = [resampling.ResampledFrechet(real[real_labels == c], fake[members])
                      for c, members in zip(np.unique(fake_labels), by_class)]
     out = []
     for _ in range(count):
@@ -82,10 +82,10 @@ def _replicates(real, fake, probabilities, fake_labels, real_labels, num_classes
 
 
 def resampled_fid(real, fake):
-    """index → FID of ``real`` against ``fake[index]``: ``core.ResampledFrechet`` where the
+    """index → FID of ``real`` against ``fake[index]``: ``resampling.ResampledFrechet`` where the
     samples are fewer than the features' width (its n × n matrix stays small), else FID itself."""
     if len(fake) < np.shape(fake)[1]:
-        return core.ResampledFrechet(real, fake)
+        return resampling.ResampledFrechet(real, fake)
     return lambda index: core.frechet_distance(real, fake[index])
 
 
