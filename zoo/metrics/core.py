@@ -238,15 +238,20 @@ def knn_radii(x, *ks):
 
 
 @tf.function(reduce_retracing=True)
-def _cross_block(fake_block, real, real_sq, real_r3, real_r5, fake_r3_block):
+def balls_block(fake_block, real, real_sq, real_r3, real_r5, fake_r3_block):
+    """Where a block of generated points lies among the real points' balls: whether each lies in
+    some real k_pr ball (precision), in how many real k_dc balls (density), and [block, n_real]
+    which real points lie in its own k_pr ball (recall) and in which real k_dc balls it lies (coverage)."""
     d = squared_distances(fake_block, real, real_sq)  # [block, n_real]
-    in_real_ball = d <= real_r3[None, :]
-    return (
-        tf.reduce_any(in_real_ball, axis=1),  # precision: fake inside some real ball
-        tf.reduce_any(d <= fake_r3_block[:, None], axis=0),  # recall: real inside this fake's ball
-        tf.reduce_sum(tf.cast(d <= real_r5[None, :], tf.float32), axis=1),  # density counts
-        tf.reduce_min(d - real_r5[None, :], axis=0),  # coverage: min margin per real sample
-    )
+    in_real_r5 = d <= real_r5[None, :]
+    return (tf.reduce_any(d <= real_r3[None, :], axis=1), tf.reduce_sum(tf.cast(in_real_r5, tf.int32), axis=1),
+            d <= fake_r3_block[:, None], in_real_r5)
+
+
+@tf.function(reduce_retracing=True)
+def _cross_block(fake_block, real, real_sq, real_r3, real_r5, fake_r3_block):
+    inside, counts, in_fake_ball, in_real_r5 = balls_block(fake_block, real, real_sq, real_r3, real_r5, fake_r3_block)
+    return inside, tf.reduce_any(in_fake_ball, axis=0), counts, tf.reduce_any(in_real_r5, axis=0)
 
 
 def neighbourhood_metrics(real_features, fake_features, k_pr=3, k_dc=5, radii=None):
@@ -267,19 +272,19 @@ def neighbourhood_metrics(real_features, fake_features, k_pr=3, k_dc=5, radii=No
     real_sq = tf.reduce_sum(tf.square(rt), axis=1)
     precision, density = [], []
     recall = np.zeros(len(real), bool)
-    coverage_margin = np.full(len(real), np.inf, np.float32)
+    covered = np.zeros(len(real), bool)
     for i in range(0, len(fake), BLOCK):
         p, r, dens, cov = _cross_block(tf.constant(fake[i:i + BLOCK]), rt, real_sq,
                                        tf.constant(real_r3), tf.constant(real_r5), tf.constant(fake_r3[i:i + BLOCK]))
         precision.append(p.numpy())
         density.append(dens.numpy())
         recall |= r.numpy()
-        coverage_margin = np.minimum(coverage_margin, cov.numpy())
+        covered |= cov.numpy()
     return {
         "precision": float(np.mean(np.concatenate(precision))),
         "recall": float(np.mean(recall)),
         "density": float(np.sum(np.concatenate(density)) / (k_dc * len(fake))),
-        "coverage": float(np.mean(coverage_margin <= 0)),
+        "coverage": float(np.mean(covered)),
     }
 
 

@@ -55,13 +55,6 @@ class ResampledFrechet:
         return float(max(value, 0.0))
 
 
-@tf.function(reduce_retracing=True)
-def _balls_block(fake_block, real, real_sq, real_r3, real_r5, fake_r3_block):
-    d = core.squared_distances(fake_block, real, real_sq)  # [block, n_real]
-    return (tf.reduce_any(d <= real_r3[None, :], axis=1), tf.reduce_sum(tf.cast(d <= real_r5[None, :], tf.int32), axis=1),
-            d <= fake_r3_block[:, None], d <= real_r5[None, :])
-
-
 class ResampledNeighbourhoods:
     """``core.neighbourhood_metrics`` of resamples of the generated features (rows by index, repeats
     allowed), the real features and every ball fixed: which generated point lies in which real
@@ -79,8 +72,9 @@ class ResampledNeighbourhoods:
         real_r3, real_r5, fake_r3 = (tf.constant(np.asarray(r, np.float32)) for r in radii)
         rt = tf.constant(real)
         real_sq = tf.reduce_sum(tf.square(rt), axis=1)
-        parts = [[v.numpy() for v in _balls_block(tf.constant(fake[i:i + core.BLOCK]), rt, real_sq, real_r3, real_r5,
-                                                  fake_r3[i:i + core.BLOCK])] for i in range(0, len(fake), core.BLOCK)]
+        parts = [[v.numpy() for v in core.balls_block(tf.constant(fake[i:i + core.BLOCK]), rt, real_sq, real_r3,
+                                                      real_r5, fake_r3[i:i + core.BLOCK])]
+                 for i in range(0, len(fake), core.BLOCK)]
         self.in_real_ball, self.density_counts, self.real_in_ball, self.in_real_r5 = (
             np.concatenate(p) for p in zip(*parts))
         self.k_dc = k_dc
