@@ -237,7 +237,7 @@ class Trained:
     started_from: dict | None
     final_losses: dict
     test_losses: dict
-    start_up: float  # seconds before training began
+    start_up: float  # seconds outside the training steps: set-up, tracing, held-out losses, previews, checkpoints
     trained_at: float  # time.perf_counter() when training ended
 
 
