@@ -1,9 +1,11 @@
 """Milliseconds per generated image of a shipped model's TFLite ``generate*`` signatures at each
-batch size, as the export's quality stage runs them (one interpreter per batch size, every
-tensor kept: ``tflite.interpreter``): the first call at that batch and the calls after it, and
-whether the images equal those of batch 1. JSON.
+batch size and thread count, as the export's quality stage runs them (one interpreter per
+batch size, every tensor kept: ``tflite.interpreter``): the first call at that batch and the
+calls after it, and whether the images equal those of the first batch and thread count. JSON,
+``ms_per_image[signature][threads][batch]``.
 
-    python bench/tflite_batch.py [--model diffusion] [--images 100] [--batches 1 2 5 10 100]
+    python bench/tflite_batch.py [--model diffusion] [--variant float32] [--images 100]
+        [--batches 1 2 5 10 100] [--threads 1 2]
 """
 
 import argparse
@@ -22,6 +24,7 @@ def main():
     p.add_argument("--variant", default="float32")
     p.add_argument("--images", type=int, default=100)
     p.add_argument("--batches", type=int, nargs="+", default=[1, 2, 5, 10, 100])
+    p.add_argument("--threads", type=int, nargs="+", default=[1])
     args = p.parse_args()
     from zoo.export import tflite
     from zoo.export.card import machine
@@ -37,8 +40,8 @@ def main():
                   else rng.standard_normal((args.images, *v["shape"][1:])).astype(np.float32)
                   for k, v in details.items()}
         first_images, rows = None, {}
-        for batch in args.batches:
-            lite = tflite.File(path)
+        for threads, batch in ((t, b) for t in args.threads for b in args.batches):
+            lite = tflite.File(path, threads)
             started = time.perf_counter()
             parts = [lite(name, **{k: v[:batch] for k, v in inputs.items()})["images"]]
             first = time.perf_counter() - started
@@ -48,10 +51,11 @@ def main():
             rest = time.perf_counter() - started
             images = np.concatenate(parts)
             first_images = images if first_images is None else first_images
-            rows[batch] = {"first_call_ms_per_image": round(1e3 * first / batch, 1),
-                           "ms_per_image_after": round(1e3 * rest / max(1, args.images - batch), 1),
-                           "ms_per_image_all": round(1e3 * (first + rest) / args.images, 1),
-                           "max_abs_difference_to_first_batch": float(np.abs(images - first_images).max())}
+            rows.setdefault(threads, {})[batch] = {
+                "first_call_ms_per_image": round(1e3 * first / batch, 1),
+                "ms_per_image_after": round(1e3 * rest / max(1, args.images - batch), 1),
+                "ms_per_image_all": round(1e3 * (first + rest) / args.images, 1),
+                "max_abs_difference_to_first": float(np.abs(images - first_images).max())}
         results[name] = rows
     report("tflite_batch", {"file": os.path.relpath(path), "images": args.images, "cpu": machine(),
                             "ms_per_image": results})

@@ -14,7 +14,7 @@ from zoo import ZooError
 from zoo.apps import cli, pretrained
 from zoo.core.distribute import float32_policy
 from zoo.export import card as cards
-from zoo.export import exporter, tflite
+from zoo.export import exporter, quality, tflite
 from zoo.export.folder import ExportFolder
 from zoo.models.base import model_class
 
@@ -116,6 +116,18 @@ def test_each_shipped_tflite_file_computes_what_its_card_says(name):
                     # carries it: diffusion's int8 generate 0.068 on the AVX-512 Xeon that built it, 0.039
                     # on an AVX2 EPYC; a file swapped for another variant is off by 10× or more
                     assert recorded / 3 <= value <= recorded * 3, (signature, value, recorded)
+
+
+@pytest.mark.parametrize("variant", ["float32", "int8_dynamic"])
+def test_the_quality_stage_on_every_core_samples_what_one_thread_samples(variant):
+    """The export measures its TFLite files on every core (``quality.THREADS``); its figures
+    stand for the one-thread file only if the images are the same to the bit."""
+    path = os.path.join(SHIPPED, "diffusion", tflite.file_name("diffusion", variant))
+    rng = np.random.default_rng(3)
+    inputs = {"noise": rng.standard_normal((2, 28, 28, 1)).astype(np.float32), "labels": np.array([3, 8], np.int32)}
+    one = tflite.File(path)("generate", **inputs)["images"]
+    every = tflite.File(path, max(2, quality.THREADS))("generate", **inputs)["images"]
+    assert one.std() > 0.1 and np.array_equal(one, every)
 
 
 @pytest.mark.parametrize("name", MODELS)

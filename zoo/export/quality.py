@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import tensorflow as tf
 
@@ -29,6 +31,9 @@ def _finite(outputs, signature):
 # batch is slow (every loop tensor kept, tflite.interpreter), and diffusion's quality stage took
 # 114 s at batch 100; the images are the same at every batch (bench/results/tflite_batch.json).
 GENERATE_BATCH = 2
+# Every core: the diffusion file's generate 86 → 59 ms per image on 2 cores (int8_dynamic 47 → 41),
+# the images equal to the bit (bench/results/tflite_threads.json)
+THREADS = os.cpu_count()
 
 
 class TFLiteQuality:
@@ -59,7 +64,7 @@ class TFLiteQuality:
                 for i in self.signatures[signature].inputs}
 
     def measure(self, path):
-        model, splits, lite, out = self.model, self.splits, tflite.File(path), {}
+        model, splits, lite, out = self.model, self.splits, tflite.File(path, THREADS), {}
         test_x, test_y = splits.test
         generators = [name for name in self.signatures if name.startswith("generate")]  # a diffusion model's students too
         for name in generators if isinstance(model, (Generator, ConditionalGenerator)) else []:

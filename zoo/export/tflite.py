@@ -223,8 +223,9 @@ class Conversion:
             raise RuntimeError(self._outcome)
 
 
-def interpreter(path):
-    """A LiteRT interpreter for ``path`` that keeps every tensor in its own memory.
+def interpreter(path, threads=None):
+    """A LiteRT interpreter for ``path`` that keeps every tensor in its own memory, on
+    ``threads`` threads (None: LiteRT's default, one).
 
     Why: ai-edge-litert 2.3.0's XNNPACK delegate can compute a WHILE loop's body (the
     diffusion model's DDIM and RePaint loops) from stale memory on the first call of a fresh
@@ -239,19 +240,20 @@ def interpreter(path):
 
     with warnings.catch_warnings():  # "intended for debugging purposes only": here it is the fix
         warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors")
-        return Interpreter(model_path=path, experimental_preserve_all_tensors=True)
+        return Interpreter(model_path=path, num_threads=threads, experimental_preserve_all_tensors=True)
 
 
 class File:
-    """A TFLite file with one interpreter per signature, reused across calls."""
+    """A TFLite file with one interpreter per signature (on ``threads`` threads: None, one),
+    reused across calls."""
 
-    def __init__(self, path):
-        self.path = path
+    def __init__(self, path, threads=None):
+        self.path, self.threads = path, threads
         self._runners = {}
 
     def runner(self, signature):
         if signature not in self._runners:
-            self._runners[signature] = interpreter(self.path).get_signature_runner(signature)
+            self._runners[signature] = interpreter(self.path, self.threads).get_signature_runner(signature)
         return self._runners[signature]
 
     def signature_names(self):
@@ -294,7 +296,7 @@ def compare_files(path, reference_path, signatures, batch=4, seed=0):
 
 
 def latency_ms(path, signatures, repeats=5, seed=0):
-    """Median milliseconds of one batch-1 call of each signature (LiteRT, XNNPACK) on this machine."""
+    """Median milliseconds of one batch-1 call of each signature (LiteRT, XNNPACK, one thread) on this machine."""
     rng = np.random.default_rng(seed)
     lite = File(path)
     result = {}
