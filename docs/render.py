@@ -326,10 +326,15 @@ def recipe_times():
                 "Start-up is a run's time outside its training steps: setting up, tracing, the held-out "
                 "losses, previews, checkpoints. Without bfloat16 instructions (AVX512_BF16 or AMX) the cGAN and diffusion "
                 "train in float32, about 1.3× slower.")
-    for r in (r for r in d.get("other_diffusion_runs", []) if "onednn_max_cpu_isa" in r):
-        rows[-1] += (f" Held off AMX (`ONEDNN_MAX_CPU_ISA={r['onednn_max_cpu_isa']}`: a CPU with AVX512_BF16 alone), "
-                     f"`python recipes/diffusion.py` took {r['wall_seconds'] / 60:.1f} min, training at "
-                     f"{r['images_per_second']:.0f} images/s, its evaluation {r['evaluation_share']:.0%} of it.")
+    held = [r for r in d.get("other_diffusion_runs", []) if "onednn_max_cpu_isa" in r]
+    if held:
+        def span(values, form):
+            return "–".join(dict.fromkeys((form(min(values)), form(max(values)))))
+        rows[-1] += (f" Held off AMX (`ONEDNN_MAX_CPU_ISA={held[0]['onednn_max_cpu_isa']}`: a CPU with AVX512_BF16 "
+                     f"alone), `python recipes/diffusion.py` took "
+                     f"{span([r['wall_seconds'] / 60 for r in held], '{:.1f}'.format)} min in {len(held)} runs, "
+                     f"training at {span([r['images_per_second'] for r in held], '{:.0f}'.format)} images/s, "
+                     f"its evaluation {span([100 * r['evaluation_share'] for r in held], '{:.0f}'.format)}% of it.")
     return "\n".join(rows)
 
 
