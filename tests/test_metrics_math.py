@@ -201,7 +201,8 @@ def test_bad_input(rng, call, message):
         call(rng)
 
 
-def test_bootstrap_replicates_equal_the_metrics_of_each_resample_computed_whole(rng):
+@pytest.mark.parametrize("side", [8, 2])  # 64 features, more than a class's 15 samples; 4, fewer
+def test_bootstrap_replicates_equal_the_metrics_of_each_resample_computed_whole(rng, side):
     """evaluate_samples reads a resample's FID, intra-FID and neighbourhood metrics from what it
     found once for all resamples; each replicate equals the metrics of its rows computed from scratch."""
     import tensorflow as tf
@@ -214,8 +215,8 @@ def test_bootstrap_replicates_equal_the_metrics_of_each_resample_computed_whole(
         _probabilities = staticmethod(lambda x: tf.nn.softmax(10 * tf.reshape(x, [tf.shape(x)[0], -1])[:, :3]))
 
     real_y, fake_y = np.arange(60) % 3, np.arange(45) % 3  # 15 samples a class, fewer than the 64 features
-    real_x = rng.uniform(0, 1, (60, 8, 8, 1)).astype(np.float32)
-    fake_x = np.clip(real_x[:45] + rng.normal(0, 0.2, (45, 8, 8, 1)), 0, 1).astype(np.float32)
+    real_x = rng.uniform(0, 1, (60, side, side, 1)).astype(np.float32)
+    fake_x = np.clip(real_x[:45] + rng.normal(0, 0.2, (45, side, side, 1)), 0, 1).astype(np.float32)
     got = feature_metrics.evaluate_samples(fake_x, real_x, extractor=Flat(), metrics=feature_metrics.CONDITIONAL,
                                            fake_labels=fake_y, real_labels=real_y, bootstrap=4, seed=3)
     real, fake = real_x.reshape(60, -1).astype(np.float64), fake_x.reshape(45, -1).astype(np.float64)

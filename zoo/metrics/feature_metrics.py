@@ -51,18 +51,16 @@ def _replicates(real, fake, probabilities, fake_labels, real_labels, num_classes
                 seed):
     """``count`` bootstrap replicates of the metrics. A resample's FID, intra-FID and neighbourhood
     metrics are read from what was found once for all resamples (``resampled``: its FIDs;
-    ``resampling.ResampledNeighbourhoods``; a ``resampling.ResampledFrechet`` per class); the rest
-    is computed on the resampled rows."""
+    ``resampling.ResampledNeighbourhoods``; a ``resampled_fid`` per class); the rest is computed
+    on the resampled rows."""
     rng = np.random.default_rng(seed)
     # Conditional samples were drawn for chosen labels: resample within each class, so the
     # class counts stay what they were (and intra-FID keeps its samples per class).
     by_class = [np.flatnonzero(fake_labels == c) for c in np.unique(fake_labels)] if num_classes else None
     neighbourhoods = (resampling.ResampledNeighbourhoods(real, fake, radii) if radii is not None
                       and len(real) * len(fake) <= resampling.ResampledNeighbourhoods.LOOKUP_LIMIT else None)
-    per_class = None
-    if "intra_fid" in metrics and max(len(m) for m in by_class) < fake.shape[1]:
-        per_class = [resampling.ResampledFrechet(real[real_labels == c], fake[members])
-                     for c, members in zip(np.unique(fake_labels), by_class)]
+    per_class = [resampled_fid(real[real_labels == c], fake[members]) for c, members in
+                 zip(np.unique(fake_labels), by_class)] if "intra_fid" in metrics else None
     out = []
     for _ in range(count):
         draws = ([rng.choice(members, len(members)) for members in by_class] if by_class
