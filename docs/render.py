@@ -303,6 +303,11 @@ def as_typed(command):
     return " ".join(shown)
 
 
+def _span(values, form):
+    """The smallest and the largest of ``values`` as ``form`` writes them, "a–b" (one where they read alike)."""
+    return "–".join(dict.fromkeys((form(min(values)), form(max(values)))))
+
+
 def recipe_times():
     """The five default runs, stage by stage, against their budgets (bench/default_runs.py), and
     the shipped students' distillation from its card."""
@@ -328,13 +333,11 @@ def recipe_times():
                 "train in float32, about 1.3× slower.")
     held = [r for r in d.get("other_diffusion_runs", []) if "onednn_max_cpu_isa" in r]
     if held:
-        def span(values, form):
-            return "–".join(dict.fromkeys((form(min(values)), form(max(values)))))
         rows[-1] += (f" Held off AMX (`ONEDNN_MAX_CPU_ISA={held[0]['onednn_max_cpu_isa']}`: a CPU with AVX512_BF16 "
                      f"alone), `python recipes/diffusion.py` took "
-                     f"{span([r['wall_seconds'] / 60 for r in held], '{:.1f}'.format)} min in {len(held)} runs, "
-                     f"training at {span([r['images_per_second'] for r in held], '{:.0f}'.format)} images/s, "
-                     f"its evaluation {span([100 * r['evaluation_share'] for r in held], '{:.0f}'.format)}% of it.")
+                     f"{_span([r['wall_seconds'] / 60 for r in held], '{:.1f}'.format)} min in {len(held)} runs, "
+                     f"training at {_span([r['images_per_second'] for r in held], '{:.0f}'.format)} images/s, "
+                     f"its evaluation {_span([100 * r['evaluation_share'] for r in held], '{:.0f}'.format)}% of it.")
     return "\n".join(rows)
 
 
